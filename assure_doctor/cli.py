@@ -1,0 +1,153 @@
+"""The command line. Faces (tui, monitor, sandbox) are imported only when their command runs,
+so `--help` and `check` start fast."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from assure_doctor import __version__, apikey, logs
+from assure_doctor.errors import InputError
+from assure_doctor.options import (
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_MAX_SKEW,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_PAUSE,
+    DEFAULT_TIMEOUT,
+    CheckOptions,
+)
+from assure_doctor.target import Target, parse_resolver, resolve_target
+
+PROG = "assure-doctor"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_target_options(parser: argparse.ArgumentParser, *, require: bool = True) -> None:
+    """The contract's target and input options, shared by check, tui and monitor."""
+    group = parser.add_argument_group("target")
+    group.add_argument("--stack", help="Assure stack, e.g. uk2 → https://api.uk2.sheassure.net")
+    group.add_argument("--url", help="full ping URL instead (https://host[:port]/v1/ping)")
+    group.add_argument("--api-key-file", metavar="PATH",
+                       help=f"file holding the API key (default: ${apikey.ENV_VAR})")
+    group.add_argument("--resolver", action="append", default=[], metavar="ADDRESS[:PORT]",
+                       help="DNS server to use instead of the system's (repeatable)")
+    group.add_argument("--ca-bundle", metavar="PATH", help="extra trust anchors (PEM)")
+    tuning = parser.add_argument_group("tuning")
+    tuning.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"per network operation (default {DEFAULT_TIMEOUT:g})")
+    tuning.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                        help=f"ping retries after the first attempt (default {DEFAULT_RETRIES})")
+    tuning.add_argument("--retry-pause", type=float, default=DEFAULT_RETRY_PAUSE,
+                        metavar="SECONDS", help="pause between attempts; Retry-After overrides "
+                        f"it (default {DEFAULT_RETRY_PAUSE:g})")
+    tuning.add_argument("--max-retry-after", type=float, default=DEFAULT_MAX_RETRY_AFTER,
+                        metavar="SECONDS", help="longest Retry-After to wait for before giving "
+                        f"up (default {DEFAULT_MAX_RETRY_AFTER:g})")
+    tuning.add_argument("--max-skew", type=float, default=DEFAULT_MAX_SKEW, metavar="SECONDS",
+                        help=f"clock skew to warn about (default {DEFAULT_MAX_SKEW:g})")
+    tuning.add_argument("--no-ping", action="store_true",
+                        help="network stages only: send no request carrying the key")
+    add_log_options(parser)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging")
+    group.add_argument("--log-file", metavar="PATH", help="write the full log (guide format) here")
+    group.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    logs.configure(logging.INFO if args.verbose else logging.ERROR, args.log_file)
+
+
+def inputs(args: argparse.Namespace) -> tuple[Target, CheckOptions, apikey.ApiKey | None]:
+    """Validate the target options; raises InputError naming the bad input."""
+    target = resolve_target(args.stack, args.url)
+    options = CheckOptions(
+        timeout=args.timeout,
+        retries=args.retries,
+        retry_pause=args.retry_pause,
+        max_retry_after=args.max_retry_after,
+        max_skew=args.max_skew,
+        resolvers=tuple(parse_resolver(text) for text in args.resolver),
+        ca_bundle=args.ca_bundle,
+        no_ping=args.no_ping,
+    )
+    key = None if args.no_ping else apikey.load(args.api_key_file)
+    return target, options, key
+
+
+def _check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from assure_doctor.engine import run_check
+    from assure_doctor.render import human, json
+
+    target, options, key = inputs(args)
+    configure_logging(args)
+    report = asyncio.run(run_check(target, options, key))
+    if args.json:
+        sys.stdout.write(json.render(report) + "\n")
+    else:
+        sys.stdout.write(human.render(report, colour=human.use_colour(sys.stdout)))
+    return 0 if report.ok else 1
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from assure_doctor.sandbox.serve import serve
+
+    configure_logging(args)
+    return serve(args.scenario, args.list)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from assure_doctor.sandbox.demo import demo
+
+    configure_logging(args)
+    return demo(args.scenario)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Connectivity doctor for the Evotix Assure "
+                     "Customer API: finds out why a connection fails, and whose problem it is.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    check = commands.add_parser("check", help="run the staged check once")
+    add_target_options(check)
+    check.add_argument("--json", action="store_true", help="print the contract's JSON document")
+    check.set_defaults(handler=_check)
+
+    sandbox = commands.add_parser("sandbox", help="serve a simulated Assure stack on loopback")
+    sandbox.add_argument("--scenario", default="healthy", help="fault to simulate")
+    sandbox.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    add_log_options(sandbox)
+    sandbox.set_defaults(handler=_sandbox)
+
+    demo = commands.add_parser("demo", help="diagnose the sandbox's faults, in-process")
+    demo.add_argument("scenario", nargs="?", default=None,
+                      help="a scenario name, or 'all' (default: a healthy run and a few faults)")
+    add_log_options(demo)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except InputError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130

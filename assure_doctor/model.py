@@ -1,0 +1,122 @@
+"""The results the engine produces: immutable, and shaped like the contract's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from assure_doctor.target import Target
+
+STAGES = ("dns", "tcp", "tls", "clock", "ping")
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One possible cause of a condition, with what a person can do about it."""
+
+    id: str
+    title: str
+    advice: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title, "advice": self.advice}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a probe found, before the causes are ranked.
+
+    `facts` are the few evidence-derived values the ranking reads (e.g. kind="nxdomain").
+    """
+
+    status: Status
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    condition: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage of a check, as reported."""
+
+    name: str
+    status: Status
+    duration_ms: float
+    summary: str
+    condition: str | None = None
+    causes: tuple[Cause, ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status is Status.FAIL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "duration_ms": round(self.duration_ms, 1),
+            "summary": self.summary,
+            "condition": self.condition,
+            "causes": [cause.to_dict() for cause in self.causes],
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole check: the target, each stage in order, and when it ran."""
+
+    target: Target
+    stages: tuple[StageResult, ...]
+    started_at: str
+    resolver: str
+    key_state: str
+
+    @property
+    def ok(self) -> bool:
+        return not any(stage.failed for stage in self.stages)
+
+    @property
+    def diagnosis(self) -> StageResult | None:
+        """The first failing stage, or None."""
+        return next((stage for stage in self.stages if stage.failed), None)
+
+    @property
+    def warnings(self) -> tuple[StageResult, ...]:
+        return tuple(stage for stage in self.stages if stage.status is Status.WARN)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((stage for stage in self.stages if stage.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        diagnosis = self.diagnosis
+        return {
+            "schema": 1,
+            "ok": self.ok,
+            "target": self.target.to_dict(),
+            "stages": [stage.to_dict() for stage in self.stages],
+            "diagnosis": None if diagnosis is None else _finding(diagnosis),
+            "warnings": [_finding(stage) for stage in self.warnings if stage.condition],
+            "started_at": self.started_at,
+            "resolver": self.resolver,
+            "api_key": self.key_state,
+        }
+
+
+def _finding(stage: StageResult) -> dict[str, Any]:
+    return {
+        "stage": stage.name,
+        "condition": stage.condition,
+        "causes": [cause.to_dict() for cause in stage.causes],
+        "summary": stage.summary,
+    }

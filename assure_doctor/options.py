@@ -1,0 +1,45 @@
+"""How a check runs: timeouts, retries, trust anchors, resolvers. Validated once, at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assure_doctor.errors import InputError
+from assure_doctor.target import ResolverAddress
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
+DEFAULT_RETRY_PAUSE = 2.0
+DEFAULT_MAX_RETRY_AFTER = 30.0
+DEFAULT_MAX_SKEW = 10.0
+CERT_WARN_DAYS = 14
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Everything about a check except its target and key."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    retry_pause: float = DEFAULT_RETRY_PAUSE
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    max_skew: float = DEFAULT_MAX_SKEW
+    resolvers: tuple[ResolverAddress, ...] = ()
+    ca_bundle: str | None = None
+    no_ping: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise InputError(f"--timeout {self.timeout}: must be a positive number of seconds")
+        if self.retries < 0:
+            raise InputError(f"--retries {self.retries}: must be 0 or more")
+        if self.retry_pause < 0:
+            raise InputError(f"--retry-pause {self.retry_pause}: must be 0 or more seconds")
+        if self.max_retry_after < 0:
+            raise InputError(f"--max-retry-after {self.max_retry_after}: must be 0 or more")
+        if not self.max_skew > 0:
+            raise InputError(f"--max-skew {self.max_skew}: must be a positive number of seconds")
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1

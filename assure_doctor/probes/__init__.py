@@ -1,0 +1,51 @@
+"""The stages of a check. Every probe module has the same shape:
+
+    NAME: str
+    async def run(ctx: Context) -> Outcome
+
+A probe reads what earlier stages found from `ctx.outcomes` (their evidence), does its own
+I/O, and reports an `Outcome`; it never ranks causes and never skips itself.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from assure_doctor.apikey import ApiKey
+from assure_doctor.model import Outcome
+from assure_doctor.options import CheckOptions
+from assure_doctor.target import Target
+
+
+@dataclass
+class Context:
+    """One check's inputs and what its stages have found so far."""
+
+    target: Target
+    options: CheckOptions
+    key: ApiKey | None
+    verify_context: ssl.SSLContext
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def evidence(self, stage: str) -> dict[str, Any]:
+        outcome = self.outcomes.get(stage)
+        return outcome.evidence if outcome else {}
+
+    @property
+    def address(self) -> str:
+        """The address the tcp stage connected to; later stages use it too."""
+        return str(self.evidence("tcp")["address"])
+
+    @property
+    def base_facts(self) -> dict[str, Any]:
+        """Values every advice text may mention."""
+        return {
+            "host": self.target.host,
+            "port": self.target.port,
+            "url": self.target.url,
+            "timeout": self.options.timeout,
+            "resolver": self.evidence("dns").get("resolver", "the system resolver"),
+            "address": self.evidence("tcp").get("address", self.target.host),
+        }

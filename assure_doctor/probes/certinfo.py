@@ -1,0 +1,130 @@
+"""Pure helpers over certificate state: what a certificate says, and what that means.
+
+No I/O here: the tls probe hands in DER bytes and verification codes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtensionOID
+
+# OpenSSL X509_V_ERR_* codes, grouped by what they mean to a person.
+_VERIFY_KINDS = {
+    10: "expired",
+    9: "not_yet_valid",
+    62: "hostname_mismatch",
+    64: "hostname_mismatch",  # IP address mismatch
+    18: "self_signed",
+    2: "unknown_issuer",
+    19: "unknown_issuer",  # self-signed root in the chain that we do not trust
+    20: "unknown_issuer",
+    21: "unknown_issuer",
+    23: "revoked",
+}
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """The facts of one certificate that a diagnosis can use."""
+
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    names: tuple[str, ...]
+    serial: str
+    sha256: str
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+    def to_evidence(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "names": list(self.names),
+            "serial": self.serial,
+            "sha256": self.sha256,
+        }
+
+
+def describe(der: bytes) -> CertInfo:
+    """Parse a DER certificate into CertInfo."""
+    cert = x509.load_der_x509_certificate(der)
+    return CertInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        names=_names(cert),
+        serial=format(cert.serial_number, "x"),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def _names(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        san = None
+    names: list[str] = []
+    if san is not None:
+        names += san.get_values_for_type(x509.DNSName)
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    if not names:
+        names += [str(attr.value) for attr in cert.subject.get_attributes_for_oid(
+            x509.NameOID.COMMON_NAME)]
+    return tuple(names)
+
+
+def verify_kind(verify_code: int | None) -> str:
+    """expired, not_yet_valid, hostname_mismatch, unknown_issuer, self_signed, revoked, other."""
+    return _VERIFY_KINDS.get(verify_code or 0, "other")
+
+
+def valid_at(info: CertInfo, when: datetime) -> bool:
+    return info.not_before <= when <= info.not_after
+
+
+def matches_host(info: CertInfo, host: str) -> bool:
+    """RFC 6125 matching, wildcard in the left-most label only."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for name in info.names:
+        if address is not None:
+            try:
+                if ipaddress.ip_address(name) == address:
+                    return True
+            except ValueError:
+                continue
+        elif _name_matches(name.lower(), host.lower()):
+            return True
+    return False
+
+
+def _name_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and "." not in host[: -len(suffix)]
+    return pattern == host
+
+
+def same_domain(info: CertInfo, host: str) -> bool:
+    """Whether the certificate is at least for the host's parent domain (e.g. sheassure.net)."""
+    parent = ".".join(host.lower().split(".")[-2:])
+    return any(name.lower().lstrip("*.").endswith(parent) for name in info.names)
+
+
+def days_left(info: CertInfo, now: datetime | None = None) -> float:
+    now = now or datetime.now(UTC)
+    return (info.not_after - now).total_seconds() / 86400

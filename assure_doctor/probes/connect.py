@@ -1,0 +1,73 @@
+"""Open (and close) a TCP connection, timing it and naming how it failed. Shared by stages."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+
+from assure_doctor.probes import netclass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One connection attempt to one address."""
+
+    address: str
+    port: int
+    ms: float
+    kind: str | None = None  # None: connected
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"address": self.address, "port": self.port, "ms": round(self.ms, 1),
+                "outcome": "connected" if self.ok else self.kind, "error": self.error}
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def connect(address: str, port: int, timeout: float) -> Stream:
+    """A TCP connection within `timeout`."""
+    return await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+
+
+async def handshake(writer: asyncio.StreamWriter, context: ssl.SSLContext, server_hostname: str,
+                    timeout: float) -> None:
+    """Upgrade a connection to TLS within `timeout`; the connection is aborted on failure."""
+    try:
+        await asyncio.wait_for(writer.start_tls(context, server_hostname=server_hostname),
+                               timeout)
+    except BaseException:
+        writer.transport.abort()
+        raise
+
+
+async def open_tls(address: str, port: int, timeout: float, context: ssl.SSLContext,
+                   server_hostname: str) -> Stream:
+    """TCP connect, then the TLS handshake, each within `timeout`."""
+    reader, writer = await connect(address, port, timeout)
+    await handshake(writer, context, server_hostname, timeout)
+    return reader, writer
+
+
+async def attempt(address: str, port: int, timeout: float) -> Attempt:
+    """Connect once; never raises for network errors."""
+    start = time.perf_counter()
+    try:
+        _, writer = await connect(address, port, timeout)
+    except (OSError, TimeoutError) as exc:
+        return Attempt(address, port, _ms(start), netclass.connect_kind(exc),
+                       netclass.describe(exc))
+    elapsed = _ms(start)
+    writer.transport.abort()
+    return Attempt(address, port, elapsed)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

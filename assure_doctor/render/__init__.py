@@ -1,0 +1,1 @@
+"""Ways of showing a Report: `human` for people, `json` for scripts."""

@@ -1,0 +1,144 @@
+"""Every fault the sandbox can simulate, as data: one row per row of the guide's tables.
+
+Each scenario also says what a correct diagnosis is, so the tests and the demo can compare.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What /v1/ping answers to a request carrying the key."""
+
+    status: int = 200
+    body: str = ('{"message": "Ping successful. Usage of this resource is throttled to prevent '
+                 'misuse (do not use this as part of regular integration processes)."}')
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    fail_first: int = 0  # answer this many requests with `status`, then 200
+
+    def for_request(self, number: int) -> Reply:
+        """The reply to the number-th keyed request (1-based)."""
+        if self.fail_first and number > self.fail_first:
+            return Reply()
+        return self
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The diagnosis a correct doctor gives: the stage, its condition and most likely cause."""
+
+    stage: str | None = None
+    condition: str | None = None
+    cause: str | None = None
+    status: str = "fail"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    guide_row: str
+    dns: str = "answer"  # see dnsserver.BEHAVIOURS
+    server: str = "https"  # https, refuse, blackhole, stall, reset, plain
+    cert: str = "valid"  # see stack.CERTS
+    clock_offset: float = 0.0  # the server's clock minus the real time, seconds
+    reply: Reply = field(default_factory=Reply)
+    expect: Expect = field(default_factory=Expect)
+
+    @property
+    def healthy(self) -> bool:
+        return self.expect.stage is None
+
+
+def _json(message: str) -> str:
+    return json.dumps({"message": message})
+
+
+_ALL = (
+    Scenario("healthy", "200 OK: the API is reachable and the key works"),
+    # The guide's connectivity table.
+    Scenario("dns-nxdomain", "Failure to lookup API hostname: incorrect setup/config",
+             dns="nxdomain", expect=Expect("dns", "dns_lookup_failed", "config")),
+    Scenario("dns-servfail", "Failure to lookup API hostname: DNS service issue (SERVFAIL)",
+             dns="servfail", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
+    Scenario("dns-silent", "Failure to lookup API hostname: DNS service issue (no answer)",
+             dns="silent", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
+    Scenario("dns-refused", "Failure to lookup API hostname: DNS service issue (REFUSED)",
+             dns="refused", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
+    Scenario("dns-nodata", "Failure to lookup API hostname: platform issue (no address)",
+             dns="nodata", expect=Expect("dns", "dns_lookup_failed", "platform")),
+    Scenario("dns-sinkhole", "Failure to lookup API hostname: DNS filter answers 0.0.0.0",
+             dns="sinkhole", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
+    Scenario("tcp-refused", "Failure to connect to API hostname: nothing listens on the port",
+             server="refuse", expect=Expect("tcp", "connect_failed", "config")),
+    Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
+             server="blackhole", expect=Expect("tcp", "connect_timeout", "firewall")),
+    Scenario("tls-handshake-stall", "Connected, but the TLS handshake never completes (DPI)",
+             server="stall", expect=Expect("tls", "tls_handshake_failed", "firewall")),
+    Scenario("tls-handshake-reset", "Connected, but the TLS handshake is cut (reset)",
+             server="reset", expect=Expect("tls", "tls_handshake_failed", "firewall")),
+    Scenario("tls-not-tls", "Connected, but the port speaks plain HTTP, not TLS",
+             server="plain", expect=Expect("tls", "tls_handshake_failed", "config")),
+    Scenario("tls-hostname-mismatch", "SSL certificate error: certificate for another name",
+             cert="mismatch", expect=Expect("tls", "tls_certificate_error", "config")),
+    Scenario("tls-expired", "SSL certificate error: expired, clocks agree (platform)",
+             cert="expired", expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-not-yet-valid", "SSL certificate error: not yet valid, clocks agree",
+             cert="not_yet_valid", expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-unknown-issuer", "SSL certificate error: a TLS-inspecting proxy's issuer",
+             cert="unknown_issuer",
+             expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    Scenario("tls-self-signed", "SSL certificate error: a self-signed certificate",
+             cert="self_signed", expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    Scenario("clock-server-ahead", "SSL certificate error: our clock is days behind",
+             cert="server_time", clock_offset=3 * DAY,
+             expect=Expect("tls", "tls_certificate_error", "clock")),
+    Scenario("clock-server-behind", "SSL certificate error: our clock is a year ahead",
+             cert="server_time", clock_offset=-400 * DAY,
+             expect=Expect("tls", "tls_certificate_error", "clock")),
+    Scenario("clock-skew-small", "Clock skew: our clock is 90 s behind (a warning)",
+             clock_offset=90.0, expect=Expect("clock", "clock_skew", "clock", status="warn")),
+    # The guide's HTTP table.
+    Scenario("http-301", "300-399: redirected to another path",
+             reply=Reply(301, _json("Moved"), {"Location": "/v2/ping"}),
+             expect=Expect("ping", "http_redirect", "config")),
+    Scenario("http-302-portal", "300-399: redirected off-site by a proxy or captive portal",
+             reply=Reply(302, "", {"Location": "https://login.proxy.example/portal"}),
+             expect=Expect("ping", "http_redirect", "tls_interception")),
+    Scenario("http-400", "400 Bad request",
+             reply=Reply(400, _json("Bad request")),
+             expect=Expect("ping", "http_bad_request", "config")),
+    Scenario("http-401", "401 Authentication failed: the key is refused",
+             reply=Reply(401, _json("Invalid API key")),
+             expect=Expect("ping", "http_unauthorized", "invalid_key")),
+    Scenario("http-403", "401/403: an API gateway refusing the key",
+             reply=Reply(403, _json("Forbidden")),
+             expect=Expect("ping", "http_unauthorized", "invalid_key")),
+    Scenario("http-404", "404 Not found: wrong URL suffix",
+             reply=Reply(404, _json("Not Found: no such method")),
+             expect=Expect("ping", "http_not_found", "wrong_url")),
+    Scenario("http-418", "Any other status: unexpected",
+             reply=Reply(418, _json("I'm a teapot")),
+             expect=Expect("ping", "http_unexpected", "config")),
+    Scenario("http-429", "429 Too many requests, with Retry-After",
+             reply=Reply(429, _json("Too Many Requests"), {"Retry-After": "1"}),
+             expect=Expect("ping", "http_throttled", "rate_limited")),
+    Scenario("http-500", "500-599 API platform problem",
+             reply=Reply(500, _json("Internal server error")),
+             expect=Expect("ping", "http_server_error", "platform")),
+    Scenario("http-503-flaky", "500-599 once, then 200: the retry pattern recovers (a warning)",
+             reply=Reply(503, _json("Service Unavailable"), fail_first=1),
+             expect=Expect("ping", "http_server_error", "platform", status="warn")),
+    Scenario("http-slow", "Connected, but no response in time",
+             reply=Reply(delay=60.0), expect=Expect("ping", "http_timeout", "platform")),
+)
+
+SCENARIOS: Mapping[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
+DEMO_SET = ("healthy", "dns-nxdomain", "tcp-timeout", "tls-unknown-issuer",
+            "clock-server-ahead", "http-401", "http-429")

@@ -1,0 +1,181 @@
+"""`Sandbox`: one scenario's DNS server and API side, on loopback, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Self
+
+from assure_doctor.sandbox import dnsserver, pki, servers
+from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
+
+HOST = "api.sandbox.sheassure.net"
+CERTS = ("valid", "expired", "not_yet_valid", "mismatch", "unknown_issuer", "self_signed",
+         "server_time")
+
+
+@cache
+def sandbox_ca() -> pki.Issued:
+    """The CA the sandbox's --ca-bundle trusts; minted once per process."""
+    return pki.make_ca("assure-doctor sandbox CA")
+
+
+@cache
+def proxy_ca() -> pki.Issued:
+    """A CA nobody trusts, as a TLS-inspecting proxy's would be."""
+    return pki.make_ca("Corporate TLS Inspection CA (sandbox)")
+
+
+def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
+    """The certificate the API side presents in a scenario."""
+    real_now = datetime.now(UTC)
+    names = [HOST, "127.0.0.1", "::1"]
+    days = timedelta(days=1)
+    valid = (real_now - 30 * days, real_now + 60 * days)
+    table = {
+        "valid": (names, sandbox_ca(), *valid),
+        "expired": (names, sandbox_ca(), real_now - 90 * days, real_now - 10 * days),
+        "not_yet_valid": (names, sandbox_ca(), real_now + 5 * days, real_now + 95 * days),
+        "mismatch": (["portal.example.net"], sandbox_ca(), *valid),
+        "unknown_issuer": (names, proxy_ca(), *valid),
+        "self_signed": (names, None, *valid),
+        "server_time": (names, sandbox_ca(), server_now - days, server_now + 60 * days),
+    }
+    leaf_names, issuer, not_before, not_after = table[kind]
+    return pki.make_leaf(leaf_names, issuer, not_before, not_after)
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+class Sandbox:
+    """A simulated Assure stack for one scenario. Use as a context manager or start()/stop()."""
+
+    def __init__(self, scenario: str | Scenario = "healthy") -> None:
+        if isinstance(scenario, str):
+            if scenario not in SCENARIOS:
+                from assure_doctor.errors import InputError
+
+                raise InputError(f"scenario {scenario!r}: unknown; see `assure-doctor sandbox "
+                                 "--list`")
+            scenario = SCENARIOS[scenario]
+        self.scenario = scenario
+        self.key = "sbx_" + secrets.token_urlsafe(24)
+        self.api = servers.PingApi(scenario, self.key)
+        self.workdir = Path(tempfile.mkdtemp(prefix="assure-sandbox-"))
+        self.ca_bundle = self.workdir / "ca.pem"
+        self.key_file = self.workdir / "api-key"
+        self.dns_port = 0
+        self.port = 0
+        self.ipv6 = False
+        self._dns: dnsserver.DnsServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._closers: list[object] = []
+
+    # --- what a client needs -------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"https://{HOST}:{self.port}/v1/ping"
+
+    @property
+    def resolver(self) -> str:
+        return f"127.0.0.1:{self.dns_port}"
+
+    @property
+    def traffic(self) -> servers.Traffic:
+        return self.api.traffic
+
+    @property
+    def dns_queries(self) -> list[tuple[str, str]]:
+        return self._dns.queries if self._dns else []
+
+    def check_args(self) -> list[str]:
+        """The target options that point `check` (or tui, monitor) at this sandbox."""
+        return ["--url", self.url, "--resolver", self.resolver, "--ca-bundle",
+                str(self.ca_bundle), "--api-key-file", str(self.key_file)]
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Self:
+        self.ca_bundle.write_bytes(sandbox_ca().cert_pem)
+        self.key_file.write_text(self.key + "\n")
+        os.chmod(self.key_file, 0o600)
+        self._thread = threading.Thread(target=self._run, name="assure-sandbox", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        # Failed handshakes are this sandbox's purpose, not errors worth printing.
+        loop.set_exception_handler(lambda _loop, _context: None)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # handed to the starting thread, which re-raises it
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.sleep(0))
+            for close in self._closers:
+                close()  # type: ignore[operator]
+            loop.close()
+
+    async def _serve(self) -> None:
+        scenario = self.scenario
+        server_now = datetime.now(UTC) + timedelta(seconds=scenario.clock_offset)
+        leaf = leaf_for(scenario.cert, server_now)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert_file, key_file = self.workdir / "server.pem", self.workdir / "server.key"
+        cert_file.write_bytes(leaf.cert_pem)
+        key_file.write_bytes(leaf.key_pem)
+        tls.load_cert_chain(cert_file, key_file)
+        listening = await servers.listen(scenario.server, self.api, tls, ipv6_loopback())
+        self.port, self.ipv6 = listening.port, listening.ipv6
+        self._closers.append(listening.close)
+        zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else ())
+        transport, self._dns = await dnsserver.start(zone)
+        self.dns_port = transport.get_extra_info("sockname")[1]
+        self._closers.append(transport.close)

@@ -1,0 +1,135 @@
+"""What to check: the ping URL (from --stack or --url) and the DNS servers to ask."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from assure_doctor.errors import TargetError
+
+STACK_DOMAIN = "sheassure.net"
+PING_PATH = "/v1/ping"
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_STACK_HOST = re.compile(r"^api\.([a-z0-9-]+)\." + re.escape(STACK_DOMAIN) + r"$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The ping URL split into the parts the stages need."""
+
+    url: str
+    host: str
+    port: int
+    path: str
+    stack: str | None = None
+
+    @property
+    def is_stack_host(self) -> bool:
+        """True for an `api.<stack>.sheassure.net` host, whichever way it was given."""
+        return _STACK_HOST.match(self.host) is not None
+
+    @property
+    def host_is_address(self) -> bool:
+        """True when the URL names an IP address, so there is nothing to look up."""
+        return _is_address(self.host)
+
+    @property
+    def host_header(self) -> str:
+        """The Host header: the name, bracketed if IPv6, with the port unless it is 443."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == 443 else f"{host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        """The monitor's `target` label: the stack name, else the URL host."""
+        return self.stack or self.host
+
+    def to_dict(self) -> dict[str, object]:
+        return {"url": self.url, "host": self.host, "port": self.port, "stack": self.stack}
+
+
+def from_stack(name: str) -> Target:
+    """`--stack uk2` → https://api.uk2.sheassure.net/v1/ping."""
+    stack = name.strip().lower()
+    if not _LABEL.match(stack):
+        raise TargetError(f"--stack {name!r}: a stack name is one DNS label such as uk2, anz, na")
+    host = f"api.{stack}.{STACK_DOMAIN}"
+    return Target(url=f"https://{host}{PING_PATH}", host=host, port=443, path=PING_PATH,
+                  stack=stack)
+
+
+def from_url(url: str) -> Target:
+    """`--url https://host[:port]/path`: https only, a host required, the path kept as given."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"--url {url!r}: {exc}") from None
+    if parts.scheme.lower() != "https":
+        raise TargetError(f"--url {url!r}: must be an https:// URL (the API is HTTPS only)")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise TargetError(f"--url {url!r}: has no host")
+    if parts.username or parts.password:
+        raise TargetError(f"--url {url!r}: must not carry credentials")
+    if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
+        raise TargetError(f"--url {url!r}: {host!r} is not a valid host name")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    target = Target(url="", host=host, port=port or 443, path=path)
+    return replace(target, url=f"https://{target.host_header}{path}")
+
+
+def resolve_target(stack: str | None, url: str | None) -> Target:
+    """Exactly one of --stack and --url."""
+    if stack and url:
+        raise TargetError("--stack and --url: give one or the other, not both")
+    if stack:
+        return from_stack(stack)
+    if url:
+        return from_url(url)
+    raise TargetError("no target: give --stack NAME (e.g. uk2) or --url https://...")
+
+
+@dataclass(frozen=True)
+class ResolverAddress:
+    """A DNS server given with --resolver."""
+
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_resolver(text: str) -> ResolverAddress:
+    """`1.1.1.1`, `1.1.1.1:5353`, `::1`, `[::1]:53`; an IP address, never a name."""
+    raw = text.strip()
+    host, port_text = raw, ""
+    if raw.startswith("["):
+        host, sep, rest = raw[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise TargetError(f"--resolver {text!r}: write IPv6 as [ADDRESS]:PORT")
+        port_text = rest[1:]
+    elif raw.count(":") == 1:
+        host, _, port_text = raw.partition(":")
+    if not _is_address(host):
+        raise TargetError(f"--resolver {text!r}: {host!r} is not an IP address")
+    port = 53
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise TargetError(f"--resolver {text!r}: {port_text!r} is not a port number")
+        port = int(port_text)
+    return ResolverAddress(str(ipaddress.ip_address(host)), port)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
