@@ -18,6 +18,7 @@ from assure_doctor.options import (
     DEFAULT_TIMEOUT,
     CheckOptions,
 )
+from assure_doctor.probes import tlsctx
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 PROG = "assure-doctor"
@@ -81,6 +82,7 @@ def inputs(args: argparse.Namespace) -> tuple[Target, CheckOptions, apikey.ApiKe
         ca_bundle=args.ca_bundle,
         no_ping=args.no_ping,
     )
+    tlsctx.verifying(options.ca_bundle)  # a bad bundle is bad input: refuse it before any traffic
     key = None if args.no_ping else apikey.load(args.api_key_file)
     return target, options, key
 

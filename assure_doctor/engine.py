@@ -40,20 +40,23 @@ async def run_check(
              key.masked if key else "absent")
     durations: dict[str, float] = {}
     heard: dict[str, StageResult] = {}
-    for probe in PROBES:
-        reason = _skip_reason(probe.NAME, ctx)
-        if reason is not None:
-            ctx.outcomes[probe.NAME] = Outcome(Status.SKIP, reason)
-            durations[probe.NAME] = 0.0
-        else:
+    try:
+        for probe in PROBES:
+            reason = _skip_reason(probe.NAME, ctx)
+            if reason is not None:
+                ctx.outcomes[probe.NAME] = Outcome(Status.SKIP, reason)
+                durations[probe.NAME] = 0.0
+            else:
+                if on_stage:
+                    on_stage(probe.NAME, None)
+                start = time.perf_counter()
+                ctx.outcomes[probe.NAME] = await probe.run(ctx)
+                durations[probe.NAME] = (time.perf_counter() - start) * 1000
+            heard[probe.NAME] = _result(probe.NAME, ctx, durations[probe.NAME])
             if on_stage:
-                on_stage(probe.NAME, None)
-            start = time.perf_counter()
-            ctx.outcomes[probe.NAME] = await probe.run(ctx)
-            durations[probe.NAME] = (time.perf_counter() - start) * 1000
-        heard[probe.NAME] = _result(probe.NAME, ctx, durations[probe.NAME])
-        if on_stage:
-            on_stage(probe.NAME, heard[probe.NAME])
+                on_stage(probe.NAME, heard[probe.NAME])
+    finally:
+        ctx.close_streams()
     stages = tuple(_result(p.NAME, ctx, durations[p.NAME]) for p in PROBES)
     for stage in stages:
         if on_stage and stage != heard[stage.name]:

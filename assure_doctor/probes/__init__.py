@@ -9,6 +9,7 @@ I/O, and reports an `Outcome`; it never ranks causes and never skips itself.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.model import Outcome
 from assure_doctor.options import CheckOptions
 from assure_doctor.target import Target
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass
@@ -28,6 +31,19 @@ class Context:
     key: ApiKey | None
     verify_context: ssl.SSLContext
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    # Live connections a stage leaves for the next: each reuse saves round trips.
+    streams: dict[str, Stream] = field(default_factory=dict)
+
+    def hand_over(self, stage: str, stream: Stream) -> None:
+        self.streams[stage] = stream
+
+    def take(self, stage: str) -> Stream | None:
+        return self.streams.pop(stage, None)
+
+    def close_streams(self) -> None:
+        for _, writer in self.streams.values():
+            writer.transport.abort()
+        self.streams.clear()
 
     def evidence(self, stage: str) -> dict[str, Any]:
         outcome = self.outcomes.get(stage)

@@ -34,11 +34,14 @@ async def run(ctx: Context) -> Outcome:
     ).encode()
     log.info("About to GET %s to read the server clock (no key sent, %s connection)",
              target.url, "verified" if verified else "unverified")
-    try:
-        reader, writer = await open_tls(ctx.address, target.port, ctx.options.timeout, context,
-                                        target.host)
-    except (OSError, TimeoutError, ssl.SSLError) as exc:
-        return _unreachable(netclass.describe(exc))
+    stream = ctx.take("tls")
+    if stream is None:
+        try:
+            stream = await open_tls(ctx.address, target.port, ctx.options.timeout, context,
+                                    target.host)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            return _unreachable(netclass.describe(exc))
+    reader, writer = stream
     try:
         local_before = time.time()
         writer.write(request)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assure_doctor.probes import netclass
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Attempt:
     ms: float
     kind: str | None = None  # None: connected
     error: str | None = None
+    stream: Stream | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -27,9 +30,6 @@ class Attempt:
     def to_dict(self) -> dict[str, object]:
         return {"address": self.address, "port": self.port, "ms": round(self.ms, 1),
                 "outcome": "connected" if self.ok else self.kind, "error": self.error}
-
-
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def connect(address: str, port: int, timeout: float) -> Stream:
@@ -56,17 +56,20 @@ async def open_tls(address: str, port: int, timeout: float, context: ssl.SSLCont
     return reader, writer
 
 
-async def attempt(address: str, port: int, timeout: float) -> Attempt:
-    """Connect once; never raises for network errors."""
+async def attempt(address: str, port: int, timeout: float, keep: bool = False) -> Attempt:
+    """Connect once; never raises for network errors. With `keep`, the open connection is
+    returned in the attempt instead of closed."""
     start = time.perf_counter()
     try:
-        _, writer = await connect(address, port, timeout)
+        stream = await connect(address, port, timeout)
     except (OSError, TimeoutError) as exc:
         return Attempt(address, port, _ms(start), netclass.connect_kind(exc),
                        netclass.describe(exc))
     elapsed = _ms(start)
-    writer.transport.abort()
-    return Attempt(address, port, elapsed)
+    if not keep:
+        stream[1].transport.abort()
+        return Attempt(address, port, elapsed)
+    return Attempt(address, port, elapsed, stream=stream)
 
 
 def _ms(start: float) -> float:

@@ -26,7 +26,7 @@ async def run(ctx: Context) -> Outcome:
     timeout = ctx.options.timeout
     for address in addresses:
         log.info("Connecting to %s port %d", address, port)
-    main = asyncio.gather(*(attempt(address, port, timeout) for address in addresses))
+    main = asyncio.gather(*(attempt(address, port, timeout, keep=True) for address in addresses))
     side = asyncio.create_task(_host_answers(addresses[0], port, timeout))
     attempts: list[Attempt] = await main
     timed_out = any(a.kind == "timeout" for a in attempts)
@@ -42,6 +42,11 @@ async def run(ctx: Context) -> Outcome:
 
     good = [a for a in attempts if a.ok]
     bad = [a for a in attempts if not a.ok]
+    for spare in good[1:]:
+        if spare.stream:
+            spare.stream[1].transport.abort()
+    if good and good[0].stream:
+        ctx.hand_over(NAME, good[0].stream)  # the tls stage upgrades this very connection
     if good and not bad:
         return Outcome(Status.PASS, f"connected to {_where(good[0])} in {good[0].ms:.0f} ms",
                        evidence)

@@ -30,10 +30,13 @@ async def run(ctx: Context) -> Outcome:
     target, address, timeout = ctx.target, ctx.address, ctx.options.timeout
     log.info("TLS handshake with %s at %s port %d (SNI %s)", target.host, address, target.port,
              target.host)
-    try:
-        _, writer = await connect(address, target.port, timeout)
-    except (OSError, TimeoutError) as exc:
-        return _connect_failure(ctx, exc)
+    stream = ctx.take("tcp")
+    if stream is None:
+        try:
+            stream = await connect(address, target.port, timeout)
+        except (OSError, TimeoutError) as exc:
+            return _connect_failure(ctx, exc)
+    writer = stream[1]
     try:
         await handshake(writer, ctx.verify_context, target.host, timeout)
     except ssl.SSLCertVerificationError as exc:
@@ -45,7 +48,7 @@ async def run(ctx: Context) -> Outcome:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     version = ssl_object.version() if ssl_object else None
     cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None
-    writer.transport.abort()
+    ctx.hand_over(NAME, stream)  # verified: the clock stage may ask over it
     info = certinfo.describe(der) if der else None
     evidence: dict[str, Any] = {"verified": True, "tls_version": version, "cipher": cipher,
                                 "address": address}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import ssl
 
 import certifi
@@ -10,7 +13,21 @@ from assure_doctor.errors import InputError
 
 
 def verifying(ca_bundle: str | None) -> ssl.SSLContext:
-    """A context that verifies against certifi and the extra PEM anchors, hostname included."""
+    """A context that verifies against certifi and the extra PEM anchors, hostname included.
+
+    Loading the anchors costs tens of milliseconds, so a context is reused until its bundle
+    file changes (the TUI and the monitor check again and again).
+    """
+    stamp = None
+    if ca_bundle is not None:
+        with contextlib.suppress(OSError):
+            info = os.stat(ca_bundle)
+            stamp = (info.st_mtime_ns, info.st_size)
+    return _verifying(ca_bundle, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _verifying(ca_bundle: str | None, _stamp: tuple[int, int] | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=certifi.where())
     if ca_bundle is not None:
         try:
@@ -25,6 +42,7 @@ def verifying(ca_bundle: str | None) -> ssl.SSLContext:
     return context
 
 
+@functools.cache
 def looking() -> ssl.SSLContext:
     """A context that accepts any certificate: only to read it, never to send the key."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -66,7 +66,8 @@ def _finding(heading: str, stage: StageResult, paint: _Painter) -> list[str]:
     for number, cause in enumerate(stage.causes, 1):
         lines.append(f"  {number}. {paint(cause.title, '1')} ({cause.id})")
         lines += textwrap.wrap(cause.advice, WIDTH, initial_indent="     ",
-                               subsequent_indent="     ")
+                               subsequent_indent="     ", break_on_hyphens=False,
+                               break_long_words=False)
     return lines
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DAY = 86400.0
 
@@ -38,6 +39,23 @@ class Expect:
     condition: str | None = None
     cause: str | None = None
     status: str = "fail"
+
+    def met_by(self, document: Mapping[str, Any]) -> bool:
+        """Whether a `check --json` document shows this diagnosis."""
+        stages = {stage["name"]: stage for stage in document["stages"]}
+        if self.stage is None:
+            return bool(document["ok"]) and all(s["status"] == "pass" for s in stages.values())
+        found = stages[self.stage]
+        causes = found["causes"]
+        if self.status == "fail" and (document["diagnosis"] or {}).get("stage") != self.stage:
+            return False
+        return (found["status"] == self.status and found["condition"] == self.condition
+                and bool(causes) and causes[0]["id"] == self.cause)
+
+    def __str__(self) -> str:
+        if self.stage is None:
+            return "every stage passes"
+        return f"{self.stage} {self.status}: {self.condition}, most likely {self.cause}"
 
 
 @dataclass(frozen=True)

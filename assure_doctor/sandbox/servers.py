@@ -47,7 +47,8 @@ class PingApi:
             return
         method, path, headers = _parse(head)
         key = headers.get("x-api-key")
-        self.traffic.requests.append({"method": method, "path": path, "keyed": key is not None})
+        self.traffic.requests.append({"method": method, "path": path, "keyed": key is not None,
+                                      "at": time.monotonic()})
         reply = self._reply(method, path, key)
         try:
             if reply.delay:

@@ -1,0 +1,50 @@
+"""`assure-doctor demo`: start the sandbox in-process and diagnose its faults, one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from assure_doctor.apikey import ApiKey
+from assure_doctor.engine import run_check
+from assure_doctor.errors import InputError
+from assure_doctor.options import CheckOptions
+from assure_doctor.render import human
+from assure_doctor.sandbox.scenarios import DEMO_SET, SCENARIOS
+from assure_doctor.sandbox.stack import Sandbox
+from assure_doctor.target import from_url, parse_resolver
+
+# Short waits so that a demo of every fault takes seconds, not minutes.
+DEMO_OPTIONS = {"timeout": 2.0, "retries": 1, "retry_pause": 0.5}
+
+
+def demo(name: str | None) -> int:
+    """Run the scenarios; exit 0 when every diagnosis is the expected one."""
+    if name is None:
+        names = list(DEMO_SET)
+    elif name == "all":
+        names = list(SCENARIOS)
+    elif name in SCENARIOS:
+        names = [name]
+    else:
+        raise InputError(f"scenario {name!r}: unknown; see `assure-doctor sandbox --list`")
+    colour = human.use_colour(sys.stdout)
+    misses = [n for n in names if not _one(n, colour)]
+    print(f"{len(names) - len(misses)} of {len(names)} scenarios diagnosed as expected"
+          + (f"; not: {', '.join(misses)}" if misses else ""))
+    return 1 if misses else 0
+
+
+def _one(name: str, colour: bool) -> bool:
+    with Sandbox(name) as sandbox:
+        scenario = sandbox.scenario
+        print(f"━━ scenario {scenario.name}: {scenario.guide_row}", flush=True)
+        options = CheckOptions(resolvers=(parse_resolver(sandbox.resolver),),
+                               ca_bundle=str(sandbox.ca_bundle), **DEMO_OPTIONS)
+        key = ApiKey(sandbox.key, source="the sandbox's key file")
+        report = asyncio.run(run_check(from_url(sandbox.url), options, key))
+    sys.stdout.write(human.render(report, colour=colour))
+    met = scenario.expect.met_by(report.to_dict())
+    print(f"expected: {scenario.expect} … {'as expected' if met else 'NOT AS EXPECTED'}\n",
+          flush=True)
+    return met

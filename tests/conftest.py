@@ -1,0 +1,73 @@
+"""Shared fixtures: the sandbox (a real DNS server and real HTTPS on loopback) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assure_doctor.sandbox.stack import Sandbox
+
+# Short waits keep the suite fast; every fault still takes its real path.
+FAST = ["--timeout", "1.5", "--retry-pause", "0.1"]
+
+
+@dataclass
+class Run:
+    """A finished `assure-doctor` process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ASSURE_API_KEY", "NO_COLOR")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    import time
+
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "assure_doctor", *args], capture_output=True,
+                          text=True, env=env if env is not None else clean_env(),
+                          timeout=timeout)
+    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
+    """Start sandboxes by scenario name; all are stopped after the test."""
+    started: list[Sandbox] = []
+
+    def start(name: str) -> Sandbox:
+        sandbox = Sandbox(name).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def healthy(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
+    return sandbox_factory("healthy")
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    return tmp_path / "doctor.log"

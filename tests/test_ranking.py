@@ -1,0 +1,88 @@
+"""The ranking is a pure function of the evidence, tested without any I/O."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, RANKING
+from assure_doctor.ranking import rank
+
+CONTRACT_CONDITIONS = {
+    "dns_lookup_failed", "connect_failed", "connect_timeout", "tls_certificate_error",
+    "tls_handshake_failed", "clock_skew", "http_redirect", "http_bad_request",
+    "http_unauthorized", "http_not_found", "http_throttled", "http_server_error",
+    "http_timeout", "http_unexpected",
+}
+CONTRACT_CAUSES = {
+    "config", "dns_service", "firewall", "routing", "clock", "platform", "tls_interception",
+    "missing_key", "invalid_key", "wrong_stack", "wrong_url", "rate_limited",
+}
+
+
+def ids(condition: str, **facts: object) -> list[str]:
+    return [cause.id for cause in rank(condition, facts)]
+
+
+def test_tables_use_exactly_the_contract_ids() -> None:
+    assert set(CONDITIONS) == CONTRACT_CONDITIONS
+    assert set(CAUSES) == CONTRACT_CAUSES
+    assert set(RANKING) == CONTRACT_CONDITIONS
+    for rules in RANKING.values():
+        assert rules[-1][0] == {}, "every condition needs a catch-all rule last"
+        for _, order in rules:
+            assert set(order) <= CONTRACT_CAUSES and len(set(order)) == len(order)
+    for condition, cause in ADVICE:
+        assert condition in CONDITIONS and cause in CAUSES
+
+
+@pytest.mark.parametrize(("condition", "facts", "first"), [
+    ("dns_lookup_failed", {"kind": "nxdomain"}, "config"),
+    ("dns_lookup_failed", {"kind": "timeout"}, "dns_service"),
+    ("dns_lookup_failed", {"kind": "servfail"}, "dns_service"),
+    ("dns_lookup_failed", {"kind": "nodata"}, "platform"),
+    ("connect_failed", {"kind": "refused", "default_port": True}, "firewall"),
+    ("connect_failed", {"kind": "refused", "default_port": False}, "config"),
+    ("connect_failed", {"kind": "unreachable"}, "routing"),
+    ("connect_timeout", {"host_answers": True}, "firewall"),
+    ("connect_timeout", {"host_answers": False}, "routing"),
+    ("tls_certificate_error", {"kind": "not_yet_valid", "clock_explains": True}, "clock"),
+    ("tls_certificate_error", {"kind": "expired", "clock_explains": False}, "platform"),
+    ("tls_certificate_error", {"kind": "expired", "clock_explains": None}, "clock"),
+    ("tls_certificate_error", {"kind": "unknown_issuer"}, "tls_interception"),
+    ("tls_certificate_error", {"kind": "hostname_mismatch"}, "config"),
+    ("tls_handshake_failed", {"kind": "not_tls"}, "config"),
+    ("http_unauthorized", {"kind": "no_key"}, "missing_key"),
+    ("http_unauthorized", {"kind": "rejected"}, "invalid_key"),
+    ("http_redirect", {"location_host": "other"}, "tls_interception"),
+    ("http_redirect", {"location_host": "same"}, "config"),
+    ("http_throttled", {}, "rate_limited"),
+    ("http_server_error", {"kind": "api"}, "platform"),
+])
+def test_evidence_decides_the_most_likely_cause(condition: str, facts: dict[str, object],
+                                                first: str) -> None:
+    assert ids(condition, **facts)[0] == first
+
+
+def test_same_condition_ranks_differently_on_different_evidence() -> None:
+    agree = ids("tls_certificate_error", kind="expired", clock_explains=False)
+    explained = ids("tls_certificate_error", kind="expired", clock_explains=True)
+    assert agree != explained
+    assert sorted(agree) == sorted(explained)
+
+
+def test_advice_is_filled_from_facts_and_never_leaks_braces() -> None:
+    causes = rank("connect_failed", {"kind": "refused", "host": "api.uk2.sheassure.net",
+                                     "port": 443, "address": "192.0.2.7", "error": "refused"})
+    text = " ".join(cause.advice for cause in causes)
+    assert "api.uk2.sheassure.net" in text
+    for condition, rules in RANKING.items():
+        for when, _ in rules:
+            for cause in rank(condition, dict(when)):
+                assert not re.search(r"\{\w+\}", cause.advice), (condition, cause)
+
+
+def test_unknown_condition_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        rank("no_such_condition", {})

@@ -1,0 +1,61 @@
+"""Every sandbox scenario, end to end through the real command line.
+
+For each: the condition and most likely cause, the key absent from everything we wrote, and
+the key never sent where TLS did not verify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assure_doctor.sandbox.scenarios import SCENARIOS
+from assure_doctor.sandbox.stack import Sandbox
+from tests.conftest import FAST, run_cli
+
+# Where the TLS certificate cannot verify, no request may carry the key.
+UNVERIFIABLE = {name for name, s in SCENARIOS.items()
+                if s.cert != "valid" or s.server in ("stall", "reset", "plain")}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandbox],
+                               log_file: Path) -> None:
+    sandbox = sandbox_factory(name)
+    expect = sandbox.scenario.expect
+    run = run_cli("check", *sandbox.check_args(), *FAST, "--json", "--log-file", str(log_file))
+    document = run.json()
+
+    if expect.stage is None:
+        assert run.returncode == 0, document
+        assert document["ok"] is True and document["diagnosis"] is None
+        assert [s["status"] for s in document["stages"]] == ["pass"] * 5
+    else:
+        stage = next(s for s in document["stages"] if s["name"] == expect.stage)
+        assert stage["status"] == expect.status, stage
+        assert stage["condition"] == expect.condition, stage
+        assert stage["causes"][0]["id"] == expect.cause, stage["causes"]
+        if expect.status == "fail":
+            assert run.returncode == 1
+            assert document["diagnosis"]["stage"] == expect.stage
+            assert document["diagnosis"]["condition"] == expect.condition
+            assert document["diagnosis"]["causes"][0]["id"] == expect.cause
+        else:
+            assert run.returncode == 0
+    assert expect.met_by(document)
+
+    log_text = log_file.read_text()
+    for text in (run.stdout, run.stderr, log_text):
+        assert sandbox.key not in text
+    assert "Traceback" not in run.stderr
+    if name in UNVERIFIABLE:
+        assert sandbox.traffic.keyed == 0, "the key was sent over an unverified connection"
+
+
+def test_healthy_check_sends_the_key_once(healthy: Sandbox) -> None:
+    run = run_cli("check", *healthy.check_args(), *FAST)
+    assert run.returncode == 0, run.stdout
+    assert healthy.traffic.keyed == 1
+    assert [r["keyed"] for r in healthy.traffic.requests] == [False, True]  # clock, then ping
