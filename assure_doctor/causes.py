@@ -125,16 +125,18 @@ ADVICE: Mapping[tuple[str, str], str] = {
         "check routing, VPN and the internet connection of this machine."
     ),
     ("tls_certificate_error", "config"): (
-        "The certificate is for {cert_names}, not {host}. Check the host name in the URL; if "
-        "it is right, something else is answering for it."
+        "Check that {host} is the right host name for your stack: the certificate presented "
+        "names {cert_names}. If the name is right, something else is answering for it."
     ),
     ("tls_certificate_error", "clock"): (
-        "This machine's clock is {skew_text}. The certificate is valid from {not_before} to "
-        "{not_after}. Fix the clock (NTP / w32time) and the error goes away."
+        "The certificate is valid from {not_before} to {not_after}; this machine's clock is "
+        "{skew_text}. Set the clock right and keep it synchronised (NTP / w32time): a wrong "
+        "clock makes a valid certificate look expired or not yet valid."
     ),
     ("tls_certificate_error", "platform"): (
-        "The API presented a certificate that fails verification ({verify_error}) while the "
-        "clocks agree. Contact Evotix support with this report."
+        "The API presented a certificate that fails verification ({verify_error}). If nothing "
+        "on your side explains it (your clock agrees with the API's), contact Evotix support "
+        "with this report."
     ),
     ("tls_handshake_failed", "firewall"): (
         "The TCP connection opened but the TLS handshake {kind_text}: typical of a firewall or "
@@ -143,6 +145,10 @@ ADVICE: Mapping[tuple[str, str], str] = {
     ("tls_handshake_failed", "routing"): (
         "A handshake that stalls after connecting can also be a path MTU black hole (large "
         "packets dropped, e.g. on a VPN). Ask your IT team to check MTU / MSS clamping."
+    ),
+    ("tls_handshake_failed", "tls_interception"): (
+        "A proxy or TLS-inspecting middlebox in the path may be cutting or answering the "
+        "handshake. Ask your network team whether this machine must use a proxy for {host}."
     ),
     ("tls_handshake_failed", "config"): (
         "The server at {address} port {port} does not speak TLS there ({error}). Check the "

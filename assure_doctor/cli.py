@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_target_options(parser: argparse.ArgumentParser, *, require: bool = True) -> None:
+def add_target_options(parser: argparse.ArgumentParser) -> None:
     """The contract's target and input options, shared by check, tui and monitor."""
     group = parser.add_argument_group("target")
     group.add_argument("--stack", help="Assure stack, e.g. uk2 → https://api.uk2.sheassure.net")
@@ -69,9 +69,17 @@ def configure_logging(args: argparse.Namespace) -> None:
     logs.configure(logging.INFO if args.verbose else logging.ERROR, args.log_file)
 
 
-def inputs(args: argparse.Namespace) -> tuple[Target, CheckOptions, apikey.ApiKey | None]:
-    """Validate the target options; raises InputError naming the bad input."""
-    target = resolve_target(args.stack, args.url)
+def inputs(args: argparse.Namespace, *, interactive: bool = False
+           ) -> tuple[Target | None, CheckOptions, apikey.ApiKey | None]:
+    """Validate the target options; raises InputError naming the bad input.
+
+    Interactive faces may start without a target, and load the key even with --no-ping
+    (the user can switch the ping on later).
+    """
+    if interactive and not (args.stack or args.url):
+        target = None
+    else:
+        target = resolve_target(args.stack, args.url)
     options = CheckOptions(
         timeout=args.timeout,
         retries=args.retries,
@@ -83,7 +91,7 @@ def inputs(args: argparse.Namespace) -> tuple[Target, CheckOptions, apikey.ApiKe
         no_ping=args.no_ping,
     )
     tlsctx.verifying(options.ca_bundle)  # a bad bundle is bad input: refuse it before any traffic
-    key = None if args.no_ping else apikey.load(args.api_key_file)
+    key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
     return target, options, key
 
 
@@ -94,6 +102,7 @@ def _check(args: argparse.Namespace) -> int:
     from assure_doctor.render import human, json
 
     target, options, key = inputs(args)
+    assert target is not None
     configure_logging(args)
     report = asyncio.run(run_check(target, options, key))
     if args.json:
@@ -101,6 +110,32 @@ def _check(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(human.render(report, colour=human.use_colour(sys.stdout)))
     return 0 if report.ok else 1
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assure_doctor.sandbox.stack import Sandbox
+    from assure_doctor.tui.app import DoctorApp
+
+    sandbox = None
+    if args.sandbox:
+        if args.stack or args.url:
+            raise InputError("--sandbox: it is the target; give no --stack or --url with it")
+        sandbox = Sandbox(args.sandbox).start()
+        args.url, args.resolver = sandbox.url, [sandbox.resolver]
+        args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
+        args.api_key_file = args.api_key_file or str(sandbox.key_file)
+    try:
+        target, options, key = inputs(args, interactive=True)
+        # Only the log file: lines on stderr would tear the screen.
+        logs.configure(logging.CRITICAL + 10, args.log_file)
+        DoctorApp(target, options, key, export_dir=Path(args.export_dir),
+                  watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -117,6 +152,16 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args.scenario)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Connectivity doctor for the Evotix Assure "
                      "Customer API: finds out why a connection fails, and whose problem it is.")
@@ -128,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_target_options(check)
     check.add_argument("--json", action="store_true", help="print the contract's JSON document")
     check.set_defaults(handler=_check)
+
+    tui = commands.add_parser("tui", help="the interactive troubleshooter")
+    add_target_options(tui)
+    tui.add_argument("--sandbox", metavar="SCENARIO",
+                     help="start the simulated stack in-process and point at it")
+    tui.add_argument("--export-dir", default=".", metavar="DIR",
+                     help="where `e` writes reports (default: here)")
+    tui.add_argument("--watch-interval", type=_positive, default=15.0, metavar="SECONDS",
+                     help="watch mode: network stages every SECONDS (default 15)")
+    tui.add_argument("--ping-interval", type=_positive, default=300.0, metavar="SECONDS",
+                     help="watch mode: the key-carrying ping at most every SECONDS "
+                     "(default 300)")
+    tui.set_defaults(handler=_tui)
 
     sandbox = commands.add_parser("sandbox", help="serve a simulated Assure stack on loopback")
     sandbox.add_argument("--scenario", default="healthy", help="fault to simulate")

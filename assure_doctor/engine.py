@@ -13,9 +13,10 @@ from typing import Any
 
 from assure_doctor import logs
 from assure_doctor.apikey import ApiKey
-from assure_doctor.model import Cause, Outcome, Report, StageResult, Status
+from assure_doctor.model import STAGES, Cause, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import Context, clock, dns, ping, tcp, tls, tlsctx
+from assure_doctor.probes.clock import skew_text
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
@@ -30,9 +31,18 @@ async def run_check(
     options: CheckOptions,
     key: ApiKey | None,
     on_stage: StageListener | None = None,
+    resume: Report | None = None,
+    start_at: str = "dns",
 ) -> Report:
     """One staged check. `on_stage` hears each stage start and end, and hears a result again
-    when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure)."""
+    when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure).
+
+    With `resume`, the stages before `start_at` are taken from that earlier report instead of
+    being run again (the TUI's "re-run from the selected stage").
+    """
+    if start_at not in STAGES:
+        raise ValueError(f"unknown stage {start_at!r}")
+    reused = STAGES[:STAGES.index(start_at)] if resume is not None else ()
     ctx = Context(target, options, key, tlsctx.verifying(options.ca_bundle))
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
@@ -42,8 +52,12 @@ async def run_check(
     heard: dict[str, StageResult] = {}
     try:
         for probe in PROBES:
+            earlier = resume.stage(probe.NAME) if resume is not None else None
             reason = _skip_reason(probe.NAME, ctx)
-            if reason is not None:
+            if probe.NAME in reused and earlier is not None:
+                ctx.outcomes[probe.NAME] = earlier.as_outcome()
+                durations[probe.NAME] = earlier.duration_ms
+            elif reason is not None:
                 ctx.outcomes[probe.NAME] = Outcome(Status.SKIP, reason)
                 durations[probe.NAME] = 0.0
             else:
@@ -92,9 +106,11 @@ def _result(name: str, ctx: Context, duration_ms: float) -> StageResult:
         facts: dict[str, Any] = {**ctx.base_facts, **outcome.facts}
         if name == "tls":
             facts["clock_explains"] = clock_explains(ctx)
+            skew = ctx.evidence("clock").get("skew_seconds")
+            facts["skew_text"] = None if skew is None else skew_text(skew)
         causes = rank(outcome.condition, facts)
     return StageResult(name, outcome.status, duration_ms, outcome.summary, outcome.condition,
-                       causes, outcome.evidence)
+                       causes, outcome.evidence, outcome.facts)
 
 
 def clock_explains(ctx: Context) -> bool | None:

@@ -55,10 +55,15 @@ class StageResult:
     condition: str | None = None
     causes: tuple[Cause, ...] = ()
     evidence: dict[str, Any] = field(default_factory=dict)
+    # The ranking's inputs, kept so a later run can resume from this result; not reported.
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:
         return self.status is Status.FAIL
+
+    def as_outcome(self) -> Outcome:
+        return Outcome(self.status, self.summary, self.evidence, self.condition, self.facts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

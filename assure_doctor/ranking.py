@@ -31,11 +31,14 @@ def _cause(condition: str, cause_id: str, facts: Mapping[str, Any]) -> Cause:
     return Cause(id=cause_id, title=title, advice=_fill(template, facts))
 
 
+UNKNOWN = "(not known)"
+
+
 class _Blanks(dict[str, Any]):
     """A format mapping that leaves unknown placeholders readable instead of raising."""
 
     def __missing__(self, key: str) -> str:
-        return "?"
+        return UNKNOWN
 
 
 def _fill(template: str, facts: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from assure_doctor.ranking import UNKNOWN
 from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import FAST, run_cli
@@ -46,6 +47,9 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
             assert run.returncode == 0
     assert expect.met_by(document)
 
+    for stage in document["stages"]:
+        for cause in stage["causes"]:
+            assert UNKNOWN not in cause["advice"], (stage["name"], cause)
     log_text = log_file.read_text()
     for text in (run.stdout, run.stderr, log_text):
         assert sandbox.key not in text

@@ -1,0 +1,1 @@
+"""The interactive troubleshooter (Textual). Imported only by `assure-doctor tui`."""

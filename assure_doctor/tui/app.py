@@ -1,0 +1,292 @@
+"""`assure-doctor tui`: the staged check, live, for the person at the terminal."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
+
+from assure_doctor import logs
+from assure_doctor.apikey import ApiKey
+from assure_doctor.engine import run_check
+from assure_doctor.model import STAGES, Report, StageResult
+from assure_doctor.options import CheckOptions
+from assure_doctor.redact import RedactingFilter
+from assure_doctor.render import json as json_report
+from assure_doctor.render import markdown
+from assure_doctor.target import Target
+from assure_doctor.tui import present
+from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
+
+DAILY_QUOTA = 10_000
+TITLES = {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "clock": "Clock", "ping": "Ping"}
+
+
+class _PaneHandler(logging.Handler):
+    """Engine log lines (guide format, secrets scrubbed) into the log pane."""
+
+    def __init__(self, app: DoctorApp) -> None:
+        super().__init__(logging.INFO)
+        self.app = app
+        self.setFormatter(logs.formatter())
+        self.addFilter(RedactingFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.app.is_running:
+            return
+        line = self.format(record)
+        if self.app._thread_id == threading.get_ident():
+            self.app.write_log(line)
+        else:  # a record from another thread must reach the UI through its loop
+            self.app.call_from_thread(self.app.write_log, line)
+
+
+class DoctorApp(App[None]):
+    """The pipeline, the selected stage's diagnosis, and the engine's log."""
+
+    TITLE = "assure-doctor"
+    CSS = """
+    #target { height: auto; padding: 0 1; background: $boost; }
+    #pipeline { height: 7; }
+    #panes { height: 1fr; }
+    #detail-pane { width: 3fr; border: round $primary; padding: 0 1; }
+    #log { width: 2fr; border: round $secondary; }
+    #status { height: 1; padding: 0 1; background: $boost; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rerun", "Re-run"),
+        Binding("f", "rerun_from", "From stage"),
+        Binding("w", "watch", "Watch"),
+        Binding("t", "edit_target", "Target"),
+        Binding("p", "toggle_ping", "No-ping"),
+        Binding("e", "export", "Export"),
+        Binding("c", "copy", "Copy"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, target: Target | None, options: CheckOptions, key: ApiKey | None, *,
+                 stable: bool = False, export_dir: Path | None = None,
+                 watch_interval: float = 15.0, ping_interval: float = 300.0) -> None:
+        super().__init__()
+        self.target = target
+        self.options = options
+        self.key = key
+        self.shown = present.stabilise if stable else present.identity
+        self.stable = stable
+        self.export_dir = export_dir or Path.cwd()
+        self.watch_interval = watch_interval
+        self.ping_interval = ping_interval
+        self.results: dict[str, StageResult | None] = dict.fromkeys(STAGES)
+        self.states: dict[str, str] = dict.fromkeys(STAGES, "pending")
+        self.report: Report | None = None
+        self.last_ping: StageResult | None = None  # the last ping that really ran
+        self.selected = "dns"
+        self.pings_spent = 0
+        self.last_ping_at: float | None = None
+        self.watching = False
+        self._frame = 0
+        self._handler = _PaneHandler(self)
+        self._watch_timer = None
+
+    # --- layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="target")
+        yield DataTable(id="pipeline", cursor_type="row")
+        with Horizontal(id="panes"):
+            with VerticalScroll(id="detail-pane"):
+                yield Static(id="detail")
+            yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Held, not queried: while a modal screen is up, queries search the modal.
+        self.table = table = self.query_one("#pipeline", DataTable)
+        self.detail_view = self.query_one("#detail", Static)
+        self.log_view = self.query_one("#log", RichLog)
+        self.target_view = self.query_one("#target", Static)
+        self.status_view = self.query_one("#status", Static)
+        table.add_column("Stage", key="stage", width=6)
+        table.add_column("Status", key="status", width=10)
+        table.add_column("Time", key="time", width=8)
+        table.add_column("Summary", key="summary")
+        for name in STAGES:
+            table.add_row(TITLES[name], present.status_cell("pending"), "", "", key=name)
+        self.query_one("#detail-pane").border_title = "Diagnosis"
+        self.log_view.border_title = "Log"
+        logging.getLogger(logs.LOGGER_NAME).addHandler(self._handler)
+        logging.getLogger(logs.LOGGER_NAME).setLevel(logging.DEBUG)
+        if not self.stable:
+            self.set_interval(0.1, self._spin)
+        self._refresh_header()
+        if self.target is None:
+            self.action_edit_target()
+        else:
+            self.start_check()
+
+    def on_unmount(self) -> None:
+        logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
+
+    # --- running -------------------------------------------------------------------------
+    def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
+        if self.target is None:
+            return
+        self.run_worker(self._check(start_at, network_only), exclusive=True, group="check")
+
+    async def _check(self, start_at: str, network_only: bool) -> None:
+        assert self.target is not None
+        for name in STAGES[STAGES.index(start_at):]:
+            self._show(name, "pending", None)
+        options = replace(self.options, no_ping=True) if network_only else self.options
+        report = await run_check(self.target, options, self.key, on_stage=self._on_stage,
+                                 resume=self.report if start_at != "dns" else None,
+                                 start_at=start_at)
+        ping = report.stage("ping")
+        if ping is not None and ping.evidence.get("attempts"):
+            self.pings_spent += int(ping.evidence["attempts"])
+            self.last_ping_at = time.monotonic()
+            self.last_ping = ping
+        if network_only and self.last_ping is not None and report.ok:
+            # The watch skipped the ping to spare the quota: show the last real one.
+            self._show("ping", self.last_ping.status.value, self.last_ping)
+        self.report = report
+        self._refresh_header()
+
+    def _on_stage(self, name: str, result: StageResult | None) -> None:
+        if result is None:
+            self._show(name, "running", None)
+        else:
+            self._show(name, result.status.value, result)
+
+    def _show(self, name: str, state: str, result: StageResult | None) -> None:
+        self.states[name] = state
+        self.results[name] = result
+        table = self.table
+        table.update_cell(name, "status", present.status_cell(state, self._frame))
+        table.update_cell(name, "time", self.shown(present.duration_cell(result)))
+        table.update_cell(name, "summary", self.shown(result.summary if result else ""),
+                          update_width=True)
+        if name == self.selected:
+            self._refresh_detail()
+
+    def _spin(self) -> None:
+        self._frame += 1
+        for name, state in self.states.items():
+            if state == "running":
+                self.table.update_cell(name, "status", present.status_cell(state, self._frame))
+
+    # --- what is shown -------------------------------------------------------------------
+    def _refresh_detail(self) -> None:
+        text = present.detail(self.results[self.selected], TITLES[self.selected])
+        self.detail_view.update(Text(self.shown(text.plain), end="")
+                                                 if self.stable else text)
+
+    def _refresh_header(self) -> None:
+        target = self.target
+        dns = self.results["dns"]
+        address = ", ".join(dns.evidence.get("addresses", [])) if dns else "not resolved yet"
+        resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
+        key = f"present, {self.key.masked}" if self.key else (
+            "missing: set ASSURE_API_KEY or use --api-key-file")
+        lines = [
+            f"Target    {target.url if target else '(none: press t)'}"
+            + (f"   (stack {target.stack})" if target and target.stack else ""),
+            f"Address   {address}   Resolver {resolvers}"
+            + (f"   CA bundle {self.options.ca_bundle}" if self.options.ca_bundle else ""),
+            f"API key   {key}" + ("   (no-ping: the key is not sent)"
+                                  if self.options.no_ping else ""),
+        ]
+        self.target_view.update(self.shown("\n".join(lines)))
+        watch = (f"watch on: network every {self.watch_interval:g} s, ping at most every "
+                 f"{self.ping_interval:g} s" if self.watching else "watch off (w)")
+        status = (f"{watch}   |   key-carrying requests this session: {self.pings_spent} "
+                  f"(the customer's quota: {DAILY_QUOTA:,} a day)")
+        self.status_view.update(self.shown(status))
+
+    def write_log(self, line: str) -> None:
+        self.log_view.write(self.shown(line))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value in STAGES:
+            self.selected = event.row_key.value
+            self._refresh_detail()
+
+    # --- actions -------------------------------------------------------------------------
+    def action_rerun(self) -> None:
+        self.start_check()
+
+    def action_rerun_from(self) -> None:
+        self.start_check(self.selected if self.report is not None else "dns")
+
+    def action_watch(self) -> None:
+        self.watching = not self.watching
+        if self.watching:
+            self._watch_timer = self.set_interval(self.watch_interval, self._watch_tick)
+        elif self._watch_timer is not None:
+            self._watch_timer.stop()
+            self._watch_timer = None
+        self._refresh_header()
+
+    def _watch_tick(self) -> None:
+        if any(state == "running" for state in self.states.values()):
+            return
+        due = (self.last_ping_at is None
+               or time.monotonic() - self.last_ping_at >= self.ping_interval)
+        self.start_check(network_only=not due)
+
+    def action_toggle_ping(self) -> None:
+        self.options = replace(self.options, no_ping=not self.options.no_ping)
+        self._refresh_header()
+        self.notify("no-ping on: the key will not be sent" if self.options.no_ping
+                    else "no-ping off: the next run pings with the key")
+
+    def action_edit_target(self) -> None:
+        self.push_screen(TargetScreen(self.target, self.options), self._apply_settings)
+
+    def _apply_settings(self, settings: Settings | None) -> None:
+        if settings is None:
+            return
+        self.target, self.options = settings.target, settings.options
+        self.report = None
+        self._refresh_header()
+        self.start_check()
+
+    def action_export(self) -> None:
+        if self.report is None:
+            self.notify("Nothing to export yet: the check has not finished", severity="warning")
+            return
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = self.export_dir / f"assure-doctor-report-{stamp}"
+        text = markdown.render(self.report)
+        try:
+            self.export_dir.mkdir(parents=True, exist_ok=True)
+            base.with_suffix(".md").write_text(text, encoding="utf-8")
+            base.with_suffix(".json").write_text(json_report.render(self.report) + "\n",
+                                                 encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Export failed: {exc.strerror}", severity="error")
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"Report written to {base}.md and .json, and copied to the clipboard")
+
+    def action_copy(self) -> None:
+        if self.report is None:
+            self.notify("Nothing to copy yet", severity="warning")
+            return
+        self.copy_to_clipboard(markdown.render(self.report))
+        self.notify("Report (Markdown) copied to the clipboard")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
