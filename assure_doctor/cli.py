@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from assure_doctor import __version__, apikey, logs
 from assure_doctor.errors import InputError
@@ -22,6 +23,7 @@ from assure_doctor.probes import tlsctx
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 PROG = "assure-doctor"
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,6 +140,58 @@ def _tui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assure_doctor.monitor import config as monitor_config
+    from assure_doctor.monitor import service
+    from assure_doctor.sandbox.stack import Sandbox
+
+    sandbox = None
+    if args.sandbox:
+        if args.stack or args.url or args.config:
+            raise InputError("--sandbox: it is the target; give no --stack, --url or --config")
+        sandbox = Sandbox(args.sandbox).start()
+        args.url, args.resolver = sandbox.url, [sandbox.resolver]
+        args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
+        args.api_key_file = args.api_key_file or str(sandbox.key_file)
+    try:
+        settings: dict[str, object] = {}
+        if args.config:
+            _, base, _ = inputs(args, interactive=True)
+            targets, settings = monitor_config.load_file(args.config, base)
+        else:
+            target, options, key = inputs(args)
+            assert target is not None
+            targets = [monitor_config.watched_target(target, options, key)]
+
+        def setting(name: str, default: object, kind: Callable[[Any], T]) -> T:
+            """The flag if given, else the config file's value, else the default."""
+            value = getattr(args, name)
+            value = settings.get(name, default) if value is None else value
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                raise InputError(f"{name} = {value!r}: not a valid {kind.__name__}") from None
+
+        defaults = monitor_config
+        config = monitor_config.MonitorConfig(
+            targets=tuple(targets),
+            interval=setting("interval", defaults.DEFAULT_INTERVAL, float),
+            ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL, float),
+            ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET, int),
+            jitter=setting("jitter", defaults.DEFAULT_JITTER, float),
+            state_dir=setting("state_dir", defaults.default_state_dir(), Path),
+            allow_exhaustion=args.allow_budget_exhaustion,
+        )
+        listen = setting("listen", "127.0.0.1:9464", str)
+        logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
+        return service.run(config, listen)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from assure_doctor.sandbox.serve import serve
 
@@ -186,6 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="watch mode: the key-carrying ping at most every SECONDS "
                      "(default 300)")
     tui.set_defaults(handler=_tui)
+
+    monitor = commands.add_parser("monitor", help="watch targets and serve Prometheus metrics")
+    add_target_options(monitor)
+    monitor.set_defaults(retry_pause=10.0)  # the guide's pause: the monitor is in no hurry
+    group = monitor.add_argument_group("monitor")
+    group.add_argument("--config", metavar="FILE", help="TOML file with [[targets]]")
+    group.add_argument("--listen", metavar="HOST:PORT",
+                       help="serve /metrics here (default 127.0.0.1:9464)")
+    group.add_argument("--interval", type=_positive, metavar="SECONDS",
+                       help="network stages (no key) every SECONDS (default 60)")
+    group.add_argument("--ping-interval", type=_positive, metavar="SECONDS",
+                       help="the key-carrying ping every SECONDS (default 900)")
+    group.add_argument("--ping-budget", type=int, metavar="N",
+                       help="key-carrying requests a day per key, never exceeded (default 100)")
+    group.add_argument("--jitter", type=float, metavar="SECONDS",
+                       help="random delay added to each network run (default 5)")
+    group.add_argument("--state-dir", metavar="DIR",
+                       help="where the spent budget is kept (default "
+                       "$XDG_STATE_HOME/assure-doctor)")
+    group.add_argument("--allow-budget-exhaustion", action="store_true",
+                       help="accept a ping cadence the budget cannot pay for all day: pings "
+                       "stop once today's budget is spent")
+    group.add_argument("--sandbox", metavar="SCENARIO", nargs="?", const="healthy",
+                       help="watch the simulated stack (default scenario: healthy)")
+    monitor.set_defaults(handler=_monitor)
 
     sandbox = commands.add_parser("sandbox", help="serve a simulated Assure stack on loopback")
     sandbox.add_argument("--scenario", default="healthy", help="fault to simulate")

@@ -1,0 +1,114 @@
+"""Wire it together: apscheduler jobs per target, the exporter, and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
+
+from assure_doctor import logs
+from assure_doctor.monitor.budget import PingBudget
+from assure_doctor.monitor.collector import AssureCollector, Health
+from assure_doctor.monitor.config import MonitorConfig
+from assure_doctor.monitor.server import Exporter
+from assure_doctor.monitor.watch import TargetWatch
+
+PING_TICK = 30.0  # how often a ping job asks "is a ping due?" (the cadence is its own)
+SHUTDOWN_GRACE = 3.0
+log = logs.get("monitor")
+
+
+class Monitor:
+    """The scheduler, the targets' watches and the exporter of one monitor process."""
+
+    def __init__(self, config: MonitorConfig, listen: str | None) -> None:
+        self.config = config
+        self.budget = PingBudget(config.state_dir)
+        self.watches = [TargetWatch(t, self.budget, config.ping_interval, config.ping_budget)
+                        for t in config.targets]
+        self.health = Health()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(AssureCollector(lambda: [w.snapshot for w in self.watches],
+                                               self.health))
+        self.exporter = Exporter(self.registry, listen) if listen else None
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        if self.exporter is not None:
+            self.exporter.start()
+            log.info("Serving metrics on port %d", self.exporter.port)
+        self._schedule()
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.start()
+        log.info("Monitoring %d target(s): network every %g s, ping every %g s within %d a "
+                 "day per key", len(self.watches), self.config.interval,
+                 self.config.ping_interval, self.config.ping_budget)
+        await self.stopping.wait()
+        await self.shutdown()
+        return 0
+
+    def _schedule(self) -> None:
+        now = datetime.now().astimezone()
+        tick = min(PING_TICK, self.config.ping_interval)
+        for watch in self.watches:
+            # Spread the first runs so that many targets do not all start at once.
+            start = now + timedelta(seconds=random.uniform(0, min(self.config.jitter, 1.0)))
+            self._add(watch.network_cycle, f"{watch.label}:network", "network",
+                      IntervalTrigger(seconds=self.config.interval, jitter=self.config.jitter
+                                      or None), start)
+            if watch.watched.pings:
+                self._add(watch.ping_cycle, f"{watch.label}:ping", "ping",
+                          IntervalTrigger(seconds=tick), start)
+
+    def _add(self, job: Callable[[], Awaitable[None]], job_id: str, kind: str,
+             trigger: IntervalTrigger, start: datetime) -> None:
+        async def guarded() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # counted and logged: one bad run must not stop the monitor
+                self.health.job_errors[kind] += 1
+                log.exception("Job %s failed", job_id)
+
+        self.scheduler.add_job(guarded, trigger, id=job_id, name=kind, max_instances=1,
+                               coalesce=True, misfire_grace_time=None, next_run_time=start)
+
+    def _on_missed(self, event: JobEvent) -> None:
+        self.health.missed_runs[event.job_id.rpartition(":")[2]] += 1
+        log.info("Run of %s skipped: the previous one is still running", event.job_id)
+
+    async def shutdown(self) -> None:
+        log.info("Stopping: letting running checks end (at most %g s)", SHUTDOWN_GRACE)
+        self.scheduler.shutdown(wait=False)
+        current = asyncio.current_task()
+        running = [task for task in asyncio.all_tasks() if task is not current]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self.exporter is not None:
+            await asyncio.to_thread(self.exporter.stop)
+        log.info("Stopped; the ping budget is saved in %s", self.budget.path)
+
+
+def run(config: MonitorConfig, listen: str | None) -> int:
+    return asyncio.run(_main(config, listen))
+
+
+async def _main(config: MonitorConfig, listen: str | None) -> int:
+    return await Monitor(config, listen).run()

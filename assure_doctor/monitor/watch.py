@@ -1,0 +1,151 @@
+"""One target's two cadences: the keyless network stages and the budgeted, authenticated ping.
+
+Each run ends by publishing a new immutable `Snapshot`; the exporter only ever reads the
+latest one, so a scrape never waits for a probe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from assure_doctor import logs
+from assure_doctor.engine import run_check
+from assure_doctor.model import STAGES, Report, StageResult, Status
+from assure_doctor.monitor.budget import PingBudget
+from assure_doctor.monitor.config import WatchedTarget
+
+NETWORK_STAGES = STAGES[:-1]
+MAX_BACKOFF = 64  # the ping interval grows at most to 64x after repeated 429s
+ALERT_AFTER = 3  # the guide: alert operators after three failed attempts
+log = logs.get("monitor")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the exporter shows for one target; replaced whole, never changed."""
+
+    label: str
+    stages: dict[str, StageResult] = field(default_factory=dict)
+    ran_at: dict[str, float] = field(default_factory=dict)
+    ping_codes: dict[str, int] = field(default_factory=dict)
+    budget_spent: int = 0
+    budget_daily: int = 0
+    pings: bool = True
+
+    @property
+    def up(self) -> bool | None:
+        wanted = STAGES if self.pings else NETWORK_STAGES
+        if not all(name in self.stages for name in wanted):
+            return None
+        return all(self.stages[name].status in (Status.PASS, Status.WARN) for name in wanted)
+
+    @property
+    def diagnosis(self) -> StageResult | None:
+        return next((self.stages[n] for n in STAGES
+                     if n in self.stages and self.stages[n].failed), None)
+
+
+class TargetWatch:
+    """Runs the two jobs for one target and keeps its latest snapshot."""
+
+    def __init__(self, watched: WatchedTarget, budget: PingBudget, ping_interval: float,
+                 daily_budget: int) -> None:
+        self.watched = watched
+        self.budget = budget
+        self.ping_interval = ping_interval
+        self.daily_budget = daily_budget
+        self.backoff = 1
+        self.not_before = 0.0  # no ping before this time (Retry-After)
+        self.failures_in_a_row = 0
+        self._codes: Counter[str] = Counter()
+        key_id = watched.key.fingerprint if watched.key else ""
+        self.key_id = key_id
+        self.snapshot = Snapshot(watched.label, pings=watched.pings, budget_daily=daily_budget,
+                                 budget_spent=budget.spent(key_id) if key_id else 0)
+
+    @property
+    def label(self) -> str:
+        return self.watched.label
+
+    # --- the jobs ------------------------------------------------------------------------
+    async def network_cycle(self) -> None:
+        """dns, tcp, tls, clock: no key, no quota."""
+        options = replace(self.watched.options, no_ping=True)
+        report = await run_check(self.watched.target, options, None)
+        self._publish(report, NETWORK_STAGES)
+
+    async def ping_cycle(self) -> None:
+        """The full check with the key, when due and within the budget."""
+        if not self.watched.pings:
+            return
+        now = time.time()
+        if now < self.not_before:
+            log.info("%s: no ping before %.0f s from now (Retry-After)", self.label,
+                     self.not_before - now)
+            return
+        last = self.budget.last_ping(self.label)
+        interval = self.ping_interval * self.backoff
+        if last is not None and now - last < interval * 0.98:  # jitter-sized slack
+            return
+        attempts = self.watched.options.attempts
+        granted = self.budget.reserve(self.key_id, attempts, self.daily_budget)
+        if granted == 0:
+            log.warning("%s: today's ping budget (%d) is spent; no ping until 00:00 UTC",
+                        self.label, self.daily_budget)
+            self._refresh_budget()
+            return
+        self.budget.record_ping(self.label, now)
+        options = replace(self.watched.options, retries=granted - 1)
+        report = await run_check(self.watched.target, options, self.watched.key)
+        ping = report.stage("ping")
+        sent = int(ping.evidence.get("attempts", 0)) if ping else 0
+        self.budget.refund(self.key_id, granted - sent)
+        if ping is not None and sent:
+            self._count(ping)
+            self._adapt(ping)
+        self._publish(report, STAGES)
+
+    # --- bookkeeping ---------------------------------------------------------------------
+    def _count(self, ping: StageResult) -> None:
+        for attempt in ping.evidence.get("history", []):
+            code = attempt.get("status_code")
+            self._codes["error" if code is None else str(code)] += 1
+
+    def _adapt(self, ping: StageResult) -> None:
+        """429: wait for Retry-After and back off until a success."""
+        if ping.condition == "http_throttled" and ping.failed:
+            retry_after = float(ping.evidence.get("retry_after") or 0)
+            self.not_before = time.time() + retry_after
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+            log.warning("%s: throttled (429); next ping no sooner than Retry-After %.0f s, "
+                        "interval now %.0f s", self.label, retry_after,
+                        self.ping_interval * self.backoff)
+        elif not ping.failed:
+            self.backoff = 1
+
+    def _refresh_budget(self) -> None:
+        self.snapshot = replace(self.snapshot, budget_spent=self.budget.spent(self.key_id))
+
+    def _publish(self, report: Report, names: tuple[str, ...]) -> None:
+        now = time.time()
+        stages = dict(self.snapshot.stages)
+        ran_at = dict(self.snapshot.ran_at)
+        for stage in report.stages:
+            if stage.name in names:
+                stages[stage.name] = stage
+                ran_at[stage.name] = now
+        self.snapshot = replace(
+            self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
+            budget_spent=self.budget.spent(self.key_id) if self.key_id else 0)
+        diagnosis = self.snapshot.diagnosis
+        if diagnosis is None:
+            self.failures_in_a_row = 0
+            return
+        self.failures_in_a_row += 1
+        cause = diagnosis.causes[0].id if diagnosis.causes else "unknown"
+        if self.failures_in_a_row == ALERT_AFTER or self.failures_in_a_row % 60 == 0:
+            log.error("ALERT: %s has failed %d checks in a row at the %s stage: %s (most "
+                      "likely %s): %s", self.label, self.failures_in_a_row, diagnosis.name,
+                      diagnosis.condition, cause, diagnosis.summary)
