@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -150,7 +151,7 @@ def test_dashboard_structure() -> None:
     cells: set[tuple[int, int]] = set()
     for panel in dashboard["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
         area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
                 for y in range(grid["y"], grid["y"] + grid["h"])}
         assert not area & cells, f"panel {panel['title']!r} overlaps another"
@@ -209,7 +210,7 @@ def test_retry_after_is_honoured(tmp_path: Path) -> None:
         finally:
             monitor.stop()
         times = [r["at"] for r in sandbox.traffic.requests if r["keyed"]]
-        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
         assert min(gaps) >= 2.9, gaps  # never sooner than Retry-After, though due every 0.3 s
 
 
