@@ -11,59 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from assure_doctor import apikey, logs
 from assure_doctor.engine import run_check
-from assure_doctor.options import CheckOptions
 from assure_doctor.sandbox.stack import HOST
-from assure_doctor.target import from_url, parse_resolver
-
-
-@dataclass(frozen=True)
-class Served:
-    """A sandbox in its own process, so that it does not compete with us for the GIL."""
-
-    url: str
-    port: int
-    resolver: str
-    ca_bundle: str
-    key_file: str
-
-    @property
-    def check_args(self) -> list[str]:
-        return ["--url", self.url, "--resolver", self.resolver, "--ca-bundle", self.ca_bundle,
-                "--api-key-file", self.key_file]
-
-    def options(self, **extra: float) -> CheckOptions:
-        return CheckOptions(resolvers=(parse_resolver(self.resolver),),
-                            ca_bundle=self.ca_bundle, **extra)  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def served(scenario: str) -> Iterator[Served]:
-    process = subprocess.Popen([sys.executable, "-m", "assure_doctor", "sandbox",
-                                "--scenario", scenario], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = next(line for line in process.stdout if "assure-doctor check" in line)
-        args = line.split()[2:]
-        value = dict(zip(args[::2], args[1::2], strict=True))
-        url = value["--url"]
-        yield Served(url, int(url.split(":")[2].split("/")[0]), value["--resolver"],
-                     value["--ca-bundle"], value["--api-key-file"])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+from assure_doctor.target import from_url
+from bench.served import Served, served
 
 
 def whole_process(sandbox: Served, runs: int) -> list[float]:

@@ -18,7 +18,7 @@ from assure_doctor import logs
 from assure_doctor.monitor.budget import PingBudget
 from assure_doctor.monitor.collector import AssureCollector, Health
 from assure_doctor.monitor.config import MonitorConfig
-from assure_doctor.monitor.server import Exporter
+from assure_doctor.monitor.server import Exporter, Exposition
 from assure_doctor.monitor.watch import TargetWatch
 
 PING_TICK = 30.0  # how often a ping job asks "is a ping due?" (the cadence is its own)
@@ -38,9 +38,16 @@ class Monitor:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(AssureCollector(lambda: [w.snapshot for w in self.watches],
                                                self.health))
-        self.exporter = Exporter(self.registry, listen) if listen else None
+        exposition = Exposition(self.registry, self._version)
+        self.exporter = Exporter(exposition, listen) if listen else None
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.stopping = asyncio.Event()
+
+    def _version(self) -> tuple[object, ...]:
+        """Changes whenever what /metrics shows would change."""
+        return (tuple(w.generation for w in self.watches),
+                tuple(sorted(self.health.job_errors.items())),
+                tuple(sorted(self.health.missed_runs.items())))
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -93,6 +100,8 @@ class Monitor:
     async def shutdown(self) -> None:
         log.info("Stopping: letting running checks end (at most %g s)", SHUTDOWN_GRACE)
         self.scheduler.shutdown(wait=False)
+        if self.exporter is not None:
+            await asyncio.to_thread(self.exporter.stop)
         current = asyncio.current_task()
         running = [task for task in asyncio.all_tasks() if task is not current]
         if running:
@@ -101,8 +110,6 @@ class Monitor:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self.exporter is not None:
-            await asyncio.to_thread(self.exporter.stop)
         log.info("Stopped; the ping budget is saved in %s", self.budget.path)
 
 

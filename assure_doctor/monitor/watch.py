@@ -59,6 +59,7 @@ class TargetWatch:
         self.backoff = 1
         self.not_before = 0.0  # no ping before this time (Retry-After)
         self.failures_in_a_row = 0
+        self.generation = 0  # bumped with every new snapshot, so the exporter re-renders
         self._codes: Counter[str] = Counter()
         key_id = watched.key.fingerprint if watched.key else ""
         self.key_id = key_id
@@ -127,6 +128,7 @@ class TargetWatch:
 
     def _refresh_budget(self) -> None:
         self.snapshot = replace(self.snapshot, budget_spent=self.budget.spent(self.key_id))
+        self.generation += 1
 
     def _publish(self, report: Report, names: tuple[str, ...]) -> None:
         now = time.time()
@@ -139,6 +141,7 @@ class TargetWatch:
         self.snapshot = replace(
             self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
             budget_spent=self.budget.spent(self.key_id) if self.key_id else 0)
+        self.generation += 1
         diagnosis = self.snapshot.diagnosis
         if diagnosis is None:
             self.failures_in_a_row = 0
