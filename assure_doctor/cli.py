@@ -4,9 +4,10 @@ so `--help` and `check` start fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 from assure_doctor import __version__, apikey, logs
@@ -114,29 +115,34 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _tui(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+@contextlib.contextmanager
+def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
+    """With --sandbox, run the simulated stack for the command's life and point args at it."""
+    if not args.sandbox:
+        yield
+        return
     from assure_doctor.sandbox.stack import Sandbox
-    from assure_doctor.tui.app import DoctorApp
 
-    sandbox = None
-    if args.sandbox:
-        if args.stack or args.url:
-            raise InputError("--sandbox: it is the target; give no --stack or --url with it")
-        sandbox = Sandbox(args.sandbox).start()
+    if args.stack or args.url or getattr(args, "config", None):
+        raise InputError("--sandbox: it is the target; give no --stack, --url or --config")
+    with Sandbox(args.sandbox) as sandbox:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
         args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
         args.api_key_file = args.api_key_file or str(sandbox.key_file)
-    try:
+        yield
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assure_doctor.tui.app import DoctorApp
+
+    with sandbox_as_target(args):
         target, options, key = inputs(args, interactive=True)
         # Only the log file: lines on stderr would tear the screen.
         logs.configure(logging.CRITICAL + 10, args.log_file)
         DoctorApp(target, options, key, export_dir=Path(args.export_dir),
                   watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
-    finally:
-        if sandbox is not None:
-            sandbox.stop()
     return 0
 
 
@@ -145,17 +151,8 @@ def _monitor(args: argparse.Namespace) -> int:
 
     from assure_doctor.monitor import config as monitor_config
     from assure_doctor.monitor import service
-    from assure_doctor.sandbox.stack import Sandbox
 
-    sandbox = None
-    if args.sandbox:
-        if args.stack or args.url or args.config:
-            raise InputError("--sandbox: it is the target; give no --stack, --url or --config")
-        sandbox = Sandbox(args.sandbox).start()
-        args.url, args.resolver = sandbox.url, [sandbox.resolver]
-        args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
-        args.api_key_file = args.api_key_file or str(sandbox.key_file)
-    try:
+    with sandbox_as_target(args):
         settings: dict[str, object] = {}
         if args.config:
             _, base, _ = inputs(args, interactive=True)
@@ -187,9 +184,6 @@ def _monitor(args: argparse.Namespace) -> int:
         listen = setting("listen", "127.0.0.1:9464", str)
         logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
         return service.run(config, listen)
-    finally:
-        if sandbox is not None:
-            sandbox.stop()
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -168,3 +168,13 @@ def test_stealth_firewall_is_reported_within_the_timeout(
     tcp = run.json()["stages"][1]
     assert tcp["condition"] == "connect_timeout"
     assert 1000 <= tcp["duration_ms"] <= 1100
+
+
+def test_a_resolver_that_drops_aaaa_does_not_stall_the_check(
+        sandbox_factory: Callable[[str], Sandbox]) -> None:
+    sandbox = sandbox_factory("dns-aaaa-dropped")
+    run = run_cli("check", *sandbox.check_args(), "--timeout", "5", "--json")
+    dns = run.json()["stages"][0]
+    assert run.returncode == 0 and dns["status"] == "pass"
+    assert dns["evidence"]["addresses"] == ["127.0.0.1"]
+    assert dns["duration_ms"] < 2000  # a short grace for AAAA, not the 5 s timeout

@@ -246,3 +246,11 @@ def test_bad_config_is_exit_2(tmp_path: Path) -> None:
         run = run_cli("monitor", "--config", str(path), "--listen", "127.0.0.1:0")
         assert run.returncode == 2 and words in run.stderr, run.stderr
         assert "Traceback" not in run.stderr
+
+
+def test_config_file_settings_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text("intervall = 5\n[[targets]]\nurl = 'https://127.0.0.1:9/v1/ping'\n"
+                    "no_ping = true\n")
+    run = run_cli("monitor", "--config", str(path), "--listen", "127.0.0.1:0")
+    assert run.returncode == 2 and "'intervall'" in run.stderr

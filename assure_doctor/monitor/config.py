@@ -108,8 +108,15 @@ def load_file(path: str, base: CheckOptions) -> tuple[list[WatchedTarget], dict[
     entries = data.pop("targets", None)
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{where}: needs at least one [[targets]] table")
+    unknown = sorted(set(data) - FILE_SETTINGS)
+    if unknown:
+        raise InputError(f"{where}: unknown setting {unknown[0]!r} (known: "
+                         f"{', '.join(sorted(FILE_SETTINGS))}, [[targets]])")
     targets = [_entry(entry, index, where, base) for index, entry in enumerate(entries, 1)]
     return targets, data
+
+
+FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen"}
 
 
 _ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",

@@ -33,6 +33,7 @@ _SUMMARY = {
     "no_resolver": "no DNS server is configured on this machine",
     "error": "lookup of {host} failed: {error}",
 }
+_GRACE = 1.0  # seconds the other record type may lag once one has answered
 _SINKHOLES = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}
 
 
@@ -64,7 +65,7 @@ async def run(ctx: Context) -> Outcome:
         return _failure(ctx, "no_resolver", "system (none configured)", {})
 
     log.info("Resolving %s (A, AAAA) via %s", target.host, described)
-    lookups = await asyncio.gather(*(_lookup(resolver, target.host, t) for t in ("A", "AAAA")))
+    lookups = await _both(resolver, target.host)
     addresses = [address for lookup in lookups for address in lookup.addresses]
     evidence: dict[str, Any] = {
         "addresses": addresses,
@@ -87,6 +88,24 @@ async def run(ctx: Context) -> Outcome:
         if fallback.status is Status.PASS:
             return fallback
     return _failure(ctx, kind, described, evidence)
+
+
+async def _both(resolver: dns.asyncresolver.Resolver, host: str) -> list[_Lookup]:
+    """A and AAAA at once. Once one has addresses, the other gets a short grace, not the whole
+    timeout: a resolver that drops AAAA queries must not stall a working IPv4 path."""
+    tasks = {rdtype: asyncio.create_task(_lookup(resolver, host, rdtype))
+             for rdtype in ("A", "AAAA")}
+    pending = set(tasks.values())
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if pending and any(task.result().addresses for task in done):
+            _, pending = await asyncio.wait(pending, timeout=_GRACE)
+            for task in pending:
+                task.cancel()
+            break
+    return [tasks[rdtype].result() if tasks[rdtype].done() and not tasks[rdtype].cancelled()
+            else _Lookup(rdtype, kind="timeout", error="no answer within the grace period")
+            for rdtype in ("A", "AAAA")]
 
 
 def _failure(ctx: Context, kind: str, described: str, evidence: dict[str, Any]) -> Outcome:

@@ -13,7 +13,8 @@ import dns.rdatatype
 import dns.rrset
 
 # Behaviours: answer, nxdomain, servfail, refused, nodata, silent, sinkhole.
-BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole")
+BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
+              "drop_aaaa")
 TTL = 30
 
 
@@ -56,6 +57,8 @@ class DnsServer(asyncio.DatagramProtocol):
     def _answer(self, query: dns.message.Message, name: str, rdtype: int
                 ) -> dns.message.Message | None:
         behaviour = self.zone.behaviour if name == self.zone.host else "nxdomain"
+        if behaviour == "drop_aaaa":  # some middleboxes drop AAAA queries
+            behaviour = "silent" if rdtype == dns.rdatatype.AAAA else "answer"
         if behaviour == "silent":
             return None
         response = dns.message.make_response(query)

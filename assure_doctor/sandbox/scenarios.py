@@ -93,6 +93,8 @@ _ALL = (
              dns="nodata", expect=Expect("dns", "dns_lookup_failed", "platform")),
     Scenario("dns-sinkhole", "Failure to lookup API hostname: DNS filter answers 0.0.0.0",
              dns="sinkhole", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
+    Scenario("dns-aaaa-dropped", "A resolver that drops AAAA queries: IPv4 still works",
+             dns="drop_aaaa"),
     Scenario("tcp-refused", "Failure to connect to API hostname: nothing listens on the port",
              server="refuse", expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
