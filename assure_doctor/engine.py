@@ -13,7 +13,15 @@ from typing import Any
 
 from assure_doctor import logs
 from assure_doctor.apikey import ApiKey
-from assure_doctor.model import STAGES, Cause, Outcome, Report, StageResult, Status
+from assure_doctor.model import (
+    EVIDENCE_KEYS,
+    STAGES,
+    Cause,
+    Outcome,
+    Report,
+    StageResult,
+    Status,
+)
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import Context, clock, dns, ping, tcp, tls, tlsctx
 from assure_doctor.probes.clock import skew_text
@@ -109,8 +117,9 @@ def _result(name: str, ctx: Context, duration_ms: float) -> StageResult:
             skew = ctx.evidence("clock").get("skew_seconds")
             facts["skew_text"] = None if skew is None else skew_text(skew)
         causes = rank(outcome.condition, facts)
+    evidence = {key: None for key in EVIDENCE_KEYS[name]} | outcome.evidence
     return StageResult(name, outcome.status, duration_ms, outcome.summary, outcome.condition,
-                       causes, outcome.evidence, outcome.facts)
+                       causes, evidence, outcome.facts)
 
 
 def clock_explains(ctx: Context) -> bool | None:

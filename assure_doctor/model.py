@@ -9,6 +9,14 @@ from typing import Any
 from assure_doctor.target import Target
 
 STAGES = ("dns", "tcp", "tls", "clock", "ping")
+# The evidence keys the contract promises for each stage; null until a stage finds them.
+EVIDENCE_KEYS: dict[str, tuple[str, ...]] = {
+    "dns": ("addresses", "resolver"),
+    "tcp": ("address", "port"),
+    "tls": ("not_before", "not_after", "issuer", "subject"),
+    "clock": ("skew_seconds", "source"),
+    "ping": ("status_code", "attempts", "response_body"),
+}
 
 
 class Status(StrEnum):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from assure_doctor.model import EVIDENCE_KEYS
 from assure_doctor.ranking import UNKNOWN
 from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
@@ -48,6 +49,9 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
     assert expect.met_by(document)
 
     for stage in document["stages"]:
+        assert set(stage["evidence"]) >= set(EVIDENCE_KEYS[stage["name"]])
+        if stage["name"] == "tls" and stage["status"] == "fail":
+            assert stage["evidence"]["verify_error"]
         for cause in stage["causes"]:
             assert UNKNOWN not in cause["advice"], (stage["name"], cause)
     log_text = log_file.read_text()

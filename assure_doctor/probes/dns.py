@@ -53,7 +53,7 @@ async def run(ctx: Context) -> Outcome:
     if target.host_is_address:
         return Outcome(Status.PASS, f"{target.host} is an address: nothing to look up",
                        {"addresses": [target.host], "resolver": "none (address in URL)"})
-    if _is_localhost(target.host):
+    if _is_localhost(target.host) and not ctx.options.resolvers:
         return await _system_lookup(ctx, "localhost names never go to DNS (RFC 6761)")
 
     try:

@@ -117,12 +117,15 @@ def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:
     facts = {"kind": kind, "default_port": ctx.target.port == 443, "error": error}
     log.warning("TLS stage could not connect: %s", error)
     return Outcome(Status.FAIL, f"cannot connect: {error}",
-                   {"verified": False, "error": error, "address": ctx.address},
+                   {"verified": False, "error": error, "verify_error": error,
+                    "address": ctx.address},
                    netclass.connect_condition(kind), facts)
 
 
 def _handshake_failure(ctx: Context, exc: BaseException) -> Outcome:
-    evidence: dict[str, Any] = {"verified": False, "error": netclass.describe(exc),
+    error = netclass.describe(exc)
+    # No certificate was seen; the contract's verify_error still says why TLS failed.
+    evidence: dict[str, Any] = {"verified": False, "error": error, "verify_error": error,
                                 "address": ctx.address}
     kind = netclass.handshake_kind(exc)
     evidence["handshake"] = kind
