@@ -14,7 +14,7 @@ from typing import Any
 from assure_doctor import logs
 from assure_doctor.apikey import ApiKey
 from assure_doctor.model import (
-    EVIDENCE_KEYS,
+    EVIDENCE_DEFAULTS,
     STAGES,
     Cause,
     Outcome,
@@ -117,7 +117,7 @@ def _result(name: str, ctx: Context, duration_ms: float) -> StageResult:
             skew = ctx.evidence("clock").get("skew_seconds")
             facts["skew_text"] = None if skew is None else skew_text(skew)
         causes = rank(outcome.condition, facts)
-    evidence = {key: None for key in EVIDENCE_KEYS[name]} | outcome.evidence
+    evidence = EVIDENCE_DEFAULTS[name] | outcome.evidence
     return StageResult(name, outcome.status, duration_ms, outcome.summary, outcome.condition,
                        causes, evidence, outcome.facts)
 

@@ -9,13 +9,13 @@ from typing import Any
 from assure_doctor.target import Target
 
 STAGES = ("dns", "tcp", "tls", "clock", "ping")
-# The evidence keys the contract promises for each stage; null until a stage finds them.
-EVIDENCE_KEYS: dict[str, tuple[str, ...]] = {
-    "dns": ("addresses", "resolver"),
-    "tcp": ("address", "port"),
-    "tls": ("not_before", "not_after", "issuer", "subject"),
-    "clock": ("skew_seconds", "source"),
-    "ping": ("status_code", "attempts", "response_body"),
+# The evidence the contract promises for each stage, as it reads before a stage finds it.
+EVIDENCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dns": {"addresses": [], "resolver": None},
+    "tcp": {"address": None, "port": None},
+    "tls": {"not_before": None, "not_after": None, "issuer": None, "subject": None},
+    "clock": {"skew_seconds": None, "source": None},
+    "ping": {"status_code": None, "attempts": 0, "response_body": None},
 }
 
 

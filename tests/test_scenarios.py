@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assure_doctor.model import EVIDENCE_KEYS
+from assure_doctor.model import EVIDENCE_DEFAULTS
 from assure_doctor.ranking import UNKNOWN
 from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
@@ -49,7 +49,7 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
     assert expect.met_by(document)
 
     for stage in document["stages"]:
-        assert set(stage["evidence"]) >= set(EVIDENCE_KEYS[stage["name"]])
+        assert set(stage["evidence"]) >= set(EVIDENCE_DEFAULTS[stage["name"]])
         if stage["name"] == "tls" and stage["status"] == "fail":
             assert stage["evidence"]["verify_error"]
         for cause in stage["causes"]:

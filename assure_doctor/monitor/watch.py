@@ -101,7 +101,7 @@ class TargetWatch:
         options = replace(self.watched.options, retries=granted - 1)
         report = await run_check(self.watched.target, options, self.watched.key)
         ping = report.stage("ping")
-        sent = int(ping.evidence.get("attempts", 0)) if ping else 0
+        sent = int(ping.evidence.get("attempts") or 0) if ping else 0
         self.budget.refund(self.key_id, granted - sent)
         if ping is not None and sent:
             self._count(ping)

@@ -59,6 +59,7 @@ def detail(stage: StageResult | None, name: str) -> Text:
 # Masks for snapshot tests: what changes from run to run (ports, times, dates, paths).
 _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/tmp/assure-sandbox-\w+"), "/tmp/assure-sandbox-X"),
+    (re.compile(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT"), "HTTP-DATE"),
     (re.compile(r"\d{4}-\d\d-\d\d(?:[T ][\d:.]+(?:\+00:00| UTC)?)?"), "YYYY-MM-DD"),
     (re.compile(r"(?<=:)\d{2,5}\b|(?<=port )\d{2,5}\b"), "PORT"),
     (re.compile(r"[-+]?\d+(?:\.\d+)? (ms|s|days|h|min)\b"), r"N \1"),
