@@ -12,7 +12,6 @@ from assure_doctor.errors import TargetError
 STACK_DOMAIN = "sheassure.net"
 PING_PATH = "/v1/ping"
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_STACK_HOST = re.compile(r"^api\.([a-z0-9-]+)\." + re.escape(STACK_DOMAIN) + r"$")
 
 
 @dataclass(frozen=True)
@@ -24,11 +23,6 @@ class Target:
     port: int
     path: str
     stack: str | None = None
-
-    @property
-    def is_stack_host(self) -> bool:
-        """True for an `api.<stack>.sheassure.net` host, whichever way it was given."""
-        return _STACK_HOST.match(self.host) is not None
 
     @property
     def host_is_address(self) -> bool:

@@ -60,7 +60,6 @@ def test_stack_becomes_the_ping_url() -> None:
     target = from_stack("UK2")
     assert target.url == "https://api.uk2.sheassure.net/v1/ping"
     assert (target.host, target.port, target.stack) == ("api.uk2.sheassure.net", 443, "uk2")
-    assert target.is_stack_host
 
 
 @pytest.mark.parametrize(("url", "host", "port", "canonical"), [

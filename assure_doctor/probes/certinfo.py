@@ -40,10 +40,6 @@ class CertInfo:
     serial: str
     sha256: str
 
-    @property
-    def self_issued(self) -> bool:
-        return self.subject == self.issuer
-
     def to_evidence(self) -> dict[str, object]:
         return {
             "subject": self.subject,

@@ -12,9 +12,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-# Behaviours: answer, nxdomain, servfail, refused, nodata, silent, sinkhole.
-BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
-              "drop_aaaa")
 TTL = 30
 
 
@@ -23,7 +20,7 @@ class Zone:
     """The one name this server knows, and how it answers for it."""
 
     host: str
-    behaviour: str
+    behaviour: str  # one of scenarios.DNS_BEHAVIOURS
     ipv4: tuple[str, ...] = ("127.0.0.1",)
     ipv6: tuple[str, ...] = ()
 

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DAY = 86400.0
+DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
+                  "drop_aaaa")
+SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain")
+CERT_KINDS = ("valid", "expired", "not_yet_valid", "mismatch", "unknown_issuer",
+              "self_signed", "server_time")
 
 
 @dataclass(frozen=True)
@@ -62,16 +67,18 @@ class Expect:
 class Scenario:
     name: str
     guide_row: str
-    dns: str = "answer"  # see dnsserver.BEHAVIOURS
-    server: str = "https"  # https, refuse, blackhole, stall, reset, plain
-    cert: str = "valid"  # see stack.CERTS
+    dns: str = "answer"  # one of DNS_BEHAVIOURS
+    server: str = "https"  # one of SERVER_KINDS
+    cert: str = "valid"  # one of CERT_KINDS
     clock_offset: float = 0.0  # the server's clock minus the real time, seconds
     reply: Reply = field(default_factory=Reply)
     expect: Expect = field(default_factory=Expect)
 
-    @property
-    def healthy(self) -> bool:
-        return self.expect.stage is None
+    def __post_init__(self) -> None:
+        for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
+                             (self.cert, CERT_KINDS)):
+            if value not in known:
+                raise ValueError(f"scenario {self.name}: {value!r} is not one of {known}")
 
 
 def _json(message: str) -> str:

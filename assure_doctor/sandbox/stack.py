@@ -19,8 +19,6 @@ from assure_doctor.sandbox import dnsserver, pki, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
 HOST = "api.sandbox.sheassure.net"
-CERTS = ("valid", "expired", "not_yet_valid", "mismatch", "unknown_issuer", "self_signed",
-         "server_time")
 
 
 @cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from rich.text import Text
 
@@ -75,8 +74,6 @@ def stabilise(text: str) -> str:
         text = pattern.sub(replacement, text)
     return text
 
-
-Shown = Callable[[str], str]
 
 
 def identity(text: str) -> str:
