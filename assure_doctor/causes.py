@@ -263,6 +263,7 @@ RANKING: Mapping[str, tuple[Rule, ...]] = {
     "http_unauthorized": (
         ({"kind": "no_key"}, ("missing_key", "config")),
         ({"kind": "key_missing_reported"}, ("missing_key", "invalid_key", "wrong_stack")),
+        ({"kind": "wrong_stack_reported"}, ("wrong_stack", "invalid_key", "missing_key")),
         ({}, ("invalid_key", "wrong_stack", "missing_key")),
     ),
     "http_not_found": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from assure_doctor.errors import InputError
@@ -13,6 +14,7 @@ DEFAULT_RETRY_PAUSE = 2.0
 DEFAULT_MAX_RETRY_AFTER = 30.0
 DEFAULT_MAX_SKEW = 10.0
 CERT_WARN_DAYS = 14
+MAX_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,16 @@ class CheckOptions:
     no_ping: bool = False
 
     def __post_init__(self) -> None:
-        if not self.timeout > 0:
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise InputError(f"--timeout {self.timeout}: must be a positive number of seconds")
-        if self.retries < 0:
-            raise InputError(f"--retries {self.retries}: must be 0 or more")
-        if self.retry_pause < 0:
-            raise InputError(f"--retry-pause {self.retry_pause}: must be 0 or more seconds")
-        if self.max_retry_after < 0:
-            raise InputError(f"--max-retry-after {self.max_retry_after}: must be 0 or more")
-        if not self.max_skew > 0:
+        if not 0 <= self.retries <= MAX_RETRIES:
+            raise InputError(f"--retries {self.retries}: must be 0 to {MAX_RETRIES} (each "
+                             "retry spends from the customer's daily quota)")
+        for flag, value in (("--retry-pause", self.retry_pause),
+                            ("--max-retry-after", self.max_retry_after)):
+            if not (value >= 0 and math.isfinite(value)):
+                raise InputError(f"{flag} {value}: must be 0 or more seconds")
+        if not (self.max_skew > 0 and math.isfinite(self.max_skew)):
             raise InputError(f"--max-skew {self.max_skew}: must be a positive number of seconds")
 
     @property

@@ -66,6 +66,8 @@ def from_url(url: str) -> Target:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise TargetError(f"--url {url!r}: has no host")
+    if port == 0:
+        raise TargetError(f"--url {url!r}: port 0 is not a port")
     if parts.username or parts.password:
         raise TargetError(f"--url {url!r}: must not carry credentials")
     if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):

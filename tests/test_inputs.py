@@ -116,6 +116,10 @@ def test_bad_resolvers(text: str) -> None:
     ([*LOOPBACK, "--timeout", "-1"], "--timeout"),
     ([*LOOPBACK, "--timeout", "soon"], "--timeout"),
     ([*LOOPBACK, "--retries", "-1"], "--retries"),
+    ([*LOOPBACK, "--retries", "1000"], "--retries"),
+    ([*LOOPBACK, "--timeout", "inf"], "--timeout"),
+    ([*LOOPBACK, "--retry-pause", "nan"], "--retry-pause"),
+    (["--url", "https://127.0.0.1:0/v1/ping"], "--url"),
     ([*LOOPBACK, "--api-key-file", "/nonexistent/key"], "--api-key-file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], names: str) -> None:

@@ -73,6 +73,15 @@ def test_status_conditions(status: int, body: str, location: str | None,
     assert classify(status, body, location, "api.uk2.sheassure.net")[0] == condition
 
 
+@pytest.mark.parametrize(("body", "kind"), [
+    ('{"message": "Forbidden"}', "rejected"),
+    ('{"message": "Missing API key"}', "key_missing_reported"),
+    ('{"message": "This key is not valid for this stack"}', "wrong_stack_reported"),
+])
+def test_unauthorized_bodies_are_evidence(body: str, kind: str) -> None:
+    assert classify(401, body, None, "api.uk2.sheassure.net")[1]["kind"] == kind
+
+
 def test_redirect_facts_tell_on_site_from_off_site() -> None:
     host = "api.uk2.sheassure.net"
     assert classify(301, "", "/v2/ping", host)[1]["location_host"] == "same"

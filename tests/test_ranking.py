@@ -55,6 +55,8 @@ def test_tables_use_exactly_the_contract_ids() -> None:
     ("tls_handshake_failed", {"kind": "not_tls"}, "config"),
     ("http_unauthorized", {"kind": "no_key"}, "missing_key"),
     ("http_unauthorized", {"kind": "rejected"}, "invalid_key"),
+    ("http_unauthorized", {"kind": "key_missing_reported"}, "missing_key"),
+    ("http_unauthorized", {"kind": "wrong_stack_reported"}, "wrong_stack"),
     ("http_redirect", {"location_host": "other"}, "tls_interception"),
     ("http_redirect", {"location_host": "same"}, "config"),
     ("http_throttled", {}, "rate_limited"),

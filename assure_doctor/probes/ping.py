@@ -137,8 +137,11 @@ def classify(status: int, body: str, location: str | None, host: str
         # API gateways answer an unknown route this way, whatever the key.
         return "http_not_found", {"kind": "unknown_route"}
     if status in (401, 403):
-        missing = "missing" in lowered or "no api key" in lowered
-        return "http_unauthorized", {"kind": "key_missing_reported" if missing else "rejected"}
+        if "missing" in lowered or "no api key" in lowered:
+            return "http_unauthorized", {"kind": "key_missing_reported"}
+        if "stack" in lowered:
+            return "http_unauthorized", {"kind": "wrong_stack_reported"}
+        return "http_unauthorized", {"kind": "rejected"}
     if status == 404:
         return "http_not_found", {}
     if status == 405:
