@@ -30,7 +30,8 @@ class TargetScreen(ModalScreen[Settings | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     TargetScreen { align: center middle; }
-    #target-form { width: 90; height: auto; border: thick $accent; padding: 1 2;
+    #target-form { width: 90; height: auto; max-height: 100%; overflow-y: auto;
+                   border: thick $accent; padding: 1 2;
                    background: $surface; }
     #target-form Label { margin-top: 1; }
     #target-error { color: $error; height: auto; }
