@@ -134,9 +134,8 @@ ADVICE: Mapping[tuple[str, str], str] = {
         "clock makes a valid certificate look expired or not yet valid."
     ),
     ("tls_certificate_error", "platform"): (
-        "The API presented a certificate that fails verification ({verify_error}). If nothing "
-        "on your side explains it (your clock agrees with the API's), contact Evotix support "
-        "with this report."
+        "The API's certificate has a problem: {verify_error}. If nothing on your side explains "
+        "it (your clock agrees with the API's), contact Evotix support with this report."
     ),
     ("tls_handshake_failed", "firewall"): (
         "The TCP connection opened but the TLS handshake {kind_text}: typical of a firewall or "
@@ -241,6 +240,7 @@ RANKING: Mapping[str, tuple[Rule, ...]] = {
         ({"kind": "hostname_mismatch"}, ("config", "tls_interception", "platform")),
         ({"kind": "unknown_issuer"}, ("tls_interception", "platform", "config")),
         ({"kind": "self_signed"}, ("tls_interception", "config", "platform")),
+        ({"kind": "expiring"}, ("platform", "tls_interception")),
         ({}, ("config", "clock", "platform")),
     ),
     "tls_handshake_failed": (

@@ -14,7 +14,7 @@ DAY = 86400.0
 DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
                   "drop_aaaa")
 SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain")
-CERT_KINDS = ("valid", "expired", "not_yet_valid", "mismatch", "unknown_issuer",
+CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
               "self_signed", "server_time")
 
 
@@ -116,6 +116,9 @@ _ALL = (
              cert="mismatch", expect=Expect("tls", "tls_certificate_error", "config")),
     Scenario("tls-expired", "SSL certificate error: expired, clocks agree (platform)",
              cert="expired", expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-expiring-soon", "SSL certificate: expires in 5 days (a warning)",
+             cert="expiring",
+             expect=Expect("tls", "tls_certificate_error", "platform", status="warn")),
     Scenario("tls-not-yet-valid", "SSL certificate error: not yet valid, clocks agree",
              cert="not_yet_valid", expect=Expect("tls", "tls_certificate_error", "platform")),
     Scenario("tls-unknown-issuer", "SSL certificate error: a TLS-inspecting proxy's issuer",

@@ -42,6 +42,7 @@ def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
     table = {
         "valid": (names, sandbox_ca(), *valid),
         "expired": (names, sandbox_ca(), real_now - 90 * days, real_now - 10 * days),
+        "expiring": (names, sandbox_ca(), real_now - 85 * days, real_now + 5 * days),
         "not_yet_valid": (names, sandbox_ca(), real_now + 5 * days, real_now + 95 * days),
         "mismatch": (["portal.example.net"], sandbox_ca(), *valid),
         "unknown_issuer": (names, proxy_ca(), *valid),
