@@ -56,6 +56,11 @@ class Monitor:
         if self.exporter is not None:
             self.exporter.start()
             log.info("Serving metrics on port %d", self.exporter.port)
+        for watch in self.watches:
+            if watch.watched.key is None and not watch.watched.options.no_ping:
+                log.warning("%s: no API key, so no ping: only the network stages are watched "
+                            "(give key_env / key_file, or no_ping = true to silence this)",
+                            watch.label)
         self._schedule()
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()

@@ -11,7 +11,9 @@ from assure_doctor.causes import CONDITIONS
 from assure_doctor.model import Report, StageResult, Status
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
-_EVIDENCE_SKIP = {"attempts", "history", "answers", "names", "running"}
+# Evidence a person rarely needs on screen (all of it is in --json and the exports).
+_EVIDENCE_SKIP = {"attempts", "history", "answers", "names", "serial", "sha256", "verify_code",
+                  "verify_kind", "verified", "valid_now"}
 WIDTH = 96
 
 
