@@ -117,6 +117,8 @@ def test_metrics_pass_promtool(scraped: tuple[Prometheus, MonitorProcess, dict[s
                           capture_output=True)
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
     assert "assure_monitor_build_info" in text
+    samples = [line for line in text.splitlines() if line.startswith("assure_")]
+    assert samples and all('target="' in line for line in samples)
     for sandbox in sandboxes.values():
         assert sandbox.key not in text
     assert sandbox.key not in monitor.log.read_text()

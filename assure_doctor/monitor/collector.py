@@ -44,8 +44,15 @@ _TARGET_FAMILIES = (
 Families = dict[str, GaugeMetricFamily | CounterMetricFamily]
 
 
+JOB_KINDS = ("network", "ping")
+
+
+def job_id(label: str, kind: str) -> str:
+    return f"{label}:{kind}"
+
+
 class Health:
-    """The monitor's own health: job errors and missed runs, by job kind."""
+    """The monitor's own health: job errors and missed runs, by job id (target:kind)."""
 
     def __init__(self) -> None:
         self.job_errors: Counter[str] = Counter()
@@ -60,26 +67,34 @@ class AssureCollector(Collector):
         self.health = health
 
     def collect(self) -> Iterator[Metric]:
+        snapshots = list(self.snapshots())
         families: Families = {name: kind(name, text, labels=list(labels))
                               for name, kind, text, labels in _TARGET_FAMILIES}
-        for snapshot in self.snapshots():
+        for snapshot in snapshots:
             _add_target(snapshot, families)
         yield from families.values()
-        yield from self._own_health()
+        yield from self._own_health([snapshot.label for snapshot in snapshots])
 
-    def _own_health(self) -> Iterator[Metric]:
+    def _own_health(self, labels: list[str]) -> Iterator[Metric]:
+        """Per target too: every series carries a `target` label. (`cadence`, not `job`:
+        Prometheus reserves `job` for the scrape job.)"""
         errors = CounterMetricFamily("assure_monitor_job_errors", "Monitor jobs that raised",
-                                     labels=["job"])
+                                     labels=["target", "cadence"])
         missed = CounterMetricFamily("assure_monitor_missed_runs", "Scheduled runs that were "
                                      "missed or skipped because the previous one was running",
-                                     labels=["job"])
-        for job in ("network", "ping"):
-            errors.add_metric([job], float(self.health.job_errors[job]))
-            missed.add_metric([job], float(self.health.missed_runs[job]))
+                                     labels=["target", "cadence"])
+        build = InfoMetricFamily("assure_monitor_build", "The monitor's version",
+                                 labels=["target"])
+        for label in labels:
+            for kind in JOB_KINDS:
+                errors.add_metric([label, kind], float(self.health.job_errors[job_id(label,
+                                                                                      kind)]))
+                missed.add_metric([label, kind],
+                                  float(self.health.missed_runs[job_id(label, kind)]))
+            build.add_metric([label], {"version": __version__})
         yield errors
         yield missed
-        yield InfoMetricFamily("assure_monitor_build", "The monitor's version",
-                               value={"version": __version__})
+        yield build
 
 
 def _add_target(snap: Snapshot, families: Families) -> None:

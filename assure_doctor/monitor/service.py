@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from assure_doctor import logs
 from assure_doctor.monitor.budget import PingBudget
-from assure_doctor.monitor.collector import AssureCollector, Health
+from assure_doctor.monitor.collector import AssureCollector, Health, job_id
 from assure_doctor.monitor.config import MonitorConfig
 from assure_doctor.monitor.server import Exporter, Exposition
 from assure_doctor.monitor.watch import TargetWatch
@@ -77,29 +77,29 @@ class Monitor:
         for watch in self.watches:
             # Spread the first runs so that many targets do not all start at once.
             start = now + timedelta(seconds=random.uniform(0, min(self.config.jitter, 1.0)))
-            self._add(watch.network_cycle, f"{watch.label}:network", "network",
+            self._add(watch.network_cycle, job_id(watch.label, "network"),
                       IntervalTrigger(seconds=self.config.interval, jitter=self.config.jitter
                                       or None), start)
             if watch.watched.pings:
-                self._add(watch.ping_cycle, f"{watch.label}:ping", "ping",
+                self._add(watch.ping_cycle, job_id(watch.label, "ping"),
                           IntervalTrigger(seconds=tick), start)
 
-    def _add(self, job: Callable[[], Awaitable[None]], job_id: str, kind: str,
-             trigger: IntervalTrigger, start: datetime) -> None:
+    def _add(self, job: Callable[[], Awaitable[None]], name: str, trigger: IntervalTrigger,
+             start: datetime) -> None:
         async def guarded() -> None:
             try:
                 await job()
             except asyncio.CancelledError:
                 raise
             except Exception:  # counted and logged: one bad run must not stop the monitor
-                self.health.job_errors[kind] += 1
-                log.exception("Job %s failed", job_id)
+                self.health.job_errors[name] += 1
+                log.exception("Job %s failed", name)
 
-        self.scheduler.add_job(guarded, trigger, id=job_id, name=kind, max_instances=1,
+        self.scheduler.add_job(guarded, trigger, id=name, name=name, max_instances=1,
                                coalesce=True, misfire_grace_time=None, next_run_time=start)
 
     def _on_missed(self, event: JobEvent) -> None:
-        self.health.missed_runs[event.job_id.rpartition(":")[2]] += 1
+        self.health.missed_runs[event.job_id] += 1
         log.info("Run of %s skipped: the previous one is still running", event.job_id)
 
     async def shutdown(self) -> None:
