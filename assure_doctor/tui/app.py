@@ -195,8 +195,10 @@ class DoctorApp(App[None]):
 
     def _refresh_header(self) -> None:
         target = self.target
-        dns = self.results["dns"]
+        dns, tcp = self.results["dns"], self.results["tcp"]
         address = ", ".join(dns.evidence.get("addresses", [])) if dns else "not resolved yet"
+        if tcp is not None and tcp.evidence.get("address"):
+            address += f" (using {tcp.evidence['address']})"
         resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
         key = f"present, {self.key.masked}" if self.key else (
             "missing: set ASSURE_API_KEY or use --api-key-file")
