@@ -2,8 +2,8 @@
 
 Rendering 50 targets' series takes milliseconds of Python, and a busy probe loop holds the
 GIL, so the exposition is rendered in the background whenever a snapshot changes (at most
-every REFRESH seconds) and a scrape only copies the latest bytes out: it never waits for a
-probe, nor for a rendering.
+every REFRESH seconds; Prometheus scrapes every 15 s or so) and a scrape only copies the
+latest bytes out: it never waits for a probe, nor for a rendering.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from assure_doctor import __version__, logs
 from assure_doctor.errors import InputError
 
-REFRESH = 0.25
+REFRESH = 1.0
 PAGE = """<!doctype html><html><head><title>assure-doctor monitor</title></head>
 <body><h1>assure-doctor monitor {version}</h1>
 <p>Watching the Evotix Assure Customer API. Prometheus scrapes <a href="/metrics">/metrics</a>.
