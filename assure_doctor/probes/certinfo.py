@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtensionOID
 
 # OpenSSL X509_V_ERR_* codes, grouped by what they mean to a person.
 _VERIFY_KINDS = {
@@ -68,7 +67,7 @@ def describe(der: bytes) -> CertInfo:
 
 def _names(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         san = None
     names: list[str] = []

@@ -29,8 +29,11 @@ async def run(ctx: Context) -> Outcome:
     main = asyncio.gather(*(attempt(address, port, timeout, keep=True) for address in addresses))
     side = asyncio.create_task(_host_answers(addresses[0], port, timeout))
     attempts: list[Attempt] = await main
-    timed_out = any(a.kind == "timeout" for a in attempts)
-    side_result = await side if timed_out else _cancel(side)
+    side_result: bool | None = None
+    if any(a.kind == "timeout" for a in attempts):
+        side_result = await side
+    else:
+        side.cancel()
 
     evidence: dict[str, Any] = {
         "address": next((a.address for a in attempts if a.ok), addresses[0]),
@@ -80,10 +83,6 @@ async def _host_answers(address: str, port: int, timeout: float) -> bool | None:
     if result.ok or result.kind in ("refused", "reset"):
         return True
     return False if result.kind in ("timeout", "unreachable") else None
-
-
-def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
 
 
 def _where(a: Attempt) -> str:

@@ -14,9 +14,6 @@ from assure_doctor.sandbox.scenarios import DEMO_SET, SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
 from assure_doctor.target import from_url, parse_resolver
 
-# Short waits so that a demo of every fault takes seconds, not minutes.
-DEMO_OPTIONS = {"timeout": 2.0, "retries": 1, "retry_pause": 0.5}
-
 
 def demo(name: str | None) -> int:
     """Run the scenarios; exit 0 when every diagnosis is the expected one."""
@@ -39,8 +36,10 @@ def _one(name: str, colour: bool) -> bool:
     with Sandbox(name) as sandbox:
         scenario = sandbox.scenario
         print(f"━━ scenario {scenario.name}: {scenario.guide_row}", flush=True)
-        options = CheckOptions(resolvers=(parse_resolver(sandbox.resolver),),
-                               ca_bundle=str(sandbox.ca_bundle), **DEMO_OPTIONS)
+        # Short waits, so that a demo of every fault takes seconds, not minutes.
+        options = CheckOptions(timeout=2.0, retries=1, retry_pause=0.5,
+                               resolvers=(parse_resolver(sandbox.resolver),),
+                               ca_bundle=str(sandbox.ca_bundle))
         key = ApiKey(sandbox.key, source="the sandbox's key file")
         report = asyncio.run(run_check(from_url(sandbox.url), options, key))
     sys.stdout.write(human.render(report, colour=colour))

@@ -73,7 +73,8 @@ class DnsServer(asyncio.DatagramProtocol):
                 self.zone.ipv6 if rdtype == dns.rdatatype.AAAA else ())
         if addresses:
             response.answer.append(dns.rrset.from_text_list(
-                query.question[0].name, TTL, dns.rdataclass.IN, rdtype, list(addresses)))
+                query.question[0].name, TTL, dns.rdataclass.IN, dns.rdatatype.RdataType(rdtype),
+                list(addresses)))
         return response
 
 

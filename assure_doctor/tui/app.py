@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from assure_doctor import logs
@@ -97,7 +98,7 @@ class DoctorApp(App[None]):
         self.watching = False
         self._frame = 0
         self._handler = _PaneHandler(self)
-        self._watch_timer = None
+        self._watch_timer: Timer | None = None
 
     # --- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
