@@ -10,10 +10,9 @@ import asyncio
 import ssl
 import time
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from assure_doctor import logs
+from assure_doctor import httpmsg, logs
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, netclass, tlsctx
 from assure_doctor.probes.connect import open_tls
@@ -52,10 +51,11 @@ async def run(ctx: Context) -> Outcome:
     finally:
         writer.transport.abort()
 
-    status, headers = _parse_head(head[:_MAX_HEADER_BYTES])
+    start, headers = httpmsg.split_head(head[:_MAX_HEADER_BYTES])
+    status = int(start[1]) if len(start) > 1 and start[1].isdigit() else None
     source = f"Date header of GET {target.url} (HTTP {status}, no key)"
     log.info("%s response to the clock check; Date: %s", status, headers.get("date", "none"))
-    server = _parse_date(headers.get("date"))
+    server = httpmsg.parse_date(headers.get("date"))
     if server is None:
         return Outcome(Status.SKIP, "the server sent no usable Date header",
                        {"source": source, "skew_seconds": None})
@@ -102,25 +102,3 @@ def _unreachable(error: str) -> Outcome:
     log.info("Clock check could not reach the server: %s", error)
     return Outcome(Status.SKIP, f"could not read the server's clock: {error}",
                    {"skew_seconds": None, "source": None, "error": error})
-
-
-def _parse_head(head: bytes) -> tuple[int | None, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return status, headers
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

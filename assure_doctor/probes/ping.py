@@ -11,13 +11,12 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from assure_doctor import __version__, logs, redact
+from assure_doctor import __version__, httpmsg, logs, redact
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, certinfo, netclass
 
@@ -160,12 +159,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    when = httpmsg.parse_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
+from assure_doctor import httpmsg
 from assure_doctor.sandbox.scenarios import Reply, Scenario
 
 PING_PATH = "/v1/ping"
@@ -45,7 +46,8 @@ class PingApi:
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             writer.transport.abort()
             return
-        method, path, headers = _parse(head)
+        start, headers = httpmsg.split_head(head)
+        method, path = [*start, "", ""][:2]
         key = headers.get("x-api-key")
         self.traffic.requests.append({"method": method, "path": path, "keyed": key is not None,
                                       "at": time.monotonic()})
@@ -90,17 +92,6 @@ _REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request
             401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             418: "I'm a teapot", 429: "Too Many Requests", 500: "Internal Server Error",
             503: "Service Unavailable"}
-
-
-def _parse(head: bytes) -> tuple[str, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, *_ = [*lines[0].split(" "), "", ""]
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return method, path, headers
 
 
 async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

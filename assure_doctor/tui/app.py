@@ -46,7 +46,7 @@ class _PaneHandler(logging.Handler):
         if not self.app.is_running:
             return
         line = self.format(record)
-        if self.app._thread_id == threading.get_ident():
+        if self.app.ui_thread == threading.get_ident():
             self.app.write_log(line)
         else:  # a record from another thread must reach the UI through its loop
             self.app.call_from_thread(self.app.write_log, line)
@@ -97,6 +97,7 @@ class DoctorApp(App[None]):
         self.last_ping_at: float | None = None
         self.watching = False
         self._frame = 0
+        self.ui_thread = 0  # the thread the app runs in: known on mount
         self._handler = _PaneHandler(self)
         self._watch_timer: Timer | None = None
 
@@ -113,6 +114,7 @@ class DoctorApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.ui_thread = threading.get_ident()
         # Held, not queried: while a modal screen is up, queries search the modal.
         self.table = table = self.query_one("#pipeline", DataTable)
         self.detail_view = self.query_one("#detail", Static)
