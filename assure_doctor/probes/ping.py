@@ -72,11 +72,11 @@ async def run(ctx: Context) -> Outcome:
                 break
             pause = ctx.options.retry_pause
             if answer.retry_after is not None:
+                if answer.retry_after > ctx.options.max_retry_after:
+                    log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: not "
+                                "retrying", answer.retry_after, ctx.options.max_retry_after)
+                    break
                 pause = answer.retry_after  # the API's word overrides ours
-            if pause > ctx.options.max_retry_after:
-                log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: not retrying",
-                            pause, ctx.options.max_retry_after)
-                break
             log.info("Pausing for %.1f seconds. Retry count %d for %s", pause, number, REASON)
             await asyncio.sleep(pause)
     return _outcome(ctx, answers)
