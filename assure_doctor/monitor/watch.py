@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from assure_doctor import logs
 from assure_doctor.engine import run_check
 from assure_doctor.model import STAGES, Report, StageResult, Status
-from assure_doctor.monitor.budget import PingBudget
+from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
 
 NETWORK_STAGES = STAGES[:-1]
@@ -60,6 +60,7 @@ class TargetWatch:
         self.not_before = 0.0  # no ping before this time (Retry-After)
         self.failures_in_a_row = 0
         self.generation = 0  # bumped with every new snapshot, so the exporter re-renders
+        self._spent_day = ""  # the UTC day whose spent budget was last reported
         self._codes: Counter[str] = Counter()
         key_id = watched.key.fingerprint if watched.key else ""
         self.key_id = key_id
@@ -93,8 +94,11 @@ class TargetWatch:
         attempts = self.watched.options.attempts
         granted = self.budget.reserve(self.key_id, attempts, self.daily_budget)
         if granted == 0:
-            log.warning("%s: today's ping budget (%d) is spent; no ping until 00:00 UTC",
-                        self.label, self.daily_budget)
+            today = utc_day(now)
+            if self._spent_day != today:  # once a day, not at every tick
+                self._spent_day = today
+                log.warning("%s: today's ping budget (%d) is spent; no ping until 00:00 UTC",
+                            self.label, self.daily_budget)
             self._refresh_budget()
             return
         self.budget.record_ping(self.label, now)
