@@ -7,9 +7,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from assure_doctor.probes import netclass
-
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+from assure_doctor.probes import Stream, netclass
 
 
 @dataclass(frozen=True)

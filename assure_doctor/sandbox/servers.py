@@ -136,8 +136,9 @@ class Listening:
             sock.close()
 
 
-async def listen(kind: str, api: PingApi, tls: ssl.SSLContext, want_ipv6: bool) -> Listening:
-    """Start the API side for a scenario's `server` kind on loopback."""
+async def listen(kind: str, api: PingApi, tls: ssl.SSLContext) -> Listening:
+    """Start the API side for a scenario's `server` kind on loopback (HTTPS on ::1 too, where
+    the machine has IPv6)."""
     if kind == "refuse":
         # Bound but not listening: the port is reserved and every SYN gets a reset.
         sock = socket.socket()
@@ -159,7 +160,7 @@ async def listen(kind: str, api: PingApi, tls: ssl.SSLContext, want_ipv6: bool) 
                                         ssl_handshake_timeout=10 if context else None)
     port = server.sockets[0].getsockname()[1]
     listening = Listening(port, False, servers=[server])
-    if want_ipv6 and kind == "https":
+    if kind == "https":
         try:
             server6 = await asyncio.start_server(handler, "::1", port, ssl=context,
                                                  ssl_handshake_timeout=10)

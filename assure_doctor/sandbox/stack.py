@@ -53,17 +53,6 @@ def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
     return pki.make_leaf(leaf_names, issuer, not_before, not_after)
 
 
-def ipv6_loopback() -> bool:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 class Sandbox:
     """A simulated Assure stack for one scenario. Use as a context manager or start()/stop()."""
 
@@ -171,7 +160,7 @@ class Sandbox:
         cert_file.write_bytes(leaf.cert_pem)
         key_file.write_bytes(leaf.key_pem)
         tls.load_cert_chain(cert_file, key_file)
-        listening = await servers.listen(scenario.server, self.api, tls, ipv6_loopback())
+        listening = await servers.listen(scenario.server, self.api, tls)
         self.port, self.ipv6 = listening.port, listening.ipv6
         self._closers.append(listening.close)
         zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else ())
