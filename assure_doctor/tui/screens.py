@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes import tlsctx
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 
@@ -92,9 +93,7 @@ class TargetScreen(ModalScreen[Settings | None]):
         options = replace(self.options, resolvers=resolvers, timeout=timeout,
                           ca_bundle=self._value("ca-bundle") or None,
                           no_ping=self.query_one("#no-ping", Checkbox).value)
-        from assure_doctor.probes import tlsctx
-
-        tlsctx.verifying(options.ca_bundle)
+        tlsctx.verifying(options.ca_bundle)  # a bad bundle is refused here, like on the CLI
         return Settings(target, options)
 
 
