@@ -24,6 +24,10 @@ CONDITIONS: Mapping[str, str] = {
     "http_server_error": "HTTP 500-599: API platform problem",
     "http_timeout": "Connected, but no HTTP response in time",
     "http_unexpected": "Unexpected HTTP status",
+    "proxy_connect_failed": "The proxy itself cannot be reached",
+    "proxy_auth_required": "The proxy asks for authentication (407)",
+    "proxy_refused": "The proxy refuses to open a tunnel to the API",
+    "proxy_upstream_failed": "The proxy cannot reach the API",
 }
 
 # Cause id → (title, advice used wherever a condition has no advice of its own).
@@ -90,6 +94,11 @@ CAUSES: Mapping[str, tuple[str, str]] = {
         "The customer's limit is 10 requests a second (bursts of 20) and 10,000 a day, shared "
         "by every integration using your keys. Wait {retry_after} s before retrying, and find "
         "what else is spending requests.",
+    ),
+    "proxy": (
+        "Proxy configuration, credentials or policy",
+        "Check the proxy this machine uses ({proxy}, from {proxy_source}) with your IT team: "
+        "its address, the credentials it needs, and whether its policy allows {host}.",
     ),
 }
 
@@ -202,6 +211,83 @@ ADVICE: Mapping[tuple[str, str], str] = {
         "The API answered an unexpected {status_code}. Check the URL and method; the ping is "
         "GET /v1/ping. Response: {response_body}"
     ),
+    ("proxy_connect_failed", "proxy"): (
+        "The proxy {proxy} (from {proxy_source}) cannot be reached ({error}). Check its host "
+        "and port there, or ask your IT team which proxy this machine must use."
+    ),
+    ("proxy_connect_failed", "firewall"): (
+        "Connections to the proxy {proxy} are blocked or dropped ({error}): ask your network "
+        "team to allow this machine to reach it."
+    ),
+    ("proxy_connect_failed", "routing"): (
+        "There seems to be no route to the proxy at {address}: ask your IT team to check this "
+        "machine's gateway and VPN."
+    ),
+    ("proxy_connect_failed", "dns_service"): (
+        "The proxy's name does not resolve reliably via {resolver}: ask your IT team to fix "
+        "the local DNS service, or give the proxy by address."
+    ),
+    ("proxy_auth_required", "config"): (
+        "Configure the integration's HTTP client with the same proxy and credentials: a client "
+        "that ignores the proxy settings, or has none, fails here the same way."
+    ),
+    ("proxy_refused", "proxy"): (
+        "The proxy {proxy} refuses to tunnel to {host}:{port} (HTTP {status_code}, page: "
+        "{title}): its policy blocks the API host. Ask your proxy team to allow CONNECT to {host} "
+        "port {port}."
+    ),
+    ("proxy_refused", "config"): (
+        "Check that {proxy} (from {proxy_source}) is the proxy this machine should use, and "
+        "that it is an HTTP proxy: something answered CONNECT there in an unexpected way."
+    ),
+    ("proxy_upstream_failed", "platform"): (
+        "The proxy is reachable but cannot reach {host} (HTTP {status_code}, page: {title}): "
+        "the problem is beyond the proxy. If other sites work through the proxy, the API may be "
+        "down: check from another network and contact Evotix support with this report."
+    ),
+    ("proxy_upstream_failed", "proxy"): (
+        "The proxy's own DNS or outbound connection may be failing for {host}: ask your proxy "
+        "team to look for {host} in its logs."
+    ),
+    ("proxy_upstream_failed", "firewall"): (
+        "A firewall between the proxy and the internet may block {host} port {port}: ask your "
+        "network team."
+    ),
+}
+
+# (condition, cause, kind fact) → advice for one kind of a condition, overriding ADVICE.
+KIND_ADVICE: Mapping[tuple[str, str, str], str] = {
+    ("proxy_auth_required", "proxy", "answerable"): (
+        "The proxy {proxy} asks for credentials ({schemes}) and can take Basic: give them in "
+        "the proxy URL (--proxy http://user:password@host:port, or HTTPS_PROXY) and configure "
+        "the integration's HTTP client with them too. If you gave credentials, they were "
+        "refused: check the user name and password with your proxy team."
+    ),
+    ("proxy_auth_required", "proxy", "unanswerable"): (
+        "The proxy {proxy} offers only {schemes}: Windows-integrated sign-in, which "
+        "assure-doctor cannot answer (it can answer Basic). PowerShell and .NET clients using "
+        "the system proxy answer it as the logged-on user; a service account or a Python, Java "
+        "or Node integration usually cannot. Ask your proxy team to allow {host} without "
+        "authentication, or for Basic credentials for the integration."
+    ),
+    ("tls_certificate_error", "tls_interception", "system_only"): (
+        "A TLS-inspecting proxy ({product}, issuer {issuer}) re-signs the API's certificate, "
+        "and this machine's trust store trusts its root. PowerShell, .NET and browsers will "
+        "work; clients with their own CA list will fail: Python requests (certifi), many Java "
+        "(cacerts) and Node apps. Ask your network team to exempt {host} from inspection, or "
+        "give the integration the inspection root (REQUESTS_CA_BUNDLE, keytool, "
+        "NODE_EXTRA_CA_CERTS)."
+    ),
+    ("tls_handshake_failed", "routing", "mtu"): (
+        "Full-size packets are lost on the way while {mss}-byte segments get through: a path "
+        "MTU black hole, typical of VPNs and tunnels. Ask your network team to clamp the TCP "
+        "MSS on the VPN or firewall (or lower the tunnel's MTU), and to let ICMP "
+        "'fragmentation needed' (IPv4) and 'packet too big' (IPv6) through."
+    ),
+    ("tls_handshake_failed", "firewall", "mtu"): (
+        "Less likely here: small segments completed the handshake, so nothing blocks TLS to "
+        "{host} as such; only the packet size matters."
+    ),
 }
 
 # condition → rules, first match wins: (facts that must all equal, causes most likely first).
@@ -230,6 +316,7 @@ RANKING: Mapping[str, tuple[Rule, ...]] = {
         ({}, ("routing", "firewall", "platform")),
     ),
     "tls_certificate_error": (
+        ({"kind": "system_only"}, ("tls_interception", "config")),
         # clock_explains: the certificate is valid at the server's time though not at ours.
         ({"kind": "expired", "clock_explains": False}, ("platform", "clock", "config")),
         ({"kind": "expired"}, ("clock", "platform", "config")),
@@ -244,6 +331,7 @@ RANKING: Mapping[str, tuple[Rule, ...]] = {
         ({}, ("config", "clock", "platform")),
     ),
     "tls_handshake_failed": (
+        ({"kind": "mtu"}, ("routing", "firewall", "platform")),
         ({"kind": "timeout"}, ("firewall", "routing", "platform")),
         ({"kind": "reset"}, ("firewall", "tls_interception", "platform")),
         ({"kind": "not_tls"}, ("config", "tls_interception", "platform")),
@@ -283,5 +371,23 @@ RANKING: Mapping[str, tuple[Rule, ...]] = {
         ({"kind": "method"}, ("wrong_url", "config", "platform")),
         ({"kind": "disconnect"}, ("platform", "firewall", "config")),
         ({}, ("config", "platform")),
+    ),
+    "proxy_connect_failed": (
+        ({"step": "dns", "kind": "nxdomain"}, ("proxy", "dns_service")),
+        ({"step": "dns"}, ("dns_service", "proxy", "firewall")),
+        ({"kind": "unreachable"}, ("routing", "proxy", "firewall")),
+        ({"kind": "timeout"}, ("proxy", "firewall", "routing")),
+        ({}, ("proxy", "firewall", "routing")),
+    ),
+    "proxy_auth_required": (
+        ({}, ("proxy", "config")),
+    ),
+    "proxy_refused": (
+        ({"kind": "refused"}, ("proxy", "config")),
+        ({}, ("config", "proxy")),
+    ),
+    "proxy_upstream_failed": (
+        ({"kind": "timeout"}, ("proxy", "platform", "firewall")),
+        ({}, ("platform", "proxy", "firewall")),
     ),
 }

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
-from assure_doctor import __version__, apikey, logs
+from assure_doctor import __version__, apikey, logs, proxyconfig
 from assure_doctor.errors import InputError
 from assure_doctor.options import (
     DEFAULT_MAX_RETRY_AFTER,
@@ -20,7 +21,6 @@ from assure_doctor.options import (
     DEFAULT_TIMEOUT,
     CheckOptions,
 )
-from assure_doctor.probes import tlsctx
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 PROG = "assure-doctor"
@@ -44,6 +44,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolver", action="append", default=[], metavar="ADDRESS[:PORT]",
                        help="DNS server to use instead of the system's (repeatable)")
     group.add_argument("--ca-bundle", metavar="PATH", help="extra trust anchors (PEM)")
+    group.add_argument("--proxy", metavar="URL", help="http://[user:pass@]host:port: go "
+                       "through this proxy (default: HTTPS_PROXY / ALL_PROXY / the system's)")
+    group.add_argument("--no-proxy", action="store_true",
+                       help="connect directly, whatever the environment says")
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"per network operation (default {DEFAULT_TIMEOUT:g})")
@@ -90,10 +94,11 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         max_retry_after=args.max_retry_after,
         max_skew=args.max_skew,
         resolvers=tuple(parse_resolver(text) for text in args.resolver),
-        ca_bundle=args.ca_bundle,
+        ca_bundle=args.ca_bundle,  # loaded (or refused) here, before any traffic
         no_ping=args.no_ping,
+        proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
+                               proxyconfig.system_settings()),
     )
-    tlsctx.verifying(options.ca_bundle)  # a bad bundle is bad input: refuse it before any traffic
     key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
     return target, options, key
 
@@ -129,6 +134,8 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
         args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
         args.api_key_file = args.api_key_file or str(sandbox.key_file)
+        if sandbox.proxy_url and not args.no_proxy:
+            args.proxy = args.proxy or sandbox.proxy_url
         yield
 
 

@@ -23,12 +23,12 @@ from assure_doctor.model import (
     Status,
 )
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, clock, dns, ping, tcp, tls, tlsctx
+from assure_doctor.probes import Context, clock, dns, ping, proxy, tcp, tls
 from assure_doctor.probes.clock import skew_text
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
-PROBES: tuple[ModuleType, ...] = (dns, tcp, tls, clock, ping)
+PROBES: tuple[ModuleType, ...] = (dns, tcp, proxy, tls, clock, ping)
 # Called with (stage, None) when a stage starts and (stage, result) when its result is known.
 StageListener = Callable[[str, StageResult | None], None]
 log = logs.get("engine")
@@ -51,7 +51,7 @@ async def run_check(
     if start_at not in STAGES:
         raise ValueError(f"unknown stage {start_at!r}")
     reused = STAGES[:STAGES.index(start_at)] if resume is not None else ()
-    ctx = Context(target, options, key, tlsctx.verifying(options.ca_bundle))
+    ctx = Context(target, options, key, options.anchors.strict)
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
              ", ".join(map(str, options.resolvers)) or "system",
@@ -95,9 +95,11 @@ async def run_check(
 def _skip_reason(name: str, ctx: Context) -> str | None:
     """Why a stage cannot run: an earlier stage failed (clock only needs a reachable server)."""
     if name == "clock":
-        tcp_outcome = ctx.outcomes.get("tcp")
+        tcp_outcome, proxy_outcome = ctx.outcomes.get("tcp"), ctx.outcomes.get("proxy")
         if tcp_outcome is None or tcp_outcome.status in (Status.FAIL, Status.SKIP):
             return "skipped: the server cannot be reached"
+        if proxy_outcome is not None and proxy_outcome.status is Status.FAIL:
+            return "skipped: the proxy opened no tunnel to the server"
         tls_outcome = ctx.outcomes["tls"]
         if tls_outcome.status is Status.FAIL and tls_outcome.condition != "tls_certificate_error":
             return "skipped: no TLS connection could be made"

@@ -8,12 +8,14 @@ from typing import Any
 
 from assure_doctor.target import Target
 
-STAGES = ("dns", "tcp", "tls", "clock", "ping")
+STAGES = ("dns", "tcp", "proxy", "tls", "clock", "ping")
 # The evidence the contract promises for each stage, as it reads before a stage finds it.
 EVIDENCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "dns": {"addresses": [], "resolver": None},
     "tcp": {"address": None, "port": None},
-    "tls": {"not_before": None, "not_after": None, "issuer": None, "subject": None},
+    "proxy": {"proxy": None, "source": None, "connect_status": None, "proxy_authenticate": []},
+    "tls": {"not_before": None, "not_after": None, "issuer": None, "subject": None,
+            "trust": None},
     "clock": {"skew_seconds": None, "source": None},
     "ping": {"status_code": None, "attempts": 0, "response_body": None},
 }

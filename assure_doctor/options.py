@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assure_doctor.errors import InputError
+from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import ResolverAddress
+
+if TYPE_CHECKING:
+    from assure_doctor.probes.tlsctx import Trust
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
@@ -29,8 +34,17 @@ class CheckOptions:
     resolvers: tuple[ResolverAddress, ...] = ()
     ca_bundle: str | None = None
     no_ping: bool = False
+    # Direct unless the edge (cli.inputs, the monitor's config) loaded the proxy settings.
+    proxy: ProxyRules = field(default_factory=ProxyRules)
+    # The anchors for ca_bundle, loaded when the options are made (a file that later vanishes
+    # cannot break a running check); re-loaded when a copy names another bundle.
+    trust: Trust | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.trust is None or self.trust.ca_bundle != self.ca_bundle:
+            from assure_doctor.probes import tlsctx  # the probes package imports this module
+
+            object.__setattr__(self, "trust", tlsctx.load(self.ca_bundle))
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise InputError(f"--timeout {self.timeout}: must be a positive number of seconds")
         if not 0 <= self.retries <= MAX_RETRIES:
@@ -42,6 +56,12 @@ class CheckOptions:
                 raise InputError(f"{flag} {value}: must be 0 or more seconds")
         if not (self.max_skew > 0 and math.isfinite(self.max_skew)):
             raise InputError(f"--max-skew {self.max_skew}: must be a positive number of seconds")
+
+    @property
+    def anchors(self) -> Trust:
+        """The loaded trust (always set once the options exist)."""
+        assert self.trust is not None
+        return self.trust
 
     @property
     def attempts(self) -> int:

@@ -6,7 +6,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, RANKING
+from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, KIND_ADVICE, RANKING
 from assure_doctor.model import Cause
 
 
@@ -27,7 +27,8 @@ def rank(condition: str, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
 
 def _cause(condition: str, cause_id: str, facts: Mapping[str, Any]) -> Cause:
     title, generic = CAUSES[cause_id]
-    template = ADVICE.get((condition, cause_id), generic)
+    template = KIND_ADVICE.get((condition, cause_id, str(facts.get("kind"))),
+                               ADVICE.get((condition, cause_id), generic))
     return Cause(id=cause_id, title=title, advice=_fill(template, facts))
 
 

@@ -23,7 +23,8 @@ def test_json_document_has_the_contract_shape(healthy: Sandbox) -> None:
     assert document["schema"] == 1 and document["ok"] is True
     assert document["target"] == {"url": healthy.url, "host": HOST, "port": healthy.port,
                                   "stack": None}
-    assert [s["name"] for s in document["stages"]] == ["dns", "tcp", "tls", "clock", "ping"]
+    assert [s["name"] for s in document["stages"]] == ["dns", "tcp", "proxy", "tls", "clock",
+                                                         "ping"]
     for stage in document["stages"]:
         assert set(stage) >= {"name", "status", "duration_ms", "summary", "condition", "causes",
                               "evidence"}

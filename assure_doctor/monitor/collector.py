@@ -103,6 +103,8 @@ def _add_target(snap: Snapshot, families: Families) -> None:
     if snap.up is not None:
         families["assure_up"].add_metric([label], 1.0 if snap.up else 0.0)
     for name, stage in snap.stages.items():
+        if name == "proxy" and stage.status is Status.SKIP:
+            continue  # direct: no proxy applies, so there is no proxy stage to report on
         ok = stage.status in (Status.PASS, Status.WARN)
         families["assure_stage_success"].add_metric([label, name], 1.0 if ok else 0.0)
         families["assure_stage_duration_seconds"].add_metric([label, name],

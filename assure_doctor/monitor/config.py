@@ -10,11 +10,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from assure_doctor import apikey
+from assure_doctor import apikey, proxyconfig
 from assure_doctor.apikey import ApiKey
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import tlsctx
+from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 DAY = 86400
@@ -120,7 +120,7 @@ FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_di
 
 
 _ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",
-               "no_ping", "timeout"}
+               "no_ping", "timeout", "proxy", "no_proxy"}
 
 
 def _entry(entry: object, index: int, where: str, base: CheckOptions) -> WatchedTarget:
@@ -136,8 +136,8 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
         options = replace(base, resolvers=resolvers or base.resolvers,
                           ca_bundle=entry.get("ca_bundle", base.ca_bundle),
                           timeout=float(entry.get("timeout", base.timeout)),
-                          no_ping=bool(entry.get("no_ping", base.no_ping)))
-        tlsctx.verifying(options.ca_bundle)
+                          no_ping=bool(entry.get("no_ping", base.no_ping)),
+                          proxy=_proxy(entry, base.proxy))
         key = None
         if not options.no_ping:
             if "key_file" in entry:
@@ -151,3 +151,15 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
     except (TypeError, ValueError) as exc:
         raise InputError(f"{here}: {exc}") from None
     return watched_target(target, options, key, entry.get("name"))
+
+
+def _proxy(entry: dict[str, Any], base: ProxyRules) -> ProxyRules:
+    """A target's `proxy = "http://..."` or `no_proxy = true`; else the command line's rules."""
+    no_proxy = entry.get("no_proxy", False)
+    if not isinstance(no_proxy, bool):
+        raise InputError("no_proxy must be true or false")
+    if "proxy" in entry and not isinstance(entry["proxy"], str):
+        raise InputError("proxy must be a URL string")
+    if no_proxy or "proxy" in entry:
+        return proxyconfig.load(entry.get("proxy"), no_proxy, {})
+    return base

@@ -17,6 +17,7 @@ from typing import Any
 from assure_doctor.apikey import ApiKey
 from assure_doctor.model import Outcome
 from assure_doctor.options import CheckOptions
+from assure_doctor.proxyconfig import Route
 from assure_doctor.target import Target
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -33,6 +34,20 @@ class Context:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     # Live connections a stage leaves for the next: each reuse saves round trips.
     streams: dict[str, Stream] = field(default_factory=dict)
+    # Direct, or through a proxy: then dns and tcp are about the proxy host.
+    route: Route = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.route = self.options.proxy.route(self.target.host, self.target.port)
+
+    @property
+    def dial_host(self) -> str:
+        """The host the dns and tcp stages look up and connect to."""
+        return self.route.proxy.host if self.route.proxy else self.target.host
+
+    @property
+    def dial_port(self) -> int:
+        return self.route.proxy.port if self.route.proxy else self.target.port
 
     def hand_over(self, stage: str, stream: Stream) -> None:
         self.streams[stage] = stream
@@ -64,4 +79,6 @@ class Context:
             "timeout": self.options.timeout,
             "resolver": self.evidence("dns").get("resolver", "the system resolver"),
             "address": self.evidence("tcp").get("address", self.target.host),
+            "proxy": self.route.proxy.masked_url if self.route.proxy else "none",
+            "proxy_source": self.route.source,
         }

@@ -14,8 +14,7 @@ from typing import Any
 
 from assure_doctor import httpmsg, logs
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, netclass, tlsctx
-from assure_doctor.probes.connect import open_tls
+from assure_doctor.probes import Context, netclass, path, tlsctx
 
 NAME = "clock"
 log = logs.get(NAME)
@@ -36,8 +35,7 @@ async def run(ctx: Context) -> Outcome:
     stream = ctx.take("tls")
     if stream is None:
         try:
-            stream = await open_tls(ctx.address, target.port, ctx.options.timeout, context,
-                                    target.host)
+            stream = await path.open_tls(ctx, context)  # through the proxy when one applies
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             return _unreachable(netclass.describe(exc))
     reader, writer = stream

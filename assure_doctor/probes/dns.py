@@ -49,23 +49,50 @@ class _Lookup:
 
 
 async def run(ctx: Context) -> Outcome:
-    target = ctx.target
-    if target.host_is_address:
-        return Outcome(Status.PASS, f"{target.host} is an address: nothing to look up",
-                       {"addresses": [target.host], "resolver": "none (address in URL)"})
-    if _is_localhost(target.host) and not ctx.options.resolvers:
-        return await _system_lookup(ctx, "localhost names never go to DNS (RFC 6761)")
+    proxy = ctx.route.proxy
+    if proxy is None:
+        return await _resolve(ctx, ctx.target.host, ctx.target.port)
+    # Through a proxy only the proxy host must resolve here: on proxied networks only the
+    # proxy resolves external names. The API host's own answer is recorded, not required.
+    api_task = asyncio.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
+    own = await _resolve(ctx, proxy.host, proxy.port)
+    done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long for
+    if done:
+        api = api_task.result()
+        api_host = {"host": ctx.target.host, "status": api.status.value,
+                    "summary": api.summary, "addresses": api.evidence.get("addresses", [])}
+    else:
+        api_task.cancel()
+        api_host = {"host": ctx.target.host, "status": "unknown", "addresses": [],
+                    "summary": "no answer within the grace period (not needed: the proxy "
+                    "resolves it)"}
+    evidence = {**own.evidence, "proxy_host": proxy.host, "api_host": api_host}
+    if own.status is Status.FAIL:
+        facts = {**own.facts, "step": "dns", "proxy": proxy.masked_url}
+        return Outcome(Status.FAIL, f"proxy {own.summary}", evidence, "proxy_connect_failed",
+                       facts)
+    return Outcome(own.status, f"proxy {own.summary}", evidence, own.condition, own.facts)
+
+
+async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
+    if _is_address(host):
+        return Outcome(Status.PASS, f"{host} is an address: nothing to look up",
+                       {"addresses": [host.strip("[]")], "resolver": "none (address given)"})
+    if _is_localhost(host) and not ctx.options.resolvers:
+        return await _system_lookup(ctx, host, port,
+                                    "localhost names never go to DNS (RFC 6761)")
 
     try:
         resolver, described = _resolver(ctx)
     except dns.resolver.NoResolverConfiguration:
-        fallback = await _system_lookup(ctx, "no DNS server configured; used the system's hosts")
+        fallback = await _system_lookup(ctx, host, port,
+                                        "no DNS server configured; used the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-        return _failure(ctx, "no_resolver", "system (none configured)", {})
+        return _failure(ctx, host, "no_resolver", "system (none configured)", {})
 
-    log.info("Resolving %s (A, AAAA) via %s", target.host, described)
-    lookups = await _both(resolver, target.host)
+    log.info("Resolving %s (A, AAAA) via %s", host, described)
+    lookups = await _both(resolver, host)
     addresses = [address for lookup in lookups for address in lookup.addresses]
     evidence: dict[str, Any] = {
         "addresses": addresses,
@@ -74,9 +101,9 @@ async def run(ctx: Context) -> Outcome:
     }
     if addresses:
         if all(ipaddress.ip_address(a) in _SINKHOLES for a in addresses):
-            return _failure(ctx, "sinkhole", described, evidence)
-        log.info("%s resolved to %s", target.host, ", ".join(addresses))
-        return Outcome(Status.PASS, f"{target.host} → {', '.join(addresses)} (via {described})",
+            return _failure(ctx, host, "sinkhole", described, evidence)
+        log.info("%s resolved to %s", host, ", ".join(addresses))
+        return Outcome(Status.PASS, f"{host} → {', '.join(addresses)} (via {described})",
                        evidence)
 
     kind = min((lookup.kind or "error" for lookup in lookups), key=_SEVERITY.index)
@@ -84,10 +111,11 @@ async def run(ctx: Context) -> Outcome:
     evidence.update(rcode=failed.rcode, error=failed.error)
     if not ctx.options.resolvers and kind in ("nxdomain", "nodata"):
         # The system resolver also reads the hosts file, as the integration's own client would.
-        fallback = await _system_lookup(ctx, f"DNS said {kind}; found in the system's hosts")
+        fallback = await _system_lookup(ctx, host, port,
+                                        f"DNS said {kind}; found in the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-    return _failure(ctx, kind, described, evidence)
+    return _failure(ctx, host, kind, described, evidence)
 
 
 async def _both(resolver: dns.asyncresolver.Resolver, host: str) -> list[_Lookup]:
@@ -108,7 +136,8 @@ async def _both(resolver: dns.asyncresolver.Resolver, host: str) -> list[_Lookup
             for rdtype in ("A", "AAAA")]
 
 
-def _failure(ctx: Context, kind: str, described: str, evidence: dict[str, Any]) -> Outcome:
+def _failure(ctx: Context, host: str, kind: str, described: str, evidence: dict[str, Any]
+             ) -> Outcome:
     evidence = {"addresses": [], "resolver": described, **evidence}
     facts = {
         "kind": kind,
@@ -117,7 +146,7 @@ def _failure(ctx: Context, kind: str, described: str, evidence: dict[str, Any]) 
         "addresses": ", ".join(evidence["addresses"]) or "nothing",
         "error": evidence.get("error"),
         "timeout": ctx.options.timeout,
-        "host": ctx.target.host,
+        "host": host,
     }
     summary = _SUMMARY[kind].format_map(facts)
     log.warning("DNS lookup failed: %s", summary)
@@ -173,20 +202,28 @@ def _short(exc: BaseException) -> str:
     return str(exc).split(". ")[0][:200]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _is_localhost(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-async def _system_lookup(ctx: Context, how: str) -> Outcome:
+async def _system_lookup(ctx: Context, host: str, port: int, how: str) -> Outcome:
     """getaddrinfo: the hosts file and the system's own resolution, as most clients do it."""
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
-            loop.getaddrinfo(ctx.target.host, ctx.target.port, type=socket.SOCK_STREAM),
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
             ctx.options.timeout,
         )
     except (OSError, TimeoutError) as exc:
         return Outcome(Status.FAIL, f"system lookup failed: {exc}", {"addresses": []})
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    return Outcome(Status.PASS, f"{ctx.target.host} → {', '.join(addresses)} ({how})",
+    return Outcome(Status.PASS, f"{host} → {', '.join(addresses)} ({how})",
                    {"addresses": addresses, "resolver": "system (getaddrinfo)", "note": how})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,14 +84,20 @@ async def run(ctx: Context) -> Outcome:
 
 def _client(ctx: Context) -> httpx.AsyncClient:
     timeout = httpx.Timeout(ctx.options.timeout)
+    proxy = ctx.route.proxy
+    # Through the proxy's vetted address, with its credentials (httpx sends them as Basic).
+    via = None if proxy is None else httpx.Proxy(replace(proxy, host=ctx.address)
+                                                 .url_with_credentials)
     return httpx.AsyncClient(verify=ctx.verify_context, timeout=timeout, follow_redirects=False,
-                             trust_env=False, http2=False)
+                             trust_env=False, http2=False, proxy=via)
 
 
 async def _attempt(ctx: Context, client: httpx.AsyncClient, number: int) -> Answer:
     target = ctx.target
     address = f"[{ctx.address}]" if ":" in ctx.address else ctx.address
-    pinned = f"https://{address}:{target.port}{target.path}"
+    # Pinned to the vetted address; through a proxy, the proxy resolves the API's name.
+    pinned = (target.url if ctx.route.proxy else
+              f"https://{address}:{target.port}{target.path}")
     headers = {"Host": target.host_header, "User-Agent": f"assure-doctor/{__version__}",
                "Accept": "application/json", "x-api-key": ctx.key.reveal() if ctx.key else ""}
     log.info("About to GET %s (reason: %s, attempt %d/%d, address %s); request body: none",

@@ -21,8 +21,8 @@ _KIND_ORDER = ("refused", "blocked_locally", "unreachable", "reset", "error", "t
 
 
 async def run(ctx: Context) -> Outcome:
-    port = ctx.target.port
-    addresses = list(ctx.evidence("dns").get("addresses") or [ctx.target.host])
+    port = ctx.dial_port  # the proxy's port when a proxy applies
+    addresses = list(ctx.evidence("dns").get("addresses") or [ctx.dial_host])
     timeout = ctx.options.timeout
     for address in addresses:
         log.info("Connecting to %s port %d", address, port)
@@ -65,12 +65,17 @@ async def run(ctx: Context) -> Outcome:
     if side_result is not None:
         evidence["other_port_answered"] = side_result
     condition = netclass.connect_condition(kind)
+    if ctx.route.proxy is not None:
+        condition = "proxy_connect_failed"
+        facts.update(step="tcp", proxy=ctx.route.proxy.masked_url)
     failures = "; ".join(f"{_where(a)} {a.error}" for a in bad)
     if good:
         summary = f"connected to {_where(good[0])}, but {failures}"
         return Outcome(Status.WARN, summary, evidence, condition, facts)
-    log.warning("TCP connect to %s port %d failed: %s", ctx.target.host, port, failures)
-    return Outcome(Status.FAIL, f"cannot connect: {failures}", evidence, condition, facts)
+    log.warning("TCP connect to %s port %d failed: %s", ctx.dial_host, port, failures)
+    what = "the proxy" if ctx.route.proxy is not None else ""
+    return Outcome(Status.FAIL, f"cannot connect{' to ' + what if what else ''}: {failures}",
+                   evidence, condition, facts)
 
 
 async def _host_answers(address: str, port: int, timeout: float) -> bool | None:

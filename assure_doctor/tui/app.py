@@ -30,7 +30,8 @@ from assure_doctor.tui import present
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
 DAILY_QUOTA = 10_000
-TITLES = {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "clock": "Clock", "ping": "Ping"}
+TITLES = {"dns": "DNS", "tcp": "TCP", "proxy": "Proxy", "tls": "TLS", "clock": "Clock",
+          "ping": "Ping"}
 
 
 class _PaneHandler(logging.Handler):

@@ -100,7 +100,7 @@ class TargetScreen(ModalScreen[Settings | None]):
 HELP = """\
 [b]assure-doctor tui[/b]: the staged check, live.
 
-Stages run in order: DNS > TCP > TLS > Clock > Ping. Select a stage to see its evidence,
+Stages run in order: DNS > TCP > Proxy > TLS > Clock > Ping. Select a stage to see its evidence,
 the guide's condition, and the causes most likely first, each with advice.
 
   [b]r[/b]  re-run every stage          [b]f[/b]  re-run from the selected stage
