@@ -57,16 +57,19 @@ async def run(ctx: Context) -> Outcome:
     api_task = asyncio.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
     own = await _resolve(ctx, proxy.host, proxy.port)
     done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long for
+    evidence = {**own.evidence, "proxy_host": proxy.host}
     if done:
         api = api_task.result()
         api_host = {"host": ctx.target.host, "status": api.status.value,
                     "summary": api.summary, "addresses": api.evidence.get("addresses", [])}
+        if _is_address(proxy.host):  # then the resolver asked was the API name's
+            evidence["resolver"] = api.evidence.get("resolver", evidence.get("resolver"))
     else:
         api_task.cancel()
         api_host = {"host": ctx.target.host, "status": "unknown", "addresses": [],
                     "summary": "no answer within the grace period (not needed: the proxy "
                     "resolves it)"}
-    evidence = {**own.evidence, "proxy_host": proxy.host, "api_host": api_host}
+    evidence["api_host"] = api_host
     if own.status is Status.FAIL:
         facts = {**own.facts, "step": "dns", "proxy": proxy.masked_url}
         return Outcome(Status.FAIL, f"proxy {own.summary}", evidence, "proxy_connect_failed",

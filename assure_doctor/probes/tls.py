@@ -179,7 +179,8 @@ def _only_system(ctx: Context, info: certinfo.CertInfo, evidence: dict[str, Any]
                "requests, many Java and Node apps) will fail, PowerShell, .NET and browsers "
                "will work")
     facts = {"kind": "system_only", "issuer": info.issuer, "product": product or "unnamed",
-             "verify_error": "not trusted by certifi"}
+             "verify_error": "not trusted by certifi",
+             "cert_names": ", ".join(info.names) or info.subject}
     log.warning("TLS verified only by the system trust store (issuer %s)", info.issuer)
     return Outcome(Status.WARN, summary, evidence, "tls_certificate_error", facts)
 
