@@ -92,9 +92,10 @@ def _load(ca_bundle: str, _stamp: tuple[int, int, int]) -> Trust:
         fd = os.open(ca_bundle, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise InputError(f"{where}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device could block or never end
+        os.close(fd)
+        raise InputError(f"{where}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise InputError(f"{where}: not a regular file")
         data = handle.read(MAX_BUNDLE_BYTES + 1)
     if len(data) > MAX_BUNDLE_BYTES:
         raise InputError(f"{where}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB")
