@@ -61,7 +61,7 @@ def test_no_key_fails_the_ping_without_sending_anything(healthy: Sandbox) -> Non
 def test_no_ping_sends_no_key(healthy: Sandbox) -> None:
     run = run_cli("check", *healthy.check_args(), "--no-ping", "--json")
     assert run.returncode == 0
-    assert run.json()["stages"][4]["status"] == "skip"
+    assert run.json()["stages"][5]["status"] == "skip"
     assert healthy.traffic.keyed == 0
 
 
@@ -99,7 +99,7 @@ def test_retry_after_is_honoured_over_the_pause(sandbox_factory: Callable[[str],
     sandbox = sandbox_factory("http-429")
     run = run_cli("check", *sandbox.check_args(), "--retries", "2", "--retry-pause", "0",
                   "--json")
-    ping = run.json()["stages"][4]["evidence"]
+    ping = run.json()["stages"][5]["evidence"]
     assert ping["attempts"] == 3 and ping["retry_after"] == 1.0
     times = [r["at"] for r in sandbox.traffic.requests if r["keyed"]]
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -110,16 +110,16 @@ def test_a_retry_after_beyond_the_limit_stops_retrying(sandbox_factory: Callable
                                                        ) -> None:
     sandbox = sandbox_factory("http-429")
     run = run_cli("check", *sandbox.check_args(), "--max-retry-after", "0.5", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 1
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 1
     assert sandbox.traffic.keyed == 1
 
 
 def test_retries_follow_the_guide(sandbox_factory: Callable[[str], Sandbox]) -> None:
     sandbox = sandbox_factory("http-500")
     run = run_cli("check", *sandbox.check_args(), "--retries", "0", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 1
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 1
     run = run_cli("check", *sandbox.check_args(), "--retry-pause", "0.05", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 3  # the default: 3 attempts
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 3  # the default: 3 attempts
     assert sandbox.traffic.keyed == 4
 
 
@@ -154,12 +154,12 @@ def test_clock_runs_after_a_certificate_failure_but_not_after_a_connect_failure(
         sandbox_factory: Callable[[str], Sandbox]) -> None:
     ahead = sandbox_factory("clock-server-ahead")
     stages = run_cli("check", *ahead.check_args(), *FAST, "--json").json()["stages"]
-    assert stages[2]["status"] == "fail" and stages[3]["status"] == "warn"
-    assert 2.9 * 86400 < stages[3]["evidence"]["skew_seconds"] < 3.1 * 86400
-    assert stages[4]["status"] == "skip"
+    assert stages[3]["status"] == "fail" and stages[4]["status"] == "warn"
+    assert 2.9 * 86400 < stages[4]["evidence"]["skew_seconds"] < 3.1 * 86400
+    assert stages[5]["status"] == "skip"
     refused = sandbox_factory("tcp-refused")
     stages = run_cli("check", *refused.check_args(), *FAST, "--json").json()["stages"]
-    assert [s["status"] for s in stages] == ["pass", "fail", "skip", "skip", "skip"]
+    assert [s["status"] for s in stages] == ["pass", "fail", "skip", "skip", "skip", "skip"]
 
 
 def test_stealth_firewall_is_reported_within_the_timeout(

@@ -6,18 +6,19 @@ import re
 
 import pytest
 
-from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, RANKING
+from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, KIND_ADVICE, RANKING
 from assure_doctor.ranking import rank
 
 CONTRACT_CONDITIONS = {
     "dns_lookup_failed", "connect_failed", "connect_timeout", "tls_certificate_error",
     "tls_handshake_failed", "clock_skew", "http_redirect", "http_bad_request",
     "http_unauthorized", "http_not_found", "http_throttled", "http_server_error",
-    "http_timeout", "http_unexpected",
+    "http_timeout", "http_unexpected", "proxy_connect_failed", "proxy_auth_required",
+    "proxy_refused", "proxy_upstream_failed",
 }
 CONTRACT_CAUSES = {
     "config", "dns_service", "firewall", "routing", "clock", "platform", "tls_interception",
-    "missing_key", "invalid_key", "wrong_stack", "wrong_url", "rate_limited",
+    "missing_key", "invalid_key", "wrong_stack", "wrong_url", "rate_limited", "proxy",
 }
 
 
@@ -35,6 +36,9 @@ def test_tables_use_exactly_the_contract_ids() -> None:
             assert set(order) <= CONTRACT_CAUSES and len(set(order)) == len(order)
     for condition, cause in ADVICE:
         assert condition in CONDITIONS and cause in CAUSES
+    for condition, cause, _kind in KIND_ADVICE:
+        assert condition in CONDITIONS and cause in CAUSES
+        assert cause in {c for _, order in RANKING[condition] for c in order}
 
 
 @pytest.mark.parametrize(("condition", "facts", "first"), [
@@ -61,6 +65,18 @@ def test_tables_use_exactly_the_contract_ids() -> None:
     ("http_redirect", {"location_host": "same"}, "config"),
     ("http_throttled", {}, "rate_limited"),
     ("http_server_error", {"kind": "api"}, "platform"),
+    ("tls_certificate_error", {"kind": "system_only"}, "tls_interception"),
+    ("tls_handshake_failed", {"kind": "mtu"}, "routing"),
+    ("tls_handshake_failed", {"kind": "timeout"}, "firewall"),  # small segments stalled too
+    ("proxy_connect_failed", {"step": "dns", "kind": "nxdomain"}, "proxy"),
+    ("proxy_connect_failed", {"step": "dns", "kind": "timeout"}, "dns_service"),
+    ("proxy_connect_failed", {"step": "tcp", "kind": "refused"}, "proxy"),
+    ("proxy_connect_failed", {"step": "tcp", "kind": "unreachable"}, "routing"),
+    ("proxy_auth_required", {"kind": "unanswerable"}, "proxy"),
+    ("proxy_refused", {"kind": "refused"}, "proxy"),
+    ("proxy_refused", {"kind": "not_http"}, "config"),
+    ("proxy_upstream_failed", {"kind": "upstream"}, "platform"),
+    ("proxy_upstream_failed", {"kind": "timeout"}, "proxy"),
 ])
 def test_evidence_decides_the_most_likely_cause(condition: str, facts: dict[str, object],
                                                 first: str) -> None:
@@ -88,3 +104,14 @@ def test_advice_is_filled_from_facts_and_never_leaks_braces() -> None:
 def test_unknown_condition_is_an_error() -> None:
     with pytest.raises(ValueError):
         rank("no_such_condition", {})
+
+
+def test_kind_advice_overrides_the_pairing_advice() -> None:
+    ntlm = rank("proxy_auth_required", {"kind": "unanswerable", "schemes": "NTLM",
+                                        "proxy": "http://p:8080", "host": "api"})[0].advice
+    basic = rank("proxy_auth_required", {"kind": "answerable", "schemes": "Basic",
+                                         "proxy": "http://p:8080", "host": "api"})[0].advice
+    assert "only NTLM" in ntlm and "cannot answer" in ntlm
+    assert "--proxy http://user:password@host:port" in basic
+    mtu = rank("tls_handshake_failed", {"kind": "mtu", "mss": 500})[0].advice
+    assert "MTU" in mtu and "500-byte" in mtu

@@ -39,7 +39,10 @@ class Snapshot:
         wanted = STAGES if self.pings else NETWORK_STAGES
         if not all(name in self.stages for name in wanted):
             return None
-        return all(self.stages[name].status in (Status.PASS, Status.WARN) for name in wanted)
+        return all(self.stages[name].status in (Status.PASS, Status.WARN)
+                   # a direct target skips the proxy stage: nothing is wrong with that
+                   or (name == "proxy" and self.stages[name].status is Status.SKIP)
+                   for name in wanted)
 
     @property
     def diagnosis(self) -> StageResult | None:
