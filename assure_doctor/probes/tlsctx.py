@@ -12,6 +12,7 @@ import functools
 import os
 import ssl
 import stat
+import sys
 from dataclasses import dataclass, field
 
 import certifi
@@ -20,6 +21,11 @@ import truststore
 from assure_doctor.errors import InputError
 
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # a bundle of every public root is ~250 KB
+# Where distributions keep the system bundle when OpenSSL's compiled-in paths are empty (the
+# same candidates truststore tries).
+_CA_FILES = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+             "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt",
+             "/etc/ssl/ca-bundle.pem")
 _ALPN = ["http/1.1"]
 
 
@@ -54,10 +60,25 @@ class Trust:
 
     @functools.cached_property
     def system(self) -> ssl.SSLContext:
-        """The machine's trust store (Windows CryptoAPI, macOS Security, OpenSSL's paths)."""
-        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        """The machine's trust store: Windows CryptoAPI and macOS Security through truststore;
+        elsewhere OpenSSL's default paths (SSL_CERT_FILE / SSL_CERT_DIR), which is what
+        truststore uses there too, but read once instead of at every handshake (~100 ms)."""
+        if sys.platform in ("win32", "darwin"):
+            context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        else:
+            context = ssl.create_default_context()
+            if not _default_paths_exist():
+                found = next((path for path in _CA_FILES if os.path.isfile(path)), None)
+                if found is not None:
+                    context.load_verify_locations(cafile=found)
         context.set_alpn_protocols(_ALPN)
         return context
+
+
+def _default_paths_exist() -> bool:
+    paths = ssl.get_default_verify_paths()
+    return bool(paths.cafile) or bool(paths.capath and os.path.isdir(paths.capath)
+                                      and os.listdir(paths.capath))
 
 
 def _certifi() -> ssl.SSLContext:
