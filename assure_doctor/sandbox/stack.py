@@ -158,10 +158,13 @@ class Sandbox:
         try:
             loop.run_forever()
         finally:
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
+            # Let every handler finish unwinding (a proxy tunnel closes two connections).
             with contextlib.suppress(BaseException):
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.wait_for(
+                    asyncio.gather(*tasks, return_exceptions=True), 5))
             for close in self._closers:
                 close()  # type: ignore[operator]
             loop.close()
