@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,11 @@ _VERIFY_TEXT = {
 }
 
 
+# Which anchor sets verify a certificate is asked again at most once a minute: the TUI's watch
+# and the monitor check every few seconds, each time with three extra handshakes otherwise.
+_TRUST_TTL = 60.0
+_TRUST_SEEN_MAX = 64
+_TRUST_SEEN: dict[tuple[object, ...], tuple[float, tuple[bool, bool, bool | None]]] = {}
 _SMALL_MSS = 500  # bytes: segments this small pass any sane path MTU (IPv6 minimum 1280)
 _CAN_CLAMP = hasattr(socket, "TCP_MAXSEG")
 _HANDSHAKE_TEXT = {**netclass.HANDSHAKE_TEXT, "mtu": "stalled until its segments were small"}
@@ -56,24 +62,37 @@ async def run(ctx: Context) -> Outcome:
         system = await _verified_stream(ctx, ctx.options.anchors.system)
         if system is None:
             outcome = await _verify_failure(ctx, exc)
-            return _with_trust(outcome, False, False, ctx)
+            return _with_trust(outcome, ctx, False, False)
         # Only the machine's store trusts it: a TLS-inspecting proxy this machine trusts.
         ctx.verify_context = ctx.options.anchors.system
-        return _with_trust(_verified(ctx, system, only_system=True), False, True, ctx)
+        return _with_trust(_verified(ctx, system, only_system=True), ctx, False, True)
     except (OSError, TimeoutError, EOFError) as exc:
-        return _with_trust(await _handshake_failure(ctx, exc), False, False, ctx)
+        return _with_trust(await _handshake_failure(ctx, exc), ctx, False, False)
     outcome = _verified(ctx, stream, only_system=False)
+    key = (ctx.options.anchors, target.host, target.port, outcome.evidence.get("sha256"))
+    known = _TRUST_SEEN.get(key)
+    if known is not None and time.monotonic() - known[0] < _TRUST_TTL:
+        return _with_trust(outcome, ctx, *known[1])  # the same certificate, seen moments ago
+    verdicts = await _each_anchor_set(ctx)
+    if len(_TRUST_SEEN) >= _TRUST_SEEN_MAX:
+        _TRUST_SEEN.pop(next(iter(_TRUST_SEEN)))
+    _TRUST_SEEN[key] = (time.monotonic(), verdicts)
+    return _with_trust(outcome, ctx, *verdicts)
+
+
+async def _each_anchor_set(ctx: Context) -> tuple[bool, bool, bool | None]:
+    """(certifi, system, --ca-bundle) verifying the API alone, after certifi + bundle did."""
     anchors = ctx.options.anchors
     checks = [_verifies(ctx, anchors.system)]
     if anchors.bundle is not None:
         checks += [_verifies(ctx, anchors.certifi), _verifies(ctx, anchors.bundle)]
     results = await asyncio.gather(*checks)
-    certifi_ok = results[1] if anchors.bundle is not None else True
-    return _with_trust(outcome, certifi_ok, results[0], ctx,
-                       results[2] if anchors.bundle is not None else None)
+    if anchors.bundle is None:
+        return True, results[0], None
+    return results[1], results[0], results[2]
 
 
-def _with_trust(outcome: Outcome, certifi_ok: bool, system_ok: bool, ctx: Context,
+def _with_trust(outcome: Outcome, ctx: Context, certifi_ok: bool, system_ok: bool,
                 bundle_ok: bool | None = None) -> Outcome:
     """The outcome with the contract's `trust` evidence: which anchors verified the API."""
     if bundle_ok is None and ctx.options.anchors.bundle is not None:
