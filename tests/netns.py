@@ -21,7 +21,8 @@ SERVER = """
 import socket, ssl, sys, threading
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(sys.argv[3], sys.argv[4])
-listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])), family=family)
 def serve(conn):
     try:
         with context.wrap_socket(conn, server_side=True) as tls:
@@ -78,7 +79,8 @@ class Lab:
            "netns", right)
         for ns, dev, cidr, mtu in ((left, a, left_cidr, left_mtu),
                                    (right, b, right_cidr, right_mtu)):
-            sh("ip", "addr", "add", cidr, "dev", dev, ns=ns)
+            # nodad: an IPv6 address is usable at once, not after duplicate detection
+            sh("ip", "addr", "add", cidr, "dev", dev, *(["nodad"] if ":" in cidr else []), ns=ns)
             sh("ip", "link", "set", dev, "mtu", str(mtu), "up", ns=ns)
 
     def tls_server(self, ns: str, address: str, port: int, cert: Path, key: Path) -> None:
@@ -89,7 +91,7 @@ class Lab:
         for _ in range(100):
             try:
                 sh(sys.executable, "-c", f"import socket; socket.create_connection("
-                   f"('{address}', {port}), 0.2).close()", ns=ns)
+                   f"({address!r}, {port}), 0.2).close()", ns=ns)
                 return
             except RuntimeError:
                 if process.poll() is not None:

@@ -29,7 +29,8 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("netns-pki")
     ca = pki.make_ca("netns test CA")
     now = datetime.now(UTC)
-    names = [SERVER_IP, "198.19.2.2", *(f"filler-{n}.netns.invalid" for n in range(60))]
+    names = [SERVER_IP, "198.19.2.2", "fd00:ad:2::2",
+             *(f"filler-{n}.netns.invalid" for n in range(60))]
     leaf = pki.make_leaf(names, ca, now - timedelta(days=1), now + timedelta(days=30))
     paths = work / "ca.pem", work / "server.pem", work / "server.key"
     for path, data in zip(paths, (ca.cert_pem, leaf.cert_pem, leaf.key_pem), strict=True):
@@ -143,3 +144,23 @@ def test_the_same_path_with_icmp_passing_works(pem: tuple[Path, Path, Path]) -> 
         stages = check(mtu_lab(lab, pem, drop_icmp=False), "https://198.19.2.2/v1/ping",
                        pem[0], timeout=2.0)
     assert stages["tls"]["status"] == "pass", stages["tls"]
+
+
+def test_ipv6_mtu_black_hole_is_told_apart_too(pem: tuple[Path, Path, Path]) -> None:
+    """The same over IPv6 (fd00::/8): a 1280-byte link, ICMPv6 "packet too big" dropped."""
+    netns.require("ip6tables", "sysctl")
+    with netns.lab() as lab:
+        client, router, server = lab.namespace("c"), lab.namespace("r"), lab.namespace("s")
+        lab.link(client, "fd00:ad:1::1/64", router, "fd00:ad:1::fe/64", right_mtu=1280)
+        lab.link(router, "fd00:ad:2::fe/64", server, "fd00:ad:2::2/64")
+        netns.sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=router)
+        netns.sh("ip", "-6", "route", "add", "default", "via", "fd00:ad:1::fe", ns=client)
+        netns.sh("ip", "-6", "route", "add", "default", "via", "fd00:ad:2::fe", ns=server)
+        netns.sh("ip6tables", "-A", "OUTPUT", "-p", "icmpv6", "--icmpv6-type", "packet-too-big",
+                 "-j", "DROP", ns=router)
+        lab.tls_server(server, "fd00:ad:2::2", 443, pem[1], pem[2])
+        stages = check(client, "https://[fd00:ad:2::2]/v1/ping", pem[0], timeout=2.0)
+    tls = stages["tls"]
+    assert tls["condition"] == "tls_handshake_failed", tls
+    assert tls["evidence"]["small_mss_retry"] == "completed"
+    assert tls["causes"][0]["id"] == "routing"
