@@ -51,15 +51,16 @@ class _Lookup:
 async def run(ctx: Context) -> Outcome:
     proxy = ctx.route.proxy
     if proxy is None:
-        return await _resolve(ctx, ctx.target.host, ctx.target.port)
+        return _logged(await _resolve(ctx, ctx.target.host, ctx.target.port))
     # Through a proxy only the proxy host must resolve here: on proxied networks only the
     # proxy resolves external names. The API host's own answer is recorded, not required.
     api_task = asyncio.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
-    own = await _resolve(ctx, proxy.host, proxy.port)
+    own = _logged(await _resolve(ctx, proxy.host, proxy.port))
     done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long for
     evidence = {**own.evidence, "proxy_host": proxy.host}
     if done:
         api = api_task.result()
+        log.info("The API host's own lookup (not needed through a proxy): %s", api.summary)
         api_host = {"host": ctx.target.host, "status": api.status.value,
                     "summary": api.summary, "addresses": api.evidence.get("addresses", [])}
         if _is_address(proxy.host):  # then the resolver asked was the API name's
@@ -75,6 +76,12 @@ async def run(ctx: Context) -> Outcome:
         return Outcome(Status.FAIL, f"proxy {own.summary}", evidence, "proxy_connect_failed",
                        facts)
     return Outcome(own.status, f"proxy {own.summary}", evidence, own.condition, own.facts)
+
+
+def _logged(outcome: Outcome) -> Outcome:
+    if outcome.status is Status.FAIL:
+        log.warning("DNS lookup failed: %s", outcome.summary)
+    return outcome
 
 
 async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
@@ -152,7 +159,6 @@ def _failure(ctx: Context, host: str, kind: str, described: str, evidence: dict[
         "host": host,
     }
     summary = _SUMMARY[kind].format_map(facts)
-    log.warning("DNS lookup failed: %s", summary)
     return Outcome(Status.FAIL, summary, evidence, "dns_lookup_failed", facts)
 
 
