@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 from assure_doctor import __version__, apikey, logs
 from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 from assure_doctor.options import (
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_SKEW,
@@ -44,6 +45,11 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolver", action="append", default=[], metavar="ADDRESS[:PORT]",
                        help="DNS server to use instead of the system's (repeatable)")
     group.add_argument("--ca-bundle", metavar="PATH", help="extra trust anchors (PEM)")
+    family = group.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=Family.IPV4,
+                        help="use only IPv4 addresses")
+    family.add_argument("-6", dest="family", action="store_const", const=Family.IPV6,
+                        help="use only IPv6 addresses")
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"per network operation (default {DEFAULT_TIMEOUT:g})")
@@ -92,6 +98,7 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         resolvers=tuple(parse_resolver(text) for text in args.resolver),
         ca_bundle=args.ca_bundle,
         no_ping=args.no_ping,
+        family=getattr(args, "family", None),
     )
     tlsctx.verifying(options.ca_bundle)  # a bad bundle is bad input: refuse it before any traffic
     key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 from assure_doctor.target import ResolverAddress
 
 DEFAULT_TIMEOUT = 5.0
@@ -29,6 +30,7 @@ class CheckOptions:
     resolvers: tuple[ResolverAddress, ...] = ()
     ca_bundle: str | None = None
     no_ping: bool = False
+    family: Family | None = None  # -4 / -6: only this address family, for dns and tcp
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):

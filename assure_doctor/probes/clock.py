@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assure_doctor import httpmsg, logs
+from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, netclass, tlsctx
 from assure_doctor.probes.connect import open_tls
@@ -73,10 +74,10 @@ async def run(ctx: Context) -> Outcome:
     }
     text = skew_text(skew)
     if abs(skew) - uncertainty > ctx.options.max_skew:
-        facts = {"kind": "ahead" if skew < 0 else "behind", "skew_text": text}
+        facts: Facts = {"kind": "ahead" if skew < 0 else "behind", "skew_text": text}
         log.warning("Clock skew: this machine's clock is %s", text)
         return Outcome(Status.WARN, f"this machine's clock is {text} (limit "
-                       f"{ctx.options.max_skew:g} s)", evidence, "clock_skew", facts)
+                       f"{ctx.options.max_skew:g} s)", evidence, Condition.CLOCK_SKEW, facts)
     return Outcome(Status.PASS, f"clocks agree: skew {skew:+.1f} s (±{uncertainty:.1f} s)",
                    evidence)
 

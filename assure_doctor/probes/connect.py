@@ -7,6 +7,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from assure_doctor.kinds import ConnectKind
 from assure_doctor.probes import Stream, netclass
 
 
@@ -17,7 +18,7 @@ class Attempt:
     address: str
     port: int
     ms: float
-    kind: str | None = None  # None: connected
+    kind: ConnectKind | None = None  # None: connected
     error: str | None = None
     stream: Stream | None = field(default=None, repr=False, compare=False)
 

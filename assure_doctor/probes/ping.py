@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from assure_doctor import __version__, httpmsg, logs, redact
+from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, certinfo, netclass
 
@@ -37,7 +38,7 @@ class Answer:
     retry_after: float | None = None
     error: str | None = None
     condition: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=lambda: Facts())
 
     @property
     def ok(self) -> bool:
@@ -57,11 +58,11 @@ async def run(ctx: Context) -> Outcome:
         return Outcome(Status.SKIP, "not run (--no-ping): no request carrying the key was sent",
                        {"status_code": None, "attempts": 0, "response_body": None})
     if ctx.key is None:
-        facts = {"kind": "no_key"}
+        facts: Facts = {"kind": "no_key"}
         return Outcome(Status.FAIL, "no API key: set ASSURE_API_KEY or use --api-key-file "
                        "(or --no-ping)", {"status_code": None, "attempts": 0,
                                           "response_body": None, "key_present": False},
-                       "http_unauthorized", facts)
+                       Condition.HTTP_UNAUTHORIZED, facts)
 
     answers: list[Answer] = []
     async with _client(ctx) as client:
@@ -122,7 +123,7 @@ async def _attempt(ctx: Context, client: httpx.AsyncClient, number: int) -> Answ
 
 
 def classify(status: int, body: str, location: str | None, host: str
-             ) -> tuple[str | None, dict[str, Any]]:
+             ) -> tuple[str | None, Facts]:
     """The guide's condition for an HTTP status, and the facts that rank its causes."""
     lowered = body.lower()
     if 200 <= status < 300:
@@ -220,8 +221,8 @@ def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
             return Outcome(Status.PASS, f"HTTP {last.status_code} in {last.ms:.0f} ms: "
                            "ping successful", evidence)
         return Outcome(Status.WARN, f"HTTP {last.status_code} {tries}; earlier: "
-                       f"{first_failure.outcome_text}", evidence, first_failure.condition,
-                       _facts(ctx, first_failure))
+                       f"{first_failure.outcome_text}", evidence,
+                       Condition(first_failure.condition or ""), _facts(ctx, first_failure))
     if len(answers) >= 3:
         # The guide: after three failed attempts, alert the operators.
         log.error("ALERT: %s failed %d times in a row (%s); operators should investigate",
@@ -231,10 +232,11 @@ def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
         summary += f" → {last.location}"
     if last.retry_after is not None:
         summary += f" (Retry-After {last.retry_after:g} s)"
-    return Outcome(Status.FAIL, summary, evidence, last.condition, _facts(ctx, last))
+    return Outcome(Status.FAIL, summary, evidence, Condition(last.condition or ""),
+                   _facts(ctx, last))
 
 
-def _facts(ctx: Context, answer: Answer) -> dict[str, Any]:
+def _facts(ctx: Context, answer: Answer) -> Facts:
     return {
         **answer.facts,
         "status_code": answer.status_code,

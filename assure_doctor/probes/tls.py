@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assure_doctor import logs
+from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
 from assure_doctor.probes import Context, certinfo, netclass, tlsctx
@@ -62,10 +63,10 @@ async def run(ctx: Context) -> Outcome:
     summary = (f"verified {version}, certificate valid until {info.not_after:%Y-%m-%d} "
                f"({days:.0f} days)")
     if days < CERT_WARN_DAYS:
-        facts = {"kind": "expiring", "verify_error": f"expires in {days:.1f} days",
+        facts: Facts = {"kind": "expiring", "verify_error": f"expires in {days:.1f} days",
                  "issuer": info.issuer}
         return Outcome(Status.WARN, summary + ": renewal is due", evidence,
-                       "tls_certificate_error", facts)
+                       Condition.TLS_CERTIFICATE_ERROR, facts)
     return Outcome(Status.PASS, summary, evidence)
 
 
@@ -80,20 +81,20 @@ async def _verify_failure(ctx: Context, exc: ssl.SSLCertVerificationError) -> Ou
         "address": ctx.address,
     }
     info = await _presented_certificate(ctx)
-    facts: dict[str, Any] = {"kind": kind, "verify_error": evidence["verify_error"]}
+    facts: Facts = {"kind": kind, "verify_error": evidence["verify_error"]}
     if info is not None:
         now = datetime.now(UTC)
         evidence.update(info.to_evidence())
         evidence.update(valid_now=certinfo.valid_at(info, now),
                         matches_host=certinfo.matches_host(info, target.host))
-        facts.update(issuer=info.issuer, cert_names=", ".join(info.names) or info.subject,
+        facts.update(Facts(issuer=info.issuer, cert_names=", ".join(info.names) or info.subject,
                      not_before=f"{info.not_before:%Y-%m-%d %H:%M} UTC",
                      not_after=f"{info.not_after:%Y-%m-%d %H:%M} UTC",
-                     same_domain=certinfo.same_domain(info, target.host))
+                     same_domain=certinfo.same_domain(info, target.host)))
     summary = _VERIFY_TEXT[kind].format(host=target.host, issuer=facts.get("issuer", "?"))
     log.warning("TLS certificate verification failed for %s: %s", target.host,
                 evidence["verify_error"])
-    return Outcome(Status.FAIL, summary, evidence, "tls_certificate_error", facts)
+    return Outcome(Status.FAIL, summary, evidence, Condition.TLS_CERTIFICATE_ERROR, facts)
 
 
 async def _presented_certificate(ctx: Context) -> certinfo.CertInfo | None:
@@ -114,7 +115,7 @@ def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:
     """The server stopped accepting connections between the tcp stage and this one."""
     error = netclass.describe(exc)
     kind = netclass.connect_kind(exc)
-    facts = {"kind": kind, "default_port": ctx.target.port == 443, "error": error}
+    facts: Facts = {"kind": kind, "default_port": ctx.target.port == 443, "error": error}
     log.warning("TLS stage could not connect: %s", error)
     return Outcome(Status.FAIL, f"cannot connect: {error}",
                    {"verified": False, "error": error, "verify_error": error,
@@ -129,8 +130,8 @@ def _handshake_failure(ctx: Context, exc: BaseException) -> Outcome:
                                 "address": ctx.address}
     kind = netclass.handshake_kind(exc)
     evidence["handshake"] = kind
-    facts = {"kind": kind, "kind_text": netclass.HANDSHAKE_TEXT[kind],
+    facts: Facts = {"kind": kind, "kind_text": netclass.HANDSHAKE_TEXT[kind],
              "error": evidence["error"]}
     log.warning("TLS handshake with %s failed: %s", ctx.target.host, evidence["error"])
     return Outcome(Status.FAIL, f"TLS handshake {netclass.HANDSHAKE_TEXT[kind]}: "
-                   f"{evidence['error']}", evidence, "tls_handshake_failed", facts)
+                   f"{evidence['error']}", evidence, Condition.TLS_HANDSHAKE_FAILED, facts)
