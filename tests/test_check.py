@@ -56,7 +56,7 @@ def test_no_key_runs_the_network_stages_and_says_the_key_was_not_checked(
     assert [s["status"] for s in document["stages"]] == ["pass"] * 4 + ["skip"]
     assert document["stages"][4]["summary"] == (
         "not checked: no API key (set ASSURE_API_KEY or --api-key-file)")
-    assert "HTTP 401" not in run.stdout and healthy.traffic.keyed == 0
+    assert "http_unauthorized" not in run.stdout and healthy.traffic.keyed == 0
 
 
 def test_no_ping_sends_no_key(healthy: Sandbox) -> None:
