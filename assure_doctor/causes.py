@@ -54,7 +54,7 @@ CONDITIONS: Mapping[str, str] = {
 
 # Condition → its name when the stage only warns (it worked, with a caveat): never an "error".
 WARNING_TITLES: Mapping[str, str] = {
-    C.DNS_LOOKUP_FAILED: "One kind of address lookup failed",
+    C.DNS_LOOKUP_FAILED: "Some address lookups went unanswered",
     C.CONNECT_FAILED: "Some addresses of the API host refuse connections",
     C.CONNECT_TIMEOUT: "Some addresses of the API host do not answer",
     C.TLS_CERTIFICATE_ERROR: "SSL certificate expiring soon",
@@ -72,7 +72,7 @@ WARNING_TITLES: Mapping[str, str] = {
     C.PROXY_AUTH_REQUIRED: "The proxy asked for authentication",
     C.PROXY_REFUSED: "The proxy refused a connection",
     C.PROXY_UPSTREAM_FAILED: "The proxy could not reach the API at first",
-    C.INTERNAL_ERROR: "assure-doctor itself failed (a bug)",
+    C.INTERNAL_ERROR: "assure-doctor hit a bug",
 }
 
 
@@ -386,7 +386,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "answering. Ask your network team to let this machine reach {host} directly.",
            location_host="other"),
         _a("The redirect stays on {host}; a proxy that rewrites requests could also answer "
-           "with one, but the API itself is the likelier source."),
+           "with one, but the API itself is the likelier source.", location_host="same"),
     ),
     (C.HTTP_BAD_REQUEST, K.CONFIG): (
         _a("The ping takes no data, so a 400 means the request itself is malformed. Check for "
