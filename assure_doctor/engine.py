@@ -47,16 +47,17 @@ async def run_check(
     key: ApiKey | None,
     on_stage: StageListener | None = None,
     resume: Report | None = None,
-    start_at: str = "dns",
+    start_at: str | None = None,
 ) -> Report:
     """One staged check. `on_stage` hears each stage start and end, and hears a result again
     when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure).
 
-    With `resume`, the stages before `start_at` are taken from that earlier report instead of
-    being run again (the TUI's "re-run from the selected stage").
+    With `resume`, the stages before `start_at` (default: the first) are taken from that
+    earlier report instead of being run again (the TUI's "re-run from the selected stage").
     """
     probes = registry.PROBES
     names = [p.name for p in probes]
+    start_at = names[0] if start_at is None else start_at
     if start_at not in names:
         raise ValueError(f"unknown stage {start_at!r}")
     reused = names[:names.index(start_at)] if resume is not None else []
@@ -94,7 +95,7 @@ async def run_check(
         if on_stage and stage != heard[stage.name]:
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
-                    resolver=str(ctx.evidence("dns").get("resolver", "system")),
+                    resolver=_resolver(ctx),
                     key_state=key.masked if key else "absent")
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
@@ -137,6 +138,12 @@ def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
     return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}",
                    {"exception": kind, "message": message}, Condition.INTERNAL_ERROR,
                    Facts(exception=described))
+
+
+def _resolver(ctx: Context) -> str:
+    """The resolver the check used, as the stage that resolved names reported it."""
+    return str(next((o.evidence["resolver"] for o in ctx.outcomes.values()
+                     if o.evidence.get("resolver")), "system"))
 
 
 def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
