@@ -103,7 +103,8 @@ class _Race:
     async def _one(self, index: int) -> None:
         if index:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(index * STAGGER):
+                # Bounded by one timeout, so the stage ends within two whatever the count.
+                async with asyncio.timeout(min(index * STAGGER, self.timeout)):
                     await self.started[index].wait()
         address = self.addresses[index]
         log.info("Connecting to %s port %d", address, self.port)
