@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Unpack
 
 from assure_doctor.kinds import (
     CauseId,
@@ -90,8 +91,8 @@ class Advice:
     when: Facts = field(default_factory=lambda: Facts())
 
 
-def _a(text: str, **when: object) -> Advice:
-    return Advice(text, Facts(**when))  # type: ignore[typeddict-item]
+def _a(text: str, **when: Unpack[Facts]) -> Advice:
+    return Advice(text, when)
 
 
 CAUSE_TITLES: Mapping[CauseId, str] = {

@@ -201,3 +201,13 @@ def test_known_contradictions_are_gone(condition: Condition, facts: dict[str, An
                                        banned: str) -> None:
     text = " ".join(cause.advice for cause in rank(condition, {**BASE, **facts}))
     assert banned not in text, text
+
+
+def test_every_kind_the_tables_name_is_an_enum_member() -> None:
+    """A misspelt kind would silently fall through to a catch-all rule."""
+    kinds = (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind)
+    whens = [when for rules in RANKING.values() for when, _ in rules]
+    whens += [a.when for variants in (*ADVICE.values(), *GENERIC.values()) for a in variants]
+    for when in whens:
+        if "kind" in when:
+            assert isinstance(when["kind"], kinds), when
