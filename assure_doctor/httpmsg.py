@@ -115,7 +115,7 @@ def parse_date(value: str | None) -> datetime | None:
 
 def retry_after(value: str | None, now: datetime) -> float | None:
     """Retry-After as seconds from `now`: delta-seconds or an HTTP date, capped at a year."""
-    if not value or len(value) > _MAX_FIELD:
+    if not value:
         return None
     value = value.strip(" \t")
     if _DIGITS.fullmatch(value):
