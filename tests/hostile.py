@@ -93,9 +93,11 @@ def endless_chunks(status: str) -> Behaviour:
         writer.write(f"HTTP/1.1 {status}\r\nDate: {date()}\r\nTransfer-Encoding: chunked\r\n"
                      "Content-Type: text/plain\r\n\r\n".encode())
         chunk = b"%x\r\n%s\r\n" % (65536, b"A" * 65536)
-        while True:
+        while not writer.transport.is_closing():
             writer.write(chunk)
             await writer.drain()
+            await asyncio.sleep(0)  # drain need not yield: let the loss of the peer arrive
+        return False
 
     return behaviour
 
