@@ -104,8 +104,8 @@ def endless_chunks(status: str) -> Behaviour:
 
 @cache
 def gzip_bomb(size: int = 1 << 30) -> bytes:
-    """`size` zero bytes, gzip-compressed (about 1 MB per GiB)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    """`size` zero bytes, gzip-compressed (level 1 is 5x faster: 4.5 MB per GiB)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
     block = bytes(1 << 20)
     parts = [compressor.compress(block) for _ in range(size // len(block))]
     return b"".join(parts) + compressor.flush()
