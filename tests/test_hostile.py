@@ -159,3 +159,21 @@ def test_escapes_markup_and_the_key_come_out_escaped(serve: Any, tmp_path: Any) 
     assert ping["location"] == "/portal/\\x1b]0;pwned\\x07\\x1b[2J" + MARKUP + "?echo=[REDACTED]"
     assert "[REDACTED]" in ping["response_body"] and "\\x1b[2J" in ping["response_body"]
     assert stages(document)["clock"]["status"] == "skip"  # an escape is no date
+
+
+@pytest.mark.parametrize(("framing", "connections"), [
+    (b"Content-Length: 2\r\n\r\n{}", 1),
+    (b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n", 1),
+    (b"Content-Length: \xb2\r\n\r\n{}", 2),
+    (b"Transfer-Encoding: chunked\r\n\r\n\xb2\r\n{}\r\n0\r\n\r\n", 2),
+    (b"Connection: close\r\nContent-Length: 2\r\n\r\n{}", 2),
+    (b"\r\n", 2),  # no framing: the body runs to the close
+])
+def test_odd_framing_of_the_clock_answer(serve: Any, framing: bytes, connections: int) -> None:
+    answer = b"HTTP/1.1 401 Unauthorized\r\nDate: " + hostile.date().encode() + b"\r\n" + framing
+    server = serve(keyless=sends(answer))
+    run = run_cli("check", *server.check_args(), "--json")
+    assert_clean(run)
+    assert run.returncode == 0, stages(run)
+    assert stages(run)["clock"]["status"] == "pass"
+    assert server.seen.connections == connections and server.seen.keyed == 1
