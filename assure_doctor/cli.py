@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 from assure_doctor import __version__, apikey, logs, proxyconfig
 from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 from assure_doctor.options import (
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_SKEW,
@@ -48,6 +49,11 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        "through this proxy (default: HTTPS_PROXY / ALL_PROXY / the system's)")
     group.add_argument("--no-proxy", action="store_true",
                        help="connect directly, whatever the environment says")
+    family = group.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=Family.IPV4,
+                        help="use only IPv4 addresses")
+    family.add_argument("-6", dest="family", action="store_const", const=Family.IPV6,
+                        help="use only IPv6 addresses")
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"per network operation (default {DEFAULT_TIMEOUT:g})")
@@ -98,6 +104,7 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         no_ping=args.no_ping,
         proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
                                proxyconfig.system_settings()),
+        family=getattr(args, "family", None),
     )
     key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
     return target, options, key

@@ -1,37 +1,44 @@
 """Run the stages in order, skip what cannot run, and rank each failure's causes.
 
-The engine knows nothing of its faces: `check`, the TUI and the monitor all call `run_check`.
+The engine owns time and failure: every stage runs under a deadline set here from the options,
+and an unexpected exception in a probe becomes an `internal_error` finding, never a crash of
+the face that asked. The engine knows nothing of its faces: `check`, the TUI and the monitor
+all call `run_check`, and nothing of particular stages: `probes.registry` lists them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import ModuleType
-from typing import Any
 
-from assure_doctor import logs
+from assure_doctor import logs, sanitize
 from assure_doctor.apikey import ApiKey
-from assure_doctor.model import (
-    EVIDENCE_DEFAULTS,
-    STAGES,
-    Cause,
-    Outcome,
-    Report,
-    StageResult,
-    Status,
-)
+from assure_doctor.kinds import Condition, Facts
+from assure_doctor.model import Cause, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, clock, dns, ping, proxy, tcp, tls
-from assure_doctor.probes.clock import skew_text
+from assure_doctor.probes import Context, Probe, registry
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
-PROBES: tuple[ModuleType, ...] = (dns, tcp, proxy, tls, clock, ping)
 # Called with (stage, None) when a stage starts and (stage, result) when its result is known.
 StageListener = Callable[[str, StageResult | None], None]
 log = logs.get("engine")
+# A probe's own timeouts say more than the engine's deadline, so they get to fire first.
+DEADLINE_GRACE = 0.5
+_MESSAGE_LIMIT = 200
+
+
+def deadline(probe: Probe, options: CheckOptions) -> float:
+    """The longest a stage may run, in seconds: the one rule for every stage."""
+    work = probe.operations * options.timeout
+    if probe.retried:
+        # A Retry-After (up to --max-retry-after) may stand in for our own pause.
+        pause = max(options.retry_pause, options.max_retry_after)
+        return options.attempts * (work + pause) + DEADLINE_GRACE
+    return work + DEADLINE_GRACE
 
 
 async def run_check(
@@ -40,17 +47,20 @@ async def run_check(
     key: ApiKey | None,
     on_stage: StageListener | None = None,
     resume: Report | None = None,
-    start_at: str = "dns",
+    start_at: str | None = None,
 ) -> Report:
     """One staged check. `on_stage` hears each stage start and end, and hears a result again
     when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure).
 
-    With `resume`, the stages before `start_at` are taken from that earlier report instead of
-    being run again (the TUI's "re-run from the selected stage").
+    With `resume`, the stages before `start_at` (default: the first) are taken from that
+    earlier report instead of being run again (the TUI's "re-run from the selected stage").
     """
-    if start_at not in STAGES:
+    probes = registry.PROBES
+    names = [p.name for p in probes]
+    start_at = names[0] if start_at is None else start_at
+    if start_at not in names:
         raise ValueError(f"unknown stage {start_at!r}")
-    reused = STAGES[:STAGES.index(start_at)] if resume is not None else ()
+    reused = names[:names.index(start_at)] if resume is not None else []
     ctx = Context(target, options, key, options.anchors.strict)
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
@@ -59,32 +69,33 @@ async def run_check(
     durations: dict[str, float] = {}
     heard: dict[str, StageResult] = {}
     try:
-        for probe in PROBES:
-            earlier = resume.stage(probe.NAME) if resume is not None else None
-            reason = _skip_reason(probe.NAME, ctx)
-            if probe.NAME in reused and earlier is not None:
-                ctx.outcomes[probe.NAME] = earlier.as_outcome()
-                durations[probe.NAME] = earlier.duration_ms
+        for probe in probes:
+            earlier = resume.stage(probe.name) if resume is not None else None
+            reason = next((r for need in probe.needs if (r := need.unmet(ctx)) is not None),
+                          None)
+            if probe.name in reused and earlier is not None:
+                ctx.outcomes[probe.name] = earlier.as_outcome()
+                durations[probe.name] = earlier.duration_ms
             elif reason is not None:
-                ctx.outcomes[probe.NAME] = Outcome(Status.SKIP, reason)
-                durations[probe.NAME] = 0.0
+                ctx.outcomes[probe.name] = Outcome(Status.SKIP, reason)
+                durations[probe.name] = 0.0
             else:
                 if on_stage:
-                    on_stage(probe.NAME, None)
+                    on_stage(probe.name, None)
                 start = time.perf_counter()
-                ctx.outcomes[probe.NAME] = await probe.run(ctx)
-                durations[probe.NAME] = (time.perf_counter() - start) * 1000
-            heard[probe.NAME] = _result(probe.NAME, ctx, durations[probe.NAME])
+                ctx.outcomes[probe.name] = await _run_bounded(probe, ctx)
+                durations[probe.name] = (time.perf_counter() - start) * 1000
+            heard[probe.name] = _result(probe, ctx, durations[probe.name])
             if on_stage:
-                on_stage(probe.NAME, heard[probe.NAME])
+                on_stage(probe.name, heard[probe.name])
     finally:
         ctx.close_streams()
-    stages = tuple(_result(p.NAME, ctx, durations[p.NAME]) for p in PROBES)
+    stages = tuple(_result(p, ctx, durations[p.name]) for p in probes)
     for stage in stages:
         if on_stage and stage != heard[stage.name]:
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
-                    resolver=str(ctx.evidence("dns").get("resolver", "system")),
+                    resolver=_resolver(ctx),
                     key_state=key.masked if key else "absent")
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
@@ -92,49 +103,59 @@ async def run_check(
     return report
 
 
-def _skip_reason(name: str, ctx: Context) -> str | None:
-    """Why a stage cannot run: an earlier stage failed (clock only needs a reachable server)."""
-    if name == "clock":
-        tcp_outcome, proxy_outcome = ctx.outcomes.get("tcp"), ctx.outcomes.get("proxy")
-        if tcp_outcome is None or tcp_outcome.status in (Status.FAIL, Status.SKIP):
-            return "skipped: the server cannot be reached"
-        if proxy_outcome is not None and proxy_outcome.status is Status.FAIL:
-            return "skipped: the proxy opened no tunnel to the server"
-        tls_outcome = ctx.outcomes["tls"]
-        if tls_outcome.status is Status.FAIL and tls_outcome.condition != "tls_certificate_error":
-            return "skipped: no TLS connection could be made"
-        return None
-    failed = next((n for n, o in ctx.outcomes.items() if o.status is Status.FAIL), None)
-    return None if failed is None else f"skipped: {failed} failed"
+async def _run_bounded(probe: Probe, ctx: Context) -> Outcome:
+    """The probe's outcome, within its deadline; an overrun or a bug becomes a finding."""
+    limit = deadline(probe, ctx.options)
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await probe.run(ctx)
+    except TimeoutError:
+        if not scope.expired():
+            return _internal_error(probe, TimeoutError("a timeout escaped the probe"))
+        return _overrun(probe, limit)
+    except Exception as exc:  # containment: a probe's bug must not take down a face
+        return _internal_error(probe, exc)
 
 
-def _result(name: str, ctx: Context, duration_ms: float) -> StageResult:
+def _overrun(probe: Probe, limit: float) -> Outcome:
+    error = f"no result within {limit:g} s, the stage's deadline"
+    log.warning("The %s stage overran its deadline (%g s)", probe.name, limit)
+    evidence = {"error": error, "deadline_seconds": round(limit, 3)}
+    if probe.overrun is None:
+        return Outcome(Status.SKIP, f"not checked: {error}", evidence)
+    condition, kind = probe.overrun
+    return Outcome(Status.FAIL, error, evidence, condition, Facts(kind=kind, error=error))
+
+
+def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
+    """The exception's type and a short sanitised message: never locals, never the key."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # a TaskGroup's wrapper says less than what it wraps
+    kind = type(exc).__name__
+    message = sanitize.text(str(exc), _MESSAGE_LIMIT)
+    described = f"{kind}: {message}" if message else kind
+    log.error("Internal error in the %s stage: %s", probe.name, described)
+    return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}",
+                   {"exception": kind, "message": message}, Condition.INTERNAL_ERROR,
+                   Facts(exception=described))
+
+
+def _resolver(ctx: Context) -> str:
+    """The resolver the check used, as the stage that resolved names reported it."""
+    return str(next((o.evidence["resolver"] for o in ctx.outcomes.values()
+                     if o.evidence.get("resolver")), "system"))
+
+
+def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
     """A stage's result, its causes ranked on all the evidence gathered so far."""
-    outcome = ctx.outcomes[name]
+    outcome = ctx.outcomes[probe.name]
     causes: tuple[Cause, ...] = ()
     if outcome.condition is not None:
-        facts: dict[str, Any] = {**ctx.base_facts, **outcome.facts}
-        if name == "tls":
-            facts["clock_explains"] = clock_explains(ctx)
-            skew = ctx.evidence("clock").get("skew_seconds")
-            facts["skew_text"] = None if skew is None else skew_text(skew)
+        facts = ctx.base_facts
+        facts.update(outcome.facts)
+        if probe.cross_facts is not None:
+            facts.update(probe.cross_facts(ctx))
         causes = rank(outcome.condition, facts)
-    evidence = EVIDENCE_DEFAULTS[name] | outcome.evidence
-    return StageResult(name, outcome.status, duration_ms, outcome.summary, outcome.condition,
-                       causes, evidence, outcome.facts)
-
-
-def clock_explains(ctx: Context) -> bool | None:
-    """Whether the certificate is valid at the server's time though not at ours.
-
-    None when the server's clock is unknown; False when the clocks agree or when the certificate
-    is invalid at the server's time too (then the platform, not our clock, is at fault).
-    """
-    tls_evidence, clock_evidence = ctx.evidence("tls"), ctx.evidence("clock")
-    skew = clock_evidence.get("skew_seconds")
-    if skew is None or "not_before" not in tls_evidence:
-        return None
-    not_before = datetime.fromisoformat(tls_evidence["not_before"])
-    not_after = datetime.fromisoformat(tls_evidence["not_after"])
-    server_now = datetime.now(UTC).timestamp() + skew
-    return not_before.timestamp() <= server_now <= not_after.timestamp()
+    evidence = copy.deepcopy(dict(probe.evidence)) | outcome.evidence
+    return StageResult(probe.name, outcome.status, duration_ms, outcome.summary,
+                       outcome.condition, causes, evidence, outcome.facts)

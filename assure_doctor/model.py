@@ -1,4 +1,8 @@
-"""The results the engine produces: immutable, and shaped like the contract's JSON."""
+"""The results the engine produces: immutable, and shaped like the contract's JSON.
+
+Illegal states are refused at construction: a FAIL or WARN always names its condition, and a
+reported FAIL or WARN always has at least one cause.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from assure_doctor.kinds import KNOWN_KINDS, CauseId, Condition, Facts
 from assure_doctor.target import Target
 
-STAGES = ("dns", "tcp", "proxy", "tls", "clock", "ping")
-# The evidence the contract promises for each stage, as it reads before a stage finds it.
-EVIDENCE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dns": {"addresses": [], "resolver": None},
-    "tcp": {"address": None, "port": None},
-    "proxy": {"proxy": None, "source": None, "connect_status": None, "proxy_authenticate": []},
-    "tls": {"not_before": None, "not_after": None, "issuer": None, "subject": None,
-            "trust": None},
-    "clock": {"skew_seconds": None, "source": None},
-    "ping": {"status_code": None, "attempts": 0, "response_body": None},
-}
+
+def __getattr__(name: str) -> Any:
+    """`STAGES` and `EVIDENCE_DEFAULTS` come from the one stage list, `probes.registry`;
+    read lazily, because the probes import this module."""
+    if name in ("STAGES", "EVIDENCE_DEFAULTS"):
+        from assure_doctor.probes import registry
+
+        return registry.STAGE_NAMES if name == "STAGES" else registry.EVIDENCE_DEFAULTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Status(StrEnum):
@@ -32,9 +35,12 @@ class Status(StrEnum):
 class Cause:
     """One possible cause of a condition, with what a person can do about it."""
 
-    id: str
+    id: CauseId
     title: str
     advice: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", CauseId(self.id))
 
     def to_dict(self) -> dict[str, str]:
         return {"id": self.id, "title": self.title, "advice": self.advice}
@@ -50,8 +56,14 @@ class Outcome:
     status: Status
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    condition: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    condition: Condition | None = None
+    facts: Facts = field(default_factory=lambda: Facts())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition", _checked(self.status, self.condition))
+        kind = self.facts.get("kind")
+        if kind is not None and kind not in KNOWN_KINDS:
+            raise ValueError(f"unknown fact kind {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -62,11 +74,16 @@ class StageResult:
     status: Status
     duration_ms: float
     summary: str
-    condition: str | None = None
+    condition: Condition | None = None
     causes: tuple[Cause, ...] = ()
     evidence: dict[str, Any] = field(default_factory=dict)
     # The ranking's inputs, kept so a later run can resume from this result; not reported.
-    facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    facts: Facts = field(default_factory=lambda: Facts(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition", _checked(self.status, self.condition))
+        if self.status in _FINDINGS and not self.causes:
+            raise ValueError(f"a {self.status} stage must name at least one cause")
 
     @property
     def failed(self) -> bool:
@@ -126,6 +143,18 @@ class Report:
             "resolver": self.resolver,
             "api_key": self.key_state,
         }
+
+
+_FINDINGS = (Status.FAIL, Status.WARN)
+
+
+def _checked(status: Status, condition: Condition | str | None) -> Condition | None:
+    """The condition as a `Condition`; a FAIL or WARN without one is refused."""
+    if condition is None:
+        if status in _FINDINGS:
+            raise ValueError(f"a {status} outcome must name its condition")
+        return None
+    return Condition(condition)
 
 
 def _finding(stage: StageResult) -> dict[str, Any]:

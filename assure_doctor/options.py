@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import ResolverAddress
 
@@ -34,6 +35,7 @@ class CheckOptions:
     resolvers: tuple[ResolverAddress, ...] = ()
     ca_bundle: str | None = None
     no_ping: bool = False
+    family: Family | None = None  # -4 / -6: only this address family, for dns and tcp
     # Direct unless the edge (cli.inputs, the monitor's config) loaded the proxy settings.
     proxy: ProxyRules = field(default_factory=ProxyRules)
     # The anchors for ca_bundle, loaded when the options are made (a file that later vanishes

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from assure_doctor import redact
 from assure_doctor.errors import InputError
@@ -58,15 +58,6 @@ class Proxy:
             return None
         pair = f"{self.username}:{self.password or ''}".encode()
         return "Basic " + base64.b64encode(pair).decode("ascii")
-
-    @property
-    def url_with_credentials(self) -> str:
-        """The URL an HTTP client needs (credentials included): never shown or logged."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.username is None:
-            return f"http://{host}:{self.port}"
-        return (f"http://{quote(self.username, safe='')}:{quote(self.password or '', safe='')}"
-                f"@{host}:{self.port}")
 
 
 @dataclass(frozen=True)

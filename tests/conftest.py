@@ -31,6 +31,11 @@ class Run:
     def json(self) -> dict[str, Any]:
         return json.loads(self.stdout)
 
+    def stage(self, name: str) -> dict[str, Any]:
+        """One stage of the `check --json` document, by name."""
+        found: dict[str, Any] = next(s for s in self.json()["stages"] if s["name"] == name)
+        return found
+
 
 # The machine's own proxy settings must not steer the tests; a test sets them when it means to.
 _PROXY_VARIABLES = {"https_proxy", "all_proxy", "no_proxy"}

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assure_doctor.causes import ADVICE, CAUSES, CONDITIONS, KIND_ADVICE, RANKING
+from assure_doctor.causes import ADVICE, CAUSE_TITLES, CONDITIONS, RANKING
 from assure_doctor.ranking import rank
 
 CONTRACT_CONDITIONS = {
@@ -14,12 +14,14 @@ CONTRACT_CONDITIONS = {
     "tls_handshake_failed", "clock_skew", "http_redirect", "http_bad_request",
     "http_unauthorized", "http_not_found", "http_throttled", "http_server_error",
     "http_timeout", "http_unexpected", "proxy_connect_failed", "proxy_auth_required",
-    "proxy_refused", "proxy_upstream_failed",
+    "proxy_refused", "proxy_upstream_failed", "internal_error",
 }
 CONTRACT_CAUSES = {
     "config", "dns_service", "firewall", "routing", "clock", "platform", "tls_interception",
     "missing_key", "invalid_key", "wrong_stack", "wrong_url", "rate_limited", "proxy",
 }
+# Not in the contract: internal_error's only cause, the tool itself.
+EXTRA_CAUSES = {"tool"}
 
 
 def ids(condition: str, **facts: object) -> list[str]:
@@ -28,17 +30,15 @@ def ids(condition: str, **facts: object) -> list[str]:
 
 def test_tables_use_exactly_the_contract_ids() -> None:
     assert set(CONDITIONS) == CONTRACT_CONDITIONS
-    assert set(CAUSES) == CONTRACT_CAUSES
+    assert set(CAUSE_TITLES) == CONTRACT_CAUSES | EXTRA_CAUSES
     assert set(RANKING) == CONTRACT_CONDITIONS
     for rules in RANKING.values():
         assert rules[-1][0] == {}, "every condition needs a catch-all rule last"
         for _, order in rules:
-            assert set(order) <= CONTRACT_CAUSES and len(set(order)) == len(order)
+            assert set(order) <= CONTRACT_CAUSES | EXTRA_CAUSES
+            assert len(set(order)) == len(order)
     for condition, cause in ADVICE:
-        assert condition in CONDITIONS and cause in CAUSES
-    for condition, cause, _kind in KIND_ADVICE:
-        assert condition in CONDITIONS and cause in CAUSES
-        assert cause in {c for _, order in RANKING[condition] for c in order}
+        assert condition in CONDITIONS and cause in CAUSE_TITLES
 
 
 @pytest.mark.parametrize(("condition", "facts", "first"), [
@@ -106,12 +106,16 @@ def test_unknown_condition_is_an_error() -> None:
         rank("no_such_condition", {})
 
 
-def test_kind_advice_overrides_the_pairing_advice() -> None:
+def test_kind_specific_advice_comes_before_the_general_wording() -> None:
     ntlm = rank("proxy_auth_required", {"kind": "unanswerable", "schemes": "NTLM",
                                         "proxy": "http://p:8080", "host": "api"})[0].advice
     basic = rank("proxy_auth_required", {"kind": "answerable", "schemes": "Basic",
                                          "proxy": "http://p:8080", "host": "api"})[0].advice
+    refused = rank("proxy_auth_required", {"kind": "answerable", "schemes": "Basic",
+                                           "has_credentials": True, "proxy": "http://p:8080",
+                                           "host": "api"})[0].advice
     assert "only NTLM" in ntlm and "cannot answer" in ntlm
     assert "--proxy http://user:password@host:port" in basic
-    mtu = rank("tls_handshake_failed", {"kind": "mtu", "mss": 500})[0].advice
+    assert "refused the credentials given" in refused
+    mtu = rank("tls_handshake_failed", {"kind": "mtu", "mss": 500, "host": "api"})[0].advice
     assert "MTU" in mtu and "500-byte" in mtu

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, replace
 
 from assure_doctor import logs
 from assure_doctor.engine import run_check
-from assure_doctor.model import STAGES, Report, StageResult, Status
+from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
+from assure_doctor.probes.registry import NETWORK_STAGES, OPTIONAL_STAGES
+from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 
-NETWORK_STAGES = STAGES[:-1]
 MAX_BACKOFF = 64  # the ping interval grows at most to 64x after repeated 429s
 ALERT_AFTER = 3  # the guide: alert operators after three failed attempts
 log = logs.get("monitor")
@@ -41,7 +42,7 @@ class Snapshot:
             return None
         return all(self.stages[name].status in (Status.PASS, Status.WARN)
                    # a direct target skips the proxy stage: nothing is wrong with that
-                   or (name == "proxy" and self.stages[name].status is Status.SKIP)
+                   or (name in OPTIONAL_STAGES and self.stages[name].status is Status.SKIP)
                    for name in wanted)
 
     @property

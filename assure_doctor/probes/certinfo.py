@@ -5,12 +5,18 @@ No I/O here: the tls probe hands in DER bytes and verification codes.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+
+from assure_doctor import sanitize
+
+_NAME_LIMIT = 300
+_MAX_NAMES = 100  # a certificate may list thousands; the rest say nothing new
 
 # OpenSSL X509_V_ERR_* codes, grouped by what they mean to a person.
 _VERIFY_KINDS = {
@@ -51,33 +57,48 @@ class CertInfo:
         }
 
 
-def describe(der: bytes) -> CertInfo:
-    """Parse a DER certificate into CertInfo."""
-    cert = x509.load_der_x509_certificate(der)
+def describe(der: bytes) -> CertInfo | None:
+    """Parse a DER certificate into CertInfo; None when it cannot be read at all.
+
+    Total: any bytes give None or a CertInfo. The server chose every name in it, so subject,
+    issuer and names are sanitised here, at the source.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        subject = cert.subject.rfc4514_string()
+        issuer = cert.issuer.rfc4514_string()
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+        serial = format(cert.serial_number, "x")
+        sha256 = cert.fingerprint(hashes.SHA256()).hex()
+    except Exception:
+        # Malformed DER surfaces as ValueError, KeyError (an unknown string tag),
+        # InvalidVersion and more from the parser's depths: all of them mean "unreadable".
+        return None
     return CertInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        subject=sanitize.text(subject, _NAME_LIMIT),
+        issuer=sanitize.text(issuer, _NAME_LIMIT),
+        not_before=not_before,
+        not_after=not_after,
         names=_names(cert),
-        serial=format(cert.serial_number, "x"),
-        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        serial=serial[:_NAME_LIMIT],
+        sha256=sha256,
     )
 
 
 def _names(cert: x509.Certificate) -> tuple[str, ...]:
+    """DNS and IP names of the SAN, else the subject's CN; sanitised, at most _MAX_NAMES."""
+    names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        san = None
-    names: list[str] = []
-    if san is not None:
-        names += san.get_values_for_type(x509.DNSName)
+        names += [str(name) for name in san.get_values_for_type(x509.DNSName)]
         names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except Exception:  # no SAN, or one that cannot be read: fall back on the CN
+        names = []
     if not names:
-        names += [str(attr.value) for attr in cert.subject.get_attributes_for_oid(
-            x509.NameOID.COMMON_NAME)]
-    return tuple(names)
+        with contextlib.suppress(Exception):  # an unreadable subject: no names
+            names += [str(attr.value) for attr in cert.subject.get_attributes_for_oid(
+                x509.NameOID.COMMON_NAME)]
+    return tuple(sanitize.text(name, _NAME_LIMIT) for name in names[:_MAX_NAMES])
 
 
 def verify_kind(verify_code: int | None) -> str:

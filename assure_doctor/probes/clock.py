@@ -2,23 +2,35 @@
 
 It sends no key, so it may run over an unverified connection: a TLS failure is often a wrong
 local clock, and this stage is how we tell.
+
+What it measures: the `Date` of the response to its own keyless `GET` of the ping URL, sent
+on the connection the tls stage verified (or, after a certificate failure, on a connection
+made only to look). The server's time lies in [Date, Date + 1 s) at some moment during the
+round trip, so the skew is reported with an uncertainty of 0.5 s + RTT/2. The request is
+keep-alive: its response is read whole (bounded) and the connection is handed to the ping,
+so a healthy check makes one TCP connection and one TLS handshake. The ping's response
+carries a `Date` too; the ping stage reports that second sample, taken the same way, as its
+`clock` evidence (this stage's verdict is already given by then).
+
+One deadline (`--timeout`) bounds the whole exchange: connect, request, head and body.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from assure_doctor import httpmsg, logs
+from assure_doctor import httpmsg, logs, sanitize
+from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, netclass, path, tlsctx
 
 NAME = "clock"
 log = logs.get(NAME)
-_MAX_HEADER_BYTES = 65536
+_MAX_BODY_BYTES = 65536  # a bigger keyless answer is not read: the connection is dropped
+_NO_BODY = {204, 304}
 
 
 async def run(ctx: Context) -> Outcome:
@@ -28,55 +40,105 @@ async def run(ctx: Context) -> Outcome:
     request = (
         f"GET {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
         "User-Agent: assure-doctor (clock check, no key)\r\nAccept: */*\r\n"
-        "Connection: close\r\n\r\n"
+        "Accept-Encoding: identity\r\n\r\n"
     ).encode()
     log.info("About to GET %s to read the server clock (no key sent, %s connection)",
              target.url, "verified" if verified else "unverified")
-    stream = ctx.take("tls")
-    if stream is None:
-        try:
-            stream = await path.open_tls(ctx, context)  # through the proxy when one applies
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            return _unreachable(netclass.describe(exc))
-    reader, writer = stream
+    stream = ctx.take("tls") if verified else None
+    deadline = asyncio.get_running_loop().time() + ctx.options.timeout
     try:
-        local_before = time.time()
-        writer.write(request)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), ctx.options.timeout)
-        local_after = time.time()
+        async with asyncio.timeout_at(deadline):
+            if stream is None:
+                stream = await path.open_tls(ctx, context)  # tunnelled when proxied
+            reader, writer = stream
+            local_before = time.time()
+            writer.write(request)
+            await writer.drain()
+            raw = await reader.readuntil(b"\r\n\r\n")
+            local_after = time.time()
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        if stream is not None:
+            stream[1].transport.abort()
         return _unreachable(netclass.describe(exc) if isinstance(exc, OSError) else "no answer")
-    finally:
-        writer.transport.abort()
 
-    start, headers = httpmsg.split_head(head[:_MAX_HEADER_BYTES])
-    status = int(start[1]) if len(start) > 1 and start[1].isdigit() else None
-    source = f"Date header of GET {target.url} (HTTP {status}, no key)"
-    log.info("%s response to the clock check; Date: %s", status, headers.get("date", "none"))
-    server = httpmsg.parse_date(headers.get("date"))
-    if server is None:
+    _, headers = httpmsg.split_head(raw)
+    parsed = httpmsg.parse_head(raw)
+    status = parsed.status if parsed else None
+    if verified and parsed is not None and await _read_body(stream[0], parsed, deadline):
+        ctx.hand_over(NAME, stream)  # verified and idle again: the ping's request goes here
+    else:
+        stream[1].transport.abort()
+    date = headers.get("date")
+    source = f"Date header of GET {target.url} (HTTP {status or '?'}, no key)"
+    log.info("%s response to the clock check; Date: %s", status or "unreadable",
+             sanitize.text(date or "none", 100))
+    result = sample(date, local_before, local_after)
+    if result is None:
         return Outcome(Status.SKIP, "the server sent no usable Date header",
                        {"source": source, "skew_seconds": None})
-    rtt = local_after - local_before
+    skew, uncertainty = result["skew_seconds"], result["uncertainty_seconds"]
+    evidence: dict[str, Any] = {**result, "source": source}
+    text = skew_text(skew)
+    if abs(skew) - uncertainty > ctx.options.max_skew:
+        facts: Facts = {"kind": "ahead" if skew < 0 else "behind", "skew_text": text}
+        log.warning("Clock skew: this machine's clock is %s", text)
+        return Outcome(Status.WARN, f"this machine's clock is {text} (limit "
+                       f"{ctx.options.max_skew:g} s)", evidence, Condition.CLOCK_SKEW, facts)
+    return Outcome(Status.PASS, f"clocks agree: skew {skew:+.1f} s (±{uncertainty:.1f} s)",
+                   evidence)
+
+
+def sample(date: str | None, local_before: float, local_after: float) -> dict[str, Any] | None:
+    """The skew a `Date` header shows, given when the request left and its answer came."""
+    server = httpmsg.parse_date(date)
+    if server is None:
+        return None
+    rtt = max(local_after - local_before, 0.0)
     # Date has whole seconds: the server's time lies in [Date, Date + 1), taken during the RTT.
     skew = server.timestamp() + 0.5 - (local_before + local_after) / 2
-    uncertainty = 0.5 + rtt / 2
-    evidence: dict[str, Any] = {
+    return {
         "skew_seconds": round(skew, 3),
-        "uncertainty_seconds": round(uncertainty, 3),
-        "source": source,
+        "uncertainty_seconds": round(0.5 + rtt / 2, 3),
         "server_date": server.isoformat(),
         "local_time": datetime.fromtimestamp(local_before, UTC).isoformat(timespec="milliseconds"),
         "rtt_ms": round(rtt * 1000, 1),
     }
-    text = skew_text(skew)
-    if abs(skew) - uncertainty > ctx.options.max_skew:
-        facts = {"kind": "ahead" if skew < 0 else "behind", "skew_text": text}
-        log.warning("Clock skew: this machine's clock is %s", text)
-        return Outcome(Status.WARN, f"this machine's clock is {text} (limit "
-                       f"{ctx.options.max_skew:g} s)", evidence, "clock_skew", facts)
-    return Outcome(Status.PASS, f"clocks agree: skew {skew:+.1f} s (±{uncertainty:.1f} s)",
-                   evidence)
+
+
+async def _read_body(reader: asyncio.StreamReader, head: httpmsg.Head, deadline: float) -> bool:
+    """Read the body to its end so the connection can carry the next request; False when it
+    cannot be reused (no keep-alive, no framing, too big, too slow, malformed)."""
+    if not head.keeps_alive:
+        return False
+    if head.status in _NO_BODY or 100 <= head.status < 200:
+        return head.status >= 200
+    try:
+        async with asyncio.timeout_at(deadline):
+            if httpmsg.is_chunked(head.headers):
+                return await _read_chunked(reader)
+            length = httpmsg.content_length(head.headers.get("content-length"))
+            if length is None or length > _MAX_BODY_BYTES:
+                return False
+            await reader.readexactly(length)
+            return True
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return False
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bool:
+    total = 0
+    while True:
+        size = httpmsg.chunk_size(await reader.readuntil(b"\r\n"))
+        if size is None or total + size > _MAX_BODY_BYTES:
+            return False
+        total += size
+        if size == 0:
+            break
+        await reader.readexactly(size + 2)  # the data and its CRLF
+    for _ in range(100):  # trailer fields, then the empty line
+        if await reader.readuntil(b"\r\n") == b"\r\n":
+            return True
+    return False
 
 
 def skew_text(skew: float) -> str:
@@ -97,6 +159,7 @@ def _duration(seconds: float) -> str:
 
 
 def _unreachable(error: str) -> Outcome:
+    error = sanitize.text(error, 300)
     log.info("Clock check could not reach the server: %s", error)
     return Outcome(Status.SKIP, f"could not read the server's clock: {error}",
                    {"skew_seconds": None, "source": None, "error": error})

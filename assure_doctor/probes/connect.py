@@ -7,6 +7,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from assure_doctor.kinds import ConnectKind
 from assure_doctor.probes import Stream, netclass
 
 
@@ -17,7 +18,7 @@ class Attempt:
     address: str
     port: int
     ms: float
-    kind: str | None = None  # None: connected
+    kind: ConnectKind | None = None  # None: connected
     error: str | None = None
     stream: Stream | None = field(default=None, repr=False, compare=False)
 
@@ -54,20 +55,16 @@ async def open_tls(address: str, port: int, timeout: float, context: ssl.SSLCont
     return reader, writer
 
 
-async def attempt(address: str, port: int, timeout: float, keep: bool = False) -> Attempt:
-    """Connect once; never raises for network errors. With `keep`, the open connection is
-    returned in the attempt instead of closed."""
+async def attempt(address: str, port: int, timeout: float) -> Attempt:
+    """Connect once and close again; never raises for network errors."""
     start = time.perf_counter()
     try:
         stream = await connect(address, port, timeout)
     except (OSError, TimeoutError) as exc:
         return Attempt(address, port, _ms(start), netclass.connect_kind(exc),
                        netclass.describe(exc))
-    elapsed = _ms(start)
-    if not keep:
-        stream[1].transport.abort()
-        return Attempt(address, port, elapsed)
-    return Attempt(address, port, elapsed, stream=stream)
+    stream[1].transport.abort()
+    return Attempt(address, port, _ms(start))
 
 
 def _ms(start: float) -> float:

@@ -14,27 +14,28 @@ import dns.nameserver
 import dns.rcode
 import dns.resolver
 
-from assure_doctor import logs
+from assure_doctor import logs, sanitize
+from assure_doctor.kinds import DNS_SEVERITY, Condition, DnsKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context
 
-NAME = "dns"
-log = logs.get(NAME)
+log = logs.get("dns")
 
-# When A and AAAA fail differently, the most telling failure is reported.
-_SEVERITY = ("nxdomain", "servfail", "refused", "timeout", "error", "nodata")
 _SUMMARY = {
-    "nxdomain": "{host} does not exist (NXDOMAIN) according to {resolver}",
-    "servfail": "{resolver} failed to resolve {host} (SERVFAIL)",
-    "refused": "{resolver} refused to resolve {host} (REFUSED)",
-    "timeout": "no answer from {resolver} within {timeout:g} s",
-    "nodata": "{host} exists but has no IPv4 or IPv6 address (NODATA)",
-    "sinkhole": "{resolver} answered {addresses}: a blocked-domain sinkhole",
-    "no_resolver": "no DNS server is configured on this machine",
-    "error": "lookup of {host} failed: {error}",
+    DnsKind.NXDOMAIN: "{host} does not exist (NXDOMAIN) according to {resolver}",
+    DnsKind.SERVFAIL: "{resolver} failed to resolve {host} (SERVFAIL)",
+    DnsKind.REFUSED: "{resolver} refused to resolve {host} (REFUSED)",
+    DnsKind.TIMEOUT: "no answer from {resolver} within {timeout:g} s",
+    DnsKind.NODATA: "{host} exists but has no {families} address (NODATA)",
+    DnsKind.SINKHOLE: "{resolver} answered {addresses}: a blocked-domain sinkhole",
+    DnsKind.NO_RESOLVER: "no DNS server is configured on this machine",
+    DnsKind.SYSTEM_FAILED: "the system could not resolve {host}: {error}",
+    DnsKind.ERROR: "lookup of {host} failed: {error}",
 }
 _GRACE = 1.0  # seconds the other record type may lag once one has answered
 _SINKHOLES = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}
+_RDTYPES = {Family.IPV4: "A", Family.IPV6: "AAAA"}
+_SHOWN = 4  # addresses named in a summary; the evidence has them all
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class _Lookup:
 
     rdtype: str
     addresses: tuple[str, ...] = ()
-    kind: str | None = None
+    kind: DnsKind | None = None
     rcode: str | None = None
     error: str | None = None
 
@@ -54,9 +55,12 @@ async def run(ctx: Context) -> Outcome:
         return _logged(await _resolve(ctx, ctx.target.host, ctx.target.port))
     # Through a proxy only the proxy host must resolve here: on proxied networks only the
     # proxy resolves external names. The API host's own answer is recorded, not required.
-    api_task = asyncio.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
-    own = _logged(await _resolve(ctx, proxy.host, proxy.port))
-    done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long for
+    async with asyncio.TaskGroup() as group:
+        api_task = group.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
+        own = _logged(await _resolve(ctx, proxy.host, proxy.port))
+        done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long
+        if not done:
+            api_task.cancel()
     evidence = {**own.evidence, "proxy_host": proxy.host}
     if done:
         api = api_task.result()
@@ -66,16 +70,16 @@ async def run(ctx: Context) -> Outcome:
         if _is_address(proxy.host):  # then the resolver asked was the API name's
             evidence["resolver"] = api.evidence.get("resolver", evidence.get("resolver"))
     else:
-        api_task.cancel()
         api_host = {"host": ctx.target.host, "status": "unknown", "addresses": [],
                     "summary": "no answer within the grace period (not needed: the proxy "
                     "resolves it)"}
     evidence["api_host"] = api_host
+    summary = sanitize.text(f"proxy {own.summary}")
     if own.status is Status.FAIL:
-        facts = {**own.facts, "step": "dns", "proxy": proxy.masked_url}
-        return Outcome(Status.FAIL, f"proxy {own.summary}", evidence, "proxy_connect_failed",
-                       facts)
-    return Outcome(own.status, f"proxy {own.summary}", evidence, own.condition, own.facts)
+        facts = Facts(**own.facts)
+        facts.update(Facts(step=ProxyStep.DNS, proxy=proxy.masked_url))
+        return Outcome(Status.FAIL, summary, evidence, Condition.PROXY_CONNECT_FAILED, facts)
+    return Outcome(own.status, summary, evidence, own.condition, own.facts)
 
 
 def _logged(outcome: Outcome) -> Outcome:
@@ -85,6 +89,7 @@ def _logged(outcome: Outcome) -> Outcome:
 
 
 async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
+    """One name's lookup: the API host's, or the proxy's."""
     if _is_address(host):
         return Outcome(Status.PASS, f"{host} is an address: nothing to look up",
                        {"addresses": [host.strip("[]")], "resolver": "none (address given)"})
@@ -99,10 +104,11 @@ async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
                                         "no DNS server configured; used the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-        return _failure(ctx, host, "no_resolver", "system (none configured)", {})
+        return _failure(ctx, host, DnsKind.NO_RESOLVER, "system (none configured)", {})
 
-    log.info("Resolving %s (A, AAAA) via %s", host, described)
-    lookups = await _both(resolver, host)
+    rdtypes = _wanted(ctx)
+    log.info("Resolving %s (%s) via %s", host, ", ".join(rdtypes), described)
+    lookups = await _all(resolver, host, rdtypes)
     addresses = [address for lookup in lookups for address in lookup.addresses]
     evidence: dict[str, Any] = {
         "addresses": addresses,
@@ -111,15 +117,15 @@ async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
     }
     if addresses:
         if all(ipaddress.ip_address(a) in _SINKHOLES for a in addresses):
-            return _failure(ctx, host, "sinkhole", described, evidence)
-        log.info("%s resolved to %s", host, ", ".join(addresses))
-        return Outcome(Status.PASS, f"{host} → {', '.join(addresses)} (via {described})",
-                       evidence)
+            return _failure(ctx, host, DnsKind.SINKHOLE, described, evidence)
+        log.info("%s resolved to %s", host, listed(addresses))
+        return Outcome(Status.PASS, sanitize.text(
+            f"{host} → {listed(addresses)} (via {described})"), evidence)
 
-    kind = min((lookup.kind or "error" for lookup in lookups), key=_SEVERITY.index)
+    kind = min((lookup.kind or DnsKind.ERROR for lookup in lookups), key=DNS_SEVERITY.index)
     failed = next(lookup for lookup in lookups if lookup.kind == kind)
     evidence.update(rcode=failed.rcode, error=failed.error)
-    if not ctx.options.resolvers and kind in ("nxdomain", "nodata"):
+    if not ctx.options.resolvers and kind in (DnsKind.NXDOMAIN, DnsKind.NODATA):
         # The system resolver also reads the hosts file, as the integration's own client would.
         fallback = await _system_lookup(ctx, host, port,
                                         f"DNS said {kind}; found in the system's hosts")
@@ -128,38 +134,61 @@ async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
     return _failure(ctx, host, kind, described, evidence)
 
 
-async def _both(resolver: dns.asyncresolver.Resolver, host: str) -> list[_Lookup]:
-    """A and AAAA at once. Once one has addresses, the other gets a short grace, not the whole
-    timeout: a resolver that drops AAAA queries must not stall a working IPv4 path."""
-    tasks = {rdtype: asyncio.create_task(_lookup(resolver, host, rdtype))
-             for rdtype in ("A", "AAAA")}
-    pending = set(tasks.values())
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if pending and any(task.result().addresses for task in done):
-            _, pending = await asyncio.wait(pending, timeout=_GRACE)
-            for task in pending:
-                task.cancel()
-            break
-    return [tasks[rdtype].result() if tasks[rdtype].done() and not tasks[rdtype].cancelled()
-            else _Lookup(rdtype, kind="timeout", error="no answer within the grace period")
-            for rdtype in ("A", "AAAA")]
+def listed(addresses: list[str]) -> str:
+    """The first few addresses and how many more: hundreds of records make one short line."""
+    more = f" and {len(addresses) - _SHOWN} more" if len(addresses) > _SHOWN else ""
+    return ", ".join(addresses[:_SHOWN]) + more
 
 
-def _failure(ctx: Context, host: str, kind: str, described: str, evidence: dict[str, Any]
+def _wanted(ctx: Context) -> tuple[str, ...]:
+    family = ctx.options.family
+    return tuple(_RDTYPES.values()) if family is None else (_RDTYPES[family],)
+
+
+async def _all(resolver: dns.asyncresolver.Resolver, host: str, rdtypes: tuple[str, ...]
+               ) -> list[_Lookup]:
+    """The record types at once. Once one has addresses, the others get a short grace, not
+    the whole timeout: a resolver that drops AAAA queries must not stall a working IPv4 path."""
+    found: dict[str, _Lookup] = {}
+    answered = asyncio.Event()
+
+    async def one(rdtype: str) -> None:
+        found[rdtype] = await _lookup(resolver, host, rdtype)
+        if found[rdtype].addresses:
+            answered.set()
+
+    async def grace() -> None:
+        await answered.wait()
+        await asyncio.sleep(_GRACE)
+        for task in lookups:
+            task.cancel()
+
+    async with asyncio.TaskGroup() as group:
+        lookups = [group.create_task(one(rdtype)) for rdtype in rdtypes]
+        timer = group.create_task(grace())
+        await asyncio.wait(lookups)
+        timer.cancel()
+    return [found.get(rdtype) or _Lookup(rdtype, kind=DnsKind.TIMEOUT,
+                                         error="no answer within the grace period")
+            for rdtype in rdtypes]
+
+
+def _failure(ctx: Context, host: str, kind: DnsKind, described: str, evidence: dict[str, Any]
              ) -> Outcome:
     evidence = {"addresses": [], "resolver": described, **evidence}
-    facts = {
-        "kind": kind,
-        "rcode": evidence.get("rcode") or kind.upper(),
-        "resolver": described,
-        "addresses": ", ".join(evidence["addresses"]) or "nothing",
-        "error": evidence.get("error"),
-        "timeout": ctx.options.timeout,
-        "host": host,
-    }
-    summary = _SUMMARY[kind].format_map(facts)
-    return Outcome(Status.FAIL, summary, evidence, "dns_lookup_failed", facts)
+    families = (" or ".join(str(f) for f in Family) if ctx.options.family is None
+                else str(ctx.options.family))
+    facts = Facts(
+        kind=kind,
+        rcode=str(evidence.get("rcode") or kind.upper()),
+        resolver=described,
+        addresses=listed(evidence["addresses"]) or "nothing",
+        error=sanitize.text(evidence.get("error")),
+        timeout=ctx.options.timeout,
+        host=host,
+    )
+    summary = sanitize.text(_SUMMARY[kind].format_map({**facts, "families": families}))
+    return Outcome(Status.FAIL, summary, evidence, Condition.DNS_LOOKUP_FAILED, facts)
 
 
 def _resolver(ctx: Context) -> tuple[dns.asyncresolver.Resolver, str]:
@@ -183,18 +212,19 @@ async def _lookup(resolver: dns.asyncresolver.Resolver, host: str, rdtype: str) 
     try:
         answer = await resolver.resolve(host, rdtype, search=False, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
-        return _Lookup(rdtype, kind="nxdomain", rcode="NXDOMAIN")
+        return _Lookup(rdtype, kind=DnsKind.NXDOMAIN, rcode="NXDOMAIN")
     except dns.resolver.NoNameservers as exc:
         rcode = _rcode_of(exc)
-        kind = {"SERVFAIL": "servfail", "REFUSED": "refused"}.get(rcode or "", "error")
+        kind = {"SERVFAIL": DnsKind.SERVFAIL, "REFUSED": DnsKind.REFUSED}.get(rcode or "",
+                                                                             DnsKind.ERROR)
         return _Lookup(rdtype, kind=kind, rcode=rcode, error=_short(exc))
     except dns.exception.Timeout as exc:
-        return _Lookup(rdtype, kind="timeout", error=_short(exc))
+        return _Lookup(rdtype, kind=DnsKind.TIMEOUT, error=_short(exc))
     except dns.exception.DNSException as exc:
-        return _Lookup(rdtype, kind="error", error=_short(exc))
+        return _Lookup(rdtype, kind=DnsKind.ERROR, error=_short(exc))
     addresses = tuple(rdata.to_text() for rdata in answer.rrset or ())
     if not addresses:
-        return _Lookup(rdtype, kind="nodata", rcode="NOERROR")
+        return _Lookup(rdtype, kind=DnsKind.NODATA, rcode="NOERROR")
     return _Lookup(rdtype, addresses=addresses, rcode="NOERROR")
 
 
@@ -226,13 +256,17 @@ def _is_localhost(host: str) -> bool:
 async def _system_lookup(ctx: Context, host: str, port: int, how: str) -> Outcome:
     """getaddrinfo: the hosts file and the system's own resolution, as most clients do it."""
     loop = asyncio.get_running_loop()
+    family = {None: socket.AF_UNSPEC, Family.IPV4: socket.AF_INET,
+              Family.IPV6: socket.AF_INET6}[ctx.options.family]
+    described = "system (getaddrinfo)"
     try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-            ctx.options.timeout,
-        )
-    except (OSError, TimeoutError) as exc:
-        return Outcome(Status.FAIL, f"system lookup failed: {exc}", {"addresses": []})
+        async with asyncio.timeout(ctx.options.timeout):
+            infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        return _failure(ctx, host, DnsKind.TIMEOUT, described, {})
+    except OSError as exc:  # socket.gaierror: the name is unknown to the system
+        return _failure(ctx, host, DnsKind.SYSTEM_FAILED, described,
+                        {"error": exc.strerror or str(exc)})
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    return Outcome(Status.PASS, f"{host} → {', '.join(addresses)} ({how})",
-                   {"addresses": addresses, "resolver": "system (getaddrinfo)", "note": how})
+    return Outcome(Status.PASS, sanitize.text(f"{host} → {listed(addresses)} ({how})"),
+                   {"addresses": addresses, "resolver": described, "note": how})

@@ -6,31 +6,33 @@ import errno
 import os
 import ssl
 
+from assure_doctor.kinds import Condition, ConnectKind, HandshakeKind
+
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
                 errno.EHOSTDOWN}
 _LOCAL_BLOCK = {errno.EACCES, errno.EPERM}
 
 
-def connect_kind(exc: BaseException) -> str:
+def connect_kind(exc: BaseException) -> ConnectKind:
     """One of refused, unreachable, blocked_locally, timeout, reset, error."""
     if isinstance(exc, TimeoutError):
-        return "timeout"
+        return ConnectKind.TIMEOUT
     if isinstance(exc, ConnectionRefusedError):
-        return "refused"
+        return ConnectKind.REFUSED
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
-        return "reset"
+        return ConnectKind.RESET
     if isinstance(exc, OSError):
         if exc.errno == errno.ETIMEDOUT:
-            return "timeout"
+            return ConnectKind.TIMEOUT
         if exc.errno in _UNREACHABLE:
-            return "unreachable"
+            return ConnectKind.UNREACHABLE
         if exc.errno in _LOCAL_BLOCK:
-            return "blocked_locally"
-    return "error"
+            return ConnectKind.BLOCKED_LOCALLY
+    return ConnectKind.ERROR
 
 
-def connect_condition(kind: str) -> str:
-    return "connect_timeout" if kind == "timeout" else "connect_failed"
+def connect_condition(kind: str) -> Condition:
+    return Condition.CONNECT_TIMEOUT if kind == ConnectKind.TIMEOUT else Condition.CONNECT_FAILED
 
 
 def describe(exc: BaseException) -> str:
@@ -52,29 +54,29 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
             "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL")
 
 
-def handshake_kind(exc: BaseException) -> str:
+def handshake_kind(exc: BaseException) -> HandshakeKind:
     """How a TLS handshake (not certificate verification) failed."""
     if isinstance(exc, TimeoutError):
-        return "timeout"
+        return HandshakeKind.TIMEOUT
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or "").upper()
         if any(marker in reason for marker in _NOT_TLS):
-            return "not_tls"
+            return HandshakeKind.NOT_TLS
         if "ALERT" in reason:
-            return "alert"
+            return HandshakeKind.ALERT
         if isinstance(exc, ssl.SSLEOFError) or "EOF" in reason:
-            return "reset"
-        return "error"
+            return HandshakeKind.RESET
+        return HandshakeKind.ERROR
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError
                   | EOFError | ssl.SSLEOFError):
-        return "reset"
-    return "error"
+        return HandshakeKind.RESET
+    return HandshakeKind.ERROR
 
 
-HANDSHAKE_TEXT = {
-    "timeout": "got no answer",
-    "reset": "was cut off by the other side",
-    "not_tls": "was answered by something that is not TLS",
-    "alert": "was refused by the server (TLS alert)",
-    "error": "failed",
+HANDSHAKE_TEXT: dict[str, str] = {
+    HandshakeKind.TIMEOUT: "got no answer",
+    HandshakeKind.RESET: "was cut off by the other side",
+    HandshakeKind.NOT_TLS: "was answered by something that is not TLS",
+    HandshakeKind.ALERT: "was refused by the server (TLS alert)",
+    HandshakeKind.ERROR: "failed",
 }

@@ -9,20 +9,25 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
-from assure_doctor import __version__, httpmsg, logs, redact
+from assure_doctor import __version__, httpmsg, logs, sanitize
+from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, certinfo, netclass
+from assure_doctor.probes import Context, Stream, certinfo, clock, netclass, path
+from assure_doctor.probes.stream_backend import HandOverBackend
 
 NAME = "ping"
 log = logs.get(NAME)
-BODY_LIMIT = 2048
+BODY_LIMIT = 2048  # bytes of a response body kept for evidence; reading stops soon after
+LOCATION_LIMIT = 500
+ERROR_LIMIT = 300
 REASON = "authenticated connectivity ping"
 
 
@@ -37,7 +42,10 @@ class Answer:
     retry_after: float | None = None
     error: str | None = None
     condition: str | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=lambda: Facts())
+    date: str | None = None  # the response's Date header, and when its head arrived
+    sent_at: float = 0.0
+    date_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -57,68 +65,116 @@ async def run(ctx: Context) -> Outcome:
         return Outcome(Status.SKIP, "not run (--no-ping): no request carrying the key was sent",
                        {"status_code": None, "attempts": 0, "response_body": None})
     if ctx.key is None:
-        facts = {"kind": "no_key"}
+        facts: Facts = {"kind": "no_key"}
         return Outcome(Status.FAIL, "no API key: set ASSURE_API_KEY or use --api-key-file "
                        "(or --no-ping)", {"status_code": None, "attempts": 0,
                                           "response_body": None, "key_present": False},
-                       "http_unauthorized", facts)
+                       Condition.HTTP_UNAUTHORIZED, facts)
 
     answers: list[Answer] = []
-    async with _client(ctx) as client:
-        for number in range(1, ctx.options.attempts + 1):
-            answer = await _attempt(ctx, client, number)
-            answers.append(answer)
-            if answer.ok or number == ctx.options.attempts:
-                break
-            pause = ctx.options.retry_pause
-            if answer.retry_after is not None:
-                if answer.retry_after > ctx.options.max_retry_after:
-                    log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: not "
-                                "retrying", answer.retry_after, ctx.options.max_retry_after)
+    backend = _backend(ctx)
+    try:
+        async with _client(ctx, backend) as client:
+            for number in range(1, ctx.options.attempts + 1):
+                answer = await _attempt(ctx, client, backend, number)
+                answers.append(answer)
+                if answer.ok or number == ctx.options.attempts:
                     break
-                pause = answer.retry_after  # the API's word overrides ours
-            log.info("Pausing for %.1f seconds. Retry count %d for %s", pause, number, REASON)
-            await asyncio.sleep(pause)
-    return _outcome(ctx, answers)
+                pause = ctx.options.retry_pause
+                if answer.retry_after is not None:
+                    if answer.retry_after > ctx.options.max_retry_after:
+                        log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: "
+                                    "not retrying", answer.retry_after,
+                                    ctx.options.max_retry_after)
+                        break
+                    pause = answer.retry_after  # the API's word overrides ours
+                log.info("Pausing for %.1f seconds. Retry count %d for %s", pause, number,
+                         REASON)
+                await asyncio.sleep(pause)
+    finally:
+        backend.release()
+    return _outcome(ctx, answers, backend)
 
 
-def _client(ctx: Context) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(ctx.options.timeout)
-    proxy = ctx.route.proxy
-    # Through the proxy's vetted address, with its credentials (httpx sends them as Basic).
-    via = None if proxy is None else httpx.Proxy(replace(proxy, host=ctx.address)
-                                                 .url_with_credentials)
-    return httpx.AsyncClient(verify=ctx.verify_context, timeout=timeout, follow_redirects=False,
-                             trust_env=False, http2=False, proxy=via)
-
-
-async def _attempt(ctx: Context, client: httpx.AsyncClient, number: int) -> Answer:
+def _backend(ctx: Context) -> HandOverBackend:
+    """The clock stage's keep-alive connection first (or the tls stage's, when the clock did
+    not run); a fresh verified one, to the same address, only when the server closed it.
+    Through a proxy the handed-over stream is the tunnel, and a fresh one is a new tunnel."""
     target = ctx.target
-    address = f"[{ctx.address}]" if ":" in ctx.address else ctx.address
-    # Pinned to the vetted address; through a proxy, the proxy resolves the API's name.
-    pinned = (target.url if ctx.route.proxy else
-              f"https://{address}:{target.port}{target.path}")
-    headers = {"Host": target.host_header, "User-Agent": f"assure-doctor/{__version__}",
-               "Accept": "application/json", "x-api-key": ctx.key.reveal() if ctx.key else ""}
+
+    def opener() -> Awaitable[Stream]:
+        return path.open_tls(ctx, ctx.verify_context)
+
+    handed = ctx.take("clock") or ctx.take("tls")
+    return HandOverBackend(handed, opener, ctx.verify_context, target.host)
+
+
+def _client(ctx: Context, backend: HandOverBackend) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(verify=ctx.verify_context, http2=False, retries=0)
+    # httpx takes no network backend, so its pool is replaced by one over ours; the
+    # transport still maps httpcore's errors to httpx's.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ctx.verify_context, max_connections=1, http1=True, http2=False,
+        network_backend=backend)
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(ctx.options.timeout),
+                             follow_redirects=False, trust_env=False)
+
+
+async def _attempt(ctx: Context, client: httpx.AsyncClient, backend: HandOverBackend,
+                   number: int) -> Answer:
+    """One keyed GET within one deadline for the whole exchange: connect, head and body."""
+    target = ctx.target
     log.info("About to GET %s (reason: %s, attempt %d/%d, address %s); request body: none",
              target.url, REASON, number, ctx.options.attempts, ctx.address)
-    start = time.perf_counter()
+    start, sent_at = time.perf_counter(), time.time()
+    response: httpx.Response | None = None
+    sample = httpmsg.BodySample(BODY_LIMIT, None)
+    cut = False
+    headers_at = 0.0
+    backend.connecting = False
     try:
-        response = await client.get(pinned, headers=headers,
-                                    extensions={"sni_hostname": target.host})
+        async with asyncio.timeout(ctx.options.timeout):
+            async with client.stream("GET", target.url, headers=_headers(ctx)) as response:
+                headers_at = time.time()
+                sample = httpmsg.BodySample(BODY_LIMIT,
+                                            response.headers.get("content-encoding"))
+                async for chunk in response.aiter_raw():
+                    if sample.feed(chunk):
+                        cut = True  # enough for evidence: stop reading, drop the connection
+                        break
+    except TimeoutError:
+        if response is None:
+            return _failed(target.url, _deadline(backend.connecting, start))
+        cut = True  # the head came, the body did not finish in time: keep what came
     except httpx.HTTPError as exc:
-        answer = _from_error(exc, (time.perf_counter() - start) * 1000)
-        log.warning("GET %s failed after %.0f ms: %s; request body: none", target.url, answer.ms,
-                    answer.error)
-        return answer
-    ms = (time.perf_counter() - start) * 1000
-    body = redact.scrub(response.text[:BODY_LIMIT])
-    condition, facts = classify(response.status_code, body, response.headers.get("location"),
-                                target.host)
+        if response is None:
+            return _failed(target.url, _from_error(exc, _ms(start)))
+        cut = True
+    ms = _ms(start)
+    return _answer(ctx, response, sample, cut, ms, (sent_at, headers_at))
+
+
+def _headers(ctx: Context) -> dict[str, str]:
+    return {"Host": ctx.target.host_header, "User-Agent": f"assure-doctor/{__version__}",
+            "Accept": "application/json", "Accept-Encoding": "identity",
+            "x-api-key": ctx.key.reveal() if ctx.key else ""}
+
+
+def _answer(ctx: Context, response: httpx.Response, sample: httpmsg.BodySample, cut: bool,
+            ms: float, times: tuple[float, float]) -> Answer:
+    """What a response means; `times` are when the request went and when its head came."""
+    target = ctx.target
+    raw_location = response.headers.get("location")
+    body = sanitize.text(sample.text(), BODY_LIMIT)
+    if cut:
+        body += f" [cut: {sample.raw_bytes} bytes read, first {len(sample.data)} kept]"
+    condition, facts = classify(response.status_code, sample.text(), raw_location, target.host)
     answer = Answer(ms=ms, status_code=response.status_code, body=body,
-                    location=response.headers.get("location"),
+                    location=None if raw_location is None else sanitize.text(raw_location,
+                                                                             LOCATION_LIMIT),
                     retry_after=retry_after_seconds(response.headers.get("retry-after")),
-                    condition=condition, facts=facts)
+                    condition=condition, facts=facts,
+                    date=response.headers.get("date"), sent_at=times[0], date_at=times[1])
     if answer.ok:
         log.info("%d response in %.0f ms: ping successful", response.status_code, ms)
     else:
@@ -127,15 +183,35 @@ async def _attempt(ctx: Context, client: httpx.AsyncClient, number: int) -> Answ
     return answer
 
 
+def _failed(url: str, answer: Answer) -> Answer:
+    log.warning("GET %s failed after %.0f ms: %s; request body: none", url, answer.ms,
+                answer.error)
+    return answer
+
+
+def _deadline(connecting: bool, start: float) -> Answer:
+    """The attempt's deadline passed before a response head arrived."""
+    if connecting:
+        return Answer(_ms(start), error="ConnectTimeout: no connection in time",
+                      condition="connect_timeout", facts={"kind": "timeout"})
+    return Answer(_ms(start), error="ReadTimeout: no answer in time", condition="http_timeout",
+                  facts={"kind": "read"})
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
 def classify(status: int, body: str, location: str | None, host: str
-             ) -> tuple[str | None, dict[str, Any]]:
+             ) -> tuple[str | None, Facts]:
     """The guide's condition for an HTTP status, and the facts that rank its causes."""
     lowered = body.lower()
     if 200 <= status < 300:
         return None, {}
     if 300 <= status < 400:
-        location_host = (urlsplit(location).hostname or host) if location else host
-        return "http_redirect", {"location_host": "same" if location_host == host else "other"}
+        location_host = httpmsg.location_host(location) or host.lower()
+        return "http_redirect", {"location_host": "same" if location_host == host.lower()
+                                 else "other"}
     if status == 400:
         return "http_bad_request", {}
     if status == 403 and "missing authentication token" in lowered:
@@ -159,16 +235,8 @@ def classify(status: int, body: str, location: str | None, host: str
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds from now (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    when = httpmsg.parse_date(value)
-    if when is None:
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    """Retry-After as seconds from now (delta-seconds or an HTTP date); None when unusable."""
+    return httpmsg.retry_after(value, datetime.now(UTC))
 
 
 def _from_error(exc: httpx.HTTPError, ms: float) -> Answer:
@@ -177,7 +245,9 @@ def _from_error(exc: httpx.HTTPError, ms: float) -> Answer:
     if isinstance(exc, httpx.TimeoutException):
         error = f"{type(exc).__name__}: no answer in time"
     else:
-        error = f"{type(exc).__name__}: {netclass.describe(root) if root else exc}"
+        # Protocol errors quote what the server sent: sanitised like any outside text.
+        error = sanitize.text(f"{type(exc).__name__}: {netclass.describe(root) if root else exc}",
+                              ERROR_LIMIT)
     if isinstance(root, ssl.SSLCertVerificationError):
         return Answer(ms, error=error, condition="tls_certificate_error",
                       facts={"kind": certinfo.verify_kind(root.verify_code)})
@@ -204,7 +274,7 @@ def _root_cause(exc: BaseException) -> BaseException | None:
     return root
 
 
-def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
+def _outcome(ctx: Context, answers: list[Answer], backend: HandOverBackend) -> Outcome:
     last = answers[-1]
     evidence: dict[str, Any] = {
         "status_code": last.status_code,
@@ -212,7 +282,14 @@ def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
         "response_body": last.body,
         "history": [answer.to_dict() for answer in answers],
         "address": ctx.address,
+        # Connections this stage used: reused from the earlier stages, and newly opened.
+        "connections": {"reused": backend.reused, "opened": backend.opened},
     }
+    dated = next((a for a in reversed(answers) if a.date is not None), None)
+    if dated is not None:
+        sample = clock.sample(dated.date, dated.sent_at, dated.date_at)
+        if sample is not None:
+            evidence["clock"] = sample
     if last.location is not None:
         evidence["location"] = last.location
     if last.retry_after is not None:
@@ -226,8 +303,8 @@ def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
             return Outcome(Status.PASS, f"HTTP {last.status_code} in {last.ms:.0f} ms: "
                            "ping successful", evidence)
         return Outcome(Status.WARN, f"HTTP {last.status_code} {tries}; earlier: "
-                       f"{first_failure.outcome_text}", evidence, first_failure.condition,
-                       _facts(ctx, first_failure))
+                       f"{first_failure.outcome_text}", evidence,
+                       Condition(first_failure.condition or ""), _facts(ctx, first_failure))
     if len(answers) >= 3:
         # The guide: after three failed attempts, alert the operators.
         log.error("ALERT: %s failed %d times in a row (%s); operators should investigate",
@@ -237,10 +314,11 @@ def _outcome(ctx: Context, answers: list[Answer]) -> Outcome:
         summary += f" → {last.location}"
     if last.retry_after is not None:
         summary += f" (Retry-After {last.retry_after:g} s)"
-    return Outcome(Status.FAIL, summary, evidence, last.condition, _facts(ctx, last))
+    return Outcome(Status.FAIL, summary, evidence, Condition(last.condition or ""),
+                   _facts(ctx, last))
 
 
-def _facts(ctx: Context, answer: Answer) -> dict[str, Any]:
+def _facts(ctx: Context, answer: Answer) -> Facts:
     return {
         **answer.facts,
         "status_code": answer.status_code,

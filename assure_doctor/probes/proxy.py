@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assure_doctor import logs, sanitize
+from assure_doctor.kinds import Condition, Facts, ProxyKind, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, Stream, netclass
 from assure_doctor.probes.connect import connect
@@ -38,7 +39,7 @@ class Answer:
     schemes: tuple[str, ...] = ()
     title: str | None = None
     error: str | None = None
-    kind: str | None = None  # why there is no status: timeout, closed, not_http
+    kind: ProxyKind | None = None  # why there is no status: timeout, closed, not_http
 
 
 async def run(ctx: Context) -> Outcome:
@@ -78,36 +79,38 @@ async def run(ctx: Context) -> Outcome:
 
 def _failure(ctx: Context, proxy: Proxy, answer: Answer, evidence: dict[str, Any]) -> Outcome:
     shown = f"{proxy.masked_url} answered CONNECT with {answer.status} {answer.reason}".rstrip()
-    facts: dict[str, Any] = {"proxy": proxy.masked_url, "proxy_source": proxy.source,
-                             "status_code": answer.status, "title": answer.title or "no title"}
+    facts = Facts(proxy=proxy.masked_url, proxy_source=proxy.source,
+                  status_code=answer.status, title=answer.title or "no title")
+    condition: Condition
     if answer.status == 407:
         offered = ", ".join(answer.schemes) or "none named"
         answerable = [s for s in answer.schemes if s.lower() in _ANSWERABLE]
-        facts.update(schemes=offered, has_credentials=proxy.username is not None,
-                     kind="answerable" if answerable else "unanswerable")
+        facts.update(Facts(schemes=offered, proxy_authenticate=offered,
+                           has_credentials=proxy.username is not None,
+                           kind=ProxyKind.ANSWERABLE if answerable else ProxyKind.UNANSWERABLE))
         summary = f"{shown}: the proxy wants credentials ({offered})"
         if not answerable:
             summary += "; assure-doctor can answer only Basic"
         elif proxy.username is not None:
             summary += "; the credentials given were refused"
-        condition = "proxy_auth_required"
+        condition = Condition.PROXY_AUTH_REQUIRED
     elif answer.status in _UPSTREAM:
-        facts["kind"] = "upstream"
+        facts["kind"] = ProxyKind.UPSTREAM
         summary = f"{shown}: the proxy cannot reach {ctx.target.host}"
-        condition = "proxy_upstream_failed"
+        condition = Condition.PROXY_UPSTREAM_FAILED
     elif answer.status is not None:
-        facts["kind"] = "refused"
+        facts["kind"] = ProxyKind.REFUSED
         summary = shown + (f" ({answer.title})" if answer.title else "")
-        condition = "proxy_refused"
-    elif answer.kind == "timeout":
-        facts["kind"] = "timeout"
+        condition = Condition.PROXY_REFUSED
+    elif answer.kind is ProxyKind.TIMEOUT:
+        facts["kind"] = ProxyKind.TIMEOUT
         summary = (f"{proxy.masked_url} gave no answer to CONNECT within "
                    f"{ctx.options.timeout:g} s")
-        condition = "proxy_upstream_failed"
+        condition = Condition.PROXY_UPSTREAM_FAILED
     else:
-        facts["kind"] = answer.kind or "error"
+        facts["kind"] = answer.kind or ProxyKind.ERROR
         summary = f"{proxy.masked_url} did not answer CONNECT like an HTTP proxy: {answer.error}"
-        condition = "proxy_refused"
+        condition = Condition.PROXY_REFUSED
     log.warning("Proxy CONNECT failed: %s", summary)
     return Outcome(Status.FAIL, summary, evidence, condition, facts)
 
@@ -117,9 +120,9 @@ def _unreachable(ctx: Context, proxy: Proxy, exc: BaseException) -> Outcome:
     return Outcome(Status.FAIL, f"cannot connect to the proxy {proxy.masked_url}: {error}",
                    {"proxy": proxy.masked_url, "source": proxy.source, "connect_status": None,
                     "proxy_authenticate": [], "error": error},
-                   "proxy_connect_failed",
-                   {"kind": netclass.connect_kind(exc), "step": "tcp",
-                    "proxy": proxy.masked_url, "error": error})
+                   Condition.PROXY_CONNECT_FAILED,
+                   Facts(kind=netclass.connect_kind(exc), step=ProxyStep.TCP,
+                         proxy=proxy.masked_url, proxy_source=proxy.source, error=error))
 
 
 async def tunnel(stream: Stream, host: str, port: int, proxy: Proxy, timeout: float) -> Answer:
@@ -136,13 +139,14 @@ async def tunnel(stream: Stream, host: str, port: int, proxy: Proxy, timeout: fl
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         head = await asyncio.wait_for(_read_head(reader), timeout)
     except TimeoutError:
-        return Answer(None, error="no answer in time", kind="timeout")
+        return Answer(None, error="no answer in time", kind=ProxyKind.TIMEOUT)
     except asyncio.IncompleteReadError:
-        return Answer(None, error="the proxy closed the connection", kind="closed")
+        return Answer(None, error="the proxy closed the connection", kind=ProxyKind.CLOSED)
     except asyncio.LimitOverrunError:
-        return Answer(None, error=f"an answer head over {HEAD_LIMIT} bytes", kind="not_http")
+        return Answer(None, error=f"an answer head over {HEAD_LIMIT} bytes",
+                      kind=ProxyKind.NOT_HTTP)
     except OSError as exc:
-        return Answer(None, error=netclass.describe(exc), kind="closed")
+        return Answer(None, error=netclass.describe(exc), kind=ProxyKind.CLOSED)
     answer = parse_head(head)
     log.info("CONNECT %s via %s: %s", authority, proxy.masked_url,
              answer.status if answer.status is not None else answer.error)
@@ -192,7 +196,7 @@ def parse_head(head: bytes) -> Answer:
     words = start.split(" ", 2)
     if len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
         return Answer(None, error=f"not an HTTP answer: {sanitize.text(start, 80)}",
-                      kind="not_http")
+                      kind=ProxyKind.NOT_HTTP)
     schemes: list[str] = []
     for line in fields:
         name, _, value = line.partition(":")

@@ -15,10 +15,22 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
+
 from assure_doctor import logs
+from assure_doctor.kinds import CertKind, Condition, Facts, HandshakeKind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
-from assure_doctor.probes import Context, Stream, certinfo, inspection, netclass, path, tlsctx
+from assure_doctor.probes import (
+    Context,
+    Stream,
+    certinfo,
+    chaincheck,
+    inspection,
+    netclass,
+    path,
+    tlsctx,
+)
 from assure_doctor.probes.connect import handshake
 
 NAME = "tls"
@@ -42,7 +54,8 @@ _TRUST_SEEN_MAX = 64
 _TRUST_SEEN: dict[tuple[object, ...], tuple[float, tuple[bool, bool, bool | None]]] = {}
 _SMALL_MSS = 500  # bytes: segments this small pass any sane path MTU (IPv6 minimum 1280)
 _CAN_CLAMP = hasattr(socket, "TCP_MAXSEG")
-_HANDSHAKE_TEXT = {**netclass.HANDSHAKE_TEXT, "mtu": "stalled until its segments were small"}
+_HANDSHAKE_TEXT = {**netclass.HANDSHAKE_TEXT,
+                   HandshakeKind.MTU: "stalled until its segments were small"}
 
 
 async def run(ctx: Context) -> Outcome:
@@ -68,7 +81,11 @@ async def run(ctx: Context) -> Outcome:
         return _with_trust(_verified(ctx, system, only_system=True), ctx, False, True)
     except (OSError, TimeoutError, EOFError) as exc:
         return _with_trust(await _handshake_failure(ctx, exc), ctx, False, False)
+    chain = chaincheck.presented_chain(stream[1].get_extra_info("ssl_object"))
     outcome = _verified(ctx, stream, only_system=False)
+    offline = None if chain is None else _offline_verdicts(ctx, chain)
+    if offline is not None:
+        return _with_trust(outcome, ctx, *offline)
     key = (ctx.options.anchors, target.host, target.port, outcome.evidence.get("sha256"))
     known = _TRUST_SEEN.get(key)
     if known is not None and time.monotonic() - known[0] < _TRUST_TTL:
@@ -78,6 +95,28 @@ async def run(ctx: Context) -> Outcome:
         _TRUST_SEEN.pop(next(iter(_TRUST_SEEN)))
     _TRUST_SEEN[key] = (time.monotonic(), verdicts)
     return _with_trust(outcome, ctx, *verdicts)
+
+
+def _offline_verdicts(ctx: Context, chain: list[x509.Certificate]
+                      ) -> tuple[bool, bool, bool | None] | None:
+    """(certifi, system, --ca-bundle) from the chain already received: no new connection.
+    None when an anchor set cannot be read, or the offline verdict disagrees with OpenSSL's
+    (certifi + bundle verified): then the handshakes ask."""
+    anchors = ctx.options.anchors
+    verdicts: list[bool | None] = []
+    for context in (anchors.certifi, anchors.system, anchors.bundle):
+        if context is None:
+            verdicts.append(None)
+            continue
+        found = chaincheck.store_of(context)
+        verdict = None if found is None else chaincheck.verifies(found, chain, ctx.target.host)
+        if verdict is None:
+            return None
+        verdicts.append(verdict)
+    certifi_ok, system_ok, bundle_ok = verdicts
+    if certifi_ok is None or system_ok is None or not (certifi_ok or bundle_ok):
+        return None
+    return certifi_ok, system_ok, bundle_ok
 
 
 async def _each_anchor_set(ctx: Context) -> tuple[bool, bool, bool | None]:
@@ -149,10 +188,10 @@ def _verified(ctx: Context, stream: Stream, only_system: bool) -> Outcome:
     summary = (f"verified {version}, certificate valid until {info.not_after:%Y-%m-%d} "
                f"({days:.0f} days)")
     if days < CERT_WARN_DAYS:
-        facts = {"kind": "expiring", "verify_error": f"expires in {days:.1f} days",
-                 "issuer": info.issuer}
+        facts = Facts(kind=CertKind.EXPIRING, verify_error=f"expires in {days:.1f} days",
+                      issuer=info.issuer)
         return Outcome(Status.WARN, summary + ": renewal is due", evidence,
-                       "tls_certificate_error", facts)
+                       Condition.TLS_CERTIFICATE_ERROR, facts)
     return Outcome(Status.PASS, summary, evidence)
 
 
@@ -167,16 +206,16 @@ async def _verify_failure(ctx: Context, exc: ssl.SSLCertVerificationError) -> Ou
         "address": ctx.address,
     }
     info = await _presented_certificate(ctx)
-    facts: dict[str, Any] = {"kind": kind, "verify_error": evidence["verify_error"]}
+    facts: Facts = {"kind": kind, "verify_error": evidence["verify_error"]}
     if info is not None:
         now = datetime.now(UTC)
         evidence.update(info.to_evidence())
         evidence.update(valid_now=certinfo.valid_at(info, now),
                         matches_host=certinfo.matches_host(info, target.host))
-        facts.update(issuer=info.issuer, cert_names=", ".join(info.names) or info.subject,
+        facts.update(Facts(issuer=info.issuer, cert_names=", ".join(info.names) or info.subject,
                      not_before=f"{info.not_before:%Y-%m-%d %H:%M} UTC",
                      not_after=f"{info.not_after:%Y-%m-%d %H:%M} UTC",
-                     same_domain=certinfo.same_domain(info, target.host))
+                     same_domain=certinfo.same_domain(info, target.host)))
     summary = _VERIFY_TEXT[kind].format(host=target.host, issuer=facts.get("issuer", "?"))
     product = inspection.product(info.issuer if info else None)
     if product is not None:
@@ -184,7 +223,7 @@ async def _verify_failure(ctx: Context, exc: ssl.SSLCertVerificationError) -> Ou
         summary += f": {product} TLS inspection"
     log.warning("TLS certificate verification failed for %s: %s", target.host,
                 evidence["verify_error"])
-    return Outcome(Status.FAIL, summary, evidence, "tls_certificate_error", facts)
+    return Outcome(Status.FAIL, summary, evidence, Condition.TLS_CERTIFICATE_ERROR, facts)
 
 
 def _only_system(ctx: Context, info: certinfo.CertInfo, evidence: dict[str, Any]) -> Outcome:
@@ -197,11 +236,11 @@ def _only_system(ctx: Context, info: certinfo.CertInfo, evidence: dict[str, Any]
                "trusts re-signs the API's certificate; clients that use certifi (Python "
                "requests, many Java and Node apps) will fail, PowerShell, .NET and browsers "
                "will work")
-    facts = {"kind": "system_only", "issuer": info.issuer, "product": product or "unnamed",
-             "verify_error": "not trusted by certifi",
-             "cert_names": ", ".join(info.names) or info.subject}
+    facts = Facts(kind=CertKind.SYSTEM_ONLY, issuer=info.issuer, product=product or "unnamed",
+                  verify_error="not trusted by certifi",
+                  cert_names=", ".join(info.names) or info.subject)
     log.warning("TLS verified only by the system trust store (issuer %s)", info.issuer)
-    return Outcome(Status.WARN, summary, evidence, "tls_certificate_error", facts)
+    return Outcome(Status.WARN, summary, evidence, Condition.TLS_CERTIFICATE_ERROR, facts)
 
 
 async def _presented_certificate(ctx: Context) -> certinfo.CertInfo | None:
@@ -221,7 +260,7 @@ def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:
     """The server stopped accepting connections between the tcp stage and this one."""
     error = netclass.describe(exc)
     kind = netclass.connect_kind(exc)
-    facts = {"kind": kind, "default_port": ctx.target.port == 443, "error": error}
+    facts: Facts = {"kind": kind, "default_port": ctx.target.port == 443, "error": error}
     log.warning("TLS stage could not connect: %s", error)
     return Outcome(Status.FAIL, f"cannot connect: {error}",
                    {"verified": False, "error": error, "verify_error": error,
@@ -235,21 +274,21 @@ async def _handshake_failure(ctx: Context, exc: BaseException) -> Outcome:
     evidence: dict[str, Any] = {"verified": False, "error": error, "verify_error": error,
                                 "address": ctx.address}
     kind = netclass.handshake_kind(exc)
-    if kind == "timeout" and _CAN_CLAMP:
+    if kind is HandshakeKind.TIMEOUT and _CAN_CLAMP:
         small = await _small_segments_get_through(ctx)
         evidence["small_mss_retry"] = "completed" if small else "stalled too"
         if small:
-            kind = "mtu"
+            kind = HandshakeKind.MTU
     evidence["handshake"] = kind
-    facts = {"kind": kind, "kind_text": _HANDSHAKE_TEXT.get(kind, "stalled"),
-             "error": evidence["error"]}
+    facts = Facts(kind=kind, kind_text=_HANDSHAKE_TEXT[kind], error=evidence["error"])
     log.warning("TLS handshake with %s failed: %s", ctx.target.host, evidence["error"])
-    if kind == "mtu":
+    if kind is HandshakeKind.MTU:
+        facts.update(Facts(mss=_SMALL_MSS))
         return Outcome(Status.FAIL, f"TLS handshake got no answer, but completed with "
                        f"{_SMALL_MSS}-byte segments: a path MTU black hole", evidence,
-                       "tls_handshake_failed", {**facts, "mss": _SMALL_MSS})
-    return Outcome(Status.FAIL, f"TLS handshake {netclass.HANDSHAKE_TEXT[kind]}: "
-                   f"{evidence['error']}", evidence, "tls_handshake_failed", facts)
+                       Condition.TLS_HANDSHAKE_FAILED, facts)
+    return Outcome(Status.FAIL, f"TLS handshake {_HANDSHAKE_TEXT[kind]}: "
+                   f"{evidence['error']}", evidence, Condition.TLS_HANDSHAKE_FAILED, facts)
 
 
 async def _small_segments_get_through(ctx: Context) -> bool:

@@ -7,7 +7,7 @@ import textwrap
 from typing import Any
 
 from assure_doctor import redact
-from assure_doctor.causes import CONDITIONS
+from assure_doctor.causes import title as condition_title
 from assure_doctor.model import Report, StageResult, Status
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
@@ -57,7 +57,7 @@ def stage_line(stage: StageResult, paint: _Painter | None = None) -> str:
 
 
 def _finding(heading: str, stage: StageResult, paint: _Painter) -> list[str]:
-    title = CONDITIONS.get(stage.condition or "", stage.condition or "")
+    title = condition_title(stage.condition, stage.status) if stage.condition else ""
     lines = [paint(f"{heading}: {title} [{stage.condition}] at the {stage.name} stage", "1"),
              f"  {stage.summary}"]
     evidence = _evidence_lines(stage)

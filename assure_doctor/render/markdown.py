@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from assure_doctor import __version__, redact
-from assure_doctor.causes import CONDITIONS
+from assure_doctor.causes import title as condition_title
 from assure_doctor.model import Report, StageResult
 
 _ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭ skip"}
@@ -42,7 +42,7 @@ def render(report: Report) -> str:
 
 
 def _finding(heading: str, stage: StageResult) -> list[str]:
-    title = CONDITIONS.get(stage.condition or "", "")
+    title = condition_title(stage.condition, stage.status) if stage.condition else ""
     lines = [f"## {heading}: {title} (`{stage.condition}`, {stage.name} stage)", "",
              stage.summary, "", "Likely causes, most likely first:", ""]
     for number, cause in enumerate(stage.causes, 1):

@@ -27,6 +27,7 @@ class Traffic:
 
     requests: list[dict[str, object]] = field(default_factory=list)
     keyed: int = 0  # requests that carried an x-api-key header
+    connections: int = 0  # TLS connections accepted (handshake done)
 
 
 class PingApi:
@@ -41,26 +42,30 @@ class PingApi:
         return time.time() + self.scenario.clock_offset
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            writer.transport.abort()
-            return
-        start, headers = httpmsg.split_head(head)
-        method, path = [*start, "", ""][:2]
-        key = headers.get("x-api-key")
-        self.traffic.requests.append({"method": method, "path": path, "keyed": key is not None,
-                                      "at": time.monotonic()})
-        reply = self._reply(method, path, key)
-        try:
-            if reply.delay:
-                await asyncio.sleep(reply.delay)
-            writer.write(self._encode(reply))  # one write: no Nagle stall between parts
-            await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.transport.abort() if reply.delay else writer.close()
+        """Requests on one connection, kept alive as the real API's gateway does."""
+        self.traffic.connections += 1
+        keep = True
+        while keep:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError):
+                break
+            start, headers = httpmsg.split_head(head)
+            method, path = [*start, "", ""][:2]
+            key = headers.get("x-api-key")
+            self.traffic.requests.append({"method": method, "path": path,
+                                          "keyed": key is not None, "at": time.monotonic()})
+            reply = self._reply(method, path, key)
+            keep = not reply.delay and "close" not in headers.get("connection", "").lower()
+            try:
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                writer.write(self._encode(reply, keep))  # one write: no Nagle stall
+                await writer.drain()
+            except OSError:
+                break
+        writer.transport.abort()
 
     def _reply(self, method: str, path: str, key: str | None) -> Reply:
         if key is None:
@@ -74,13 +79,13 @@ class PingApi:
             return Reply(405, '{"message": "Method Not Allowed"}')
         return self.scenario.reply.for_request(self.traffic.keyed)
 
-    def _encode(self, reply: Reply) -> bytes:
+    def _encode(self, reply: Reply, keep: bool) -> bytes:
         body = reply.body.encode()
         headers = {
             "Date": formatdate(self.now(), usegmt=True),
             "Content-Type": "application/json",
             "Content-Length": str(len(body)),
-            "Connection": "close",
+            "Connection": "keep-alive" if keep else "close",
             **reply.headers,
         }
         head = f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}\r\n"

@@ -20,8 +20,10 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Static
 from assure_doctor import logs
 from assure_doctor.apikey import ApiKey
 from assure_doctor.engine import run_check
-from assure_doctor.model import STAGES, Report, StageResult
+from assure_doctor.model import Report, StageResult
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes.registry import STAGE_NAMES as STAGES
+from assure_doctor.probes.registry import TITLES
 from assure_doctor.redact import RedactingFilter
 from assure_doctor.render import json as json_report
 from assure_doctor.render import markdown
@@ -30,8 +32,6 @@ from assure_doctor.tui import present
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
 DAILY_QUOTA = 10_000
-TITLES = {"dns": "DNS", "tcp": "TCP", "proxy": "Proxy", "tls": "TLS", "clock": "Clock",
-          "ping": "Ping"}
 
 
 class _PaneHandler(logging.Handler):

@@ -6,7 +6,7 @@ import re
 
 from rich.text import Text
 
-from assure_doctor.causes import CONDITIONS
+from assure_doctor.causes import title
 from assure_doctor.model import StageResult, Status
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -38,7 +38,7 @@ def detail(stage: StageResult | None, name: str) -> Text:
     text.append(f"{stage.summary}\n")
     if stage.condition:
         text.append("\nCondition: ", style="bold")
-        text.append(f"{CONDITIONS[stage.condition]} [{stage.condition}]\n")
+        text.append(f"{title(stage.condition, stage.status)} [{stage.condition}]\n")
     if stage.causes:
         text.append("\nLikely causes, most likely first:\n", style="bold")
         for number, cause in enumerate(stage.causes, 1):

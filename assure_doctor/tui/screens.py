@@ -14,6 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import tlsctx
+from assure_doctor.probes.registry import TITLES
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 
@@ -97,10 +98,10 @@ class TargetScreen(ModalScreen[Settings | None]):
         return Settings(target, options)
 
 
-HELP = """\
+HELP = f"""\
 [b]assure-doctor tui[/b]: the staged check, live.
 
-Stages run in order: DNS > TCP > Proxy > TLS > Clock > Ping. Select a stage to see its evidence,
+Stages run in order: {" > ".join(TITLES.values())}. Select a stage to see its evidence,
 the guide's condition, and the causes most likely first, each with advice.
 
   [b]r[/b]  re-run every stage          [b]f[/b]  re-run from the selected stage

@@ -1,0 +1,220 @@
+"""The closed sets a diagnosis is made of: conditions, causes, the kinds of failure each stage
+tells apart (with the order of how telling they are), and the typed facts the ranking reads.
+
+Ids are the contract's; a member's name is its id uppercased. Being `StrEnum`s, members equal
+their ids, so JSON and older callers that pass plain strings keep working.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+
+class Condition(StrEnum):
+    """The guide's conditions (the contract's condition ids)."""
+
+    DNS_LOOKUP_FAILED = "dns_lookup_failed"
+    CONNECT_FAILED = "connect_failed"
+    CONNECT_TIMEOUT = "connect_timeout"
+    TLS_CERTIFICATE_ERROR = "tls_certificate_error"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    CLOCK_SKEW = "clock_skew"
+    HTTP_REDIRECT = "http_redirect"
+    HTTP_BAD_REQUEST = "http_bad_request"
+    HTTP_UNAUTHORIZED = "http_unauthorized"
+    HTTP_NOT_FOUND = "http_not_found"
+    HTTP_THROTTLED = "http_throttled"
+    HTTP_SERVER_ERROR = "http_server_error"
+    HTTP_TIMEOUT = "http_timeout"
+    HTTP_UNEXPECTED = "http_unexpected"
+    PROXY_CONNECT_FAILED = "proxy_connect_failed"
+    PROXY_AUTH_REQUIRED = "proxy_auth_required"
+    PROXY_REFUSED = "proxy_refused"
+    PROXY_UPSTREAM_FAILED = "proxy_upstream_failed"
+    INTERNAL_ERROR = "internal_error"
+
+
+# Failures after which the server still answered: later stages may still reach it.
+SERVER_ANSWERED: frozenset[Condition] = frozenset({Condition.TLS_CERTIFICATE_ERROR})
+
+
+class CauseId(StrEnum):
+    """The guide's causes (the contract's cause ids)."""
+
+    CONFIG = "config"
+    DNS_SERVICE = "dns_service"
+    FIREWALL = "firewall"
+    ROUTING = "routing"
+    CLOCK = "clock"
+    PLATFORM = "platform"
+    TLS_INTERCEPTION = "tls_interception"
+    MISSING_KEY = "missing_key"
+    INVALID_KEY = "invalid_key"
+    WRONG_STACK = "wrong_stack"
+    WRONG_URL = "wrong_url"
+    RATE_LIMITED = "rate_limited"
+    PROXY = "proxy"
+    TOOL = "tool"  # internal_error's only cause: this program, not the network
+
+
+class DnsKind(StrEnum):
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    NODATA = "nodata"
+    SINKHOLE = "sinkhole"
+    NO_RESOLVER = "no_resolver"
+    SYSTEM_FAILED = "system_failed"  # getaddrinfo (hosts file, .localhost) found nothing
+
+
+# When A and AAAA fail differently, the most telling failure is reported: most telling first.
+DNS_SEVERITY: tuple[DnsKind, ...] = (DnsKind.NXDOMAIN, DnsKind.SERVFAIL, DnsKind.REFUSED,
+                                     DnsKind.TIMEOUT, DnsKind.ERROR, DnsKind.NODATA)
+
+
+class ConnectKind(StrEnum):
+    REFUSED = "refused"
+    BLOCKED_LOCALLY = "blocked_locally"
+    UNREACHABLE = "unreachable"
+    RESET = "reset"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+# Of several failed connects, the one reported: most telling first.
+CONNECT_SEVERITY: tuple[ConnectKind, ...] = tuple(ConnectKind)
+
+
+class CertKind(StrEnum):
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    SELF_SIGNED = "self_signed"
+    REVOKED = "revoked"
+    OTHER = "other"
+    EXPIRING = "expiring"  # verified, but renewal is due: a warning
+    SYSTEM_ONLY = "system_only"  # only the OS store verified it: an inspection root (a warning)
+
+
+class HandshakeKind(StrEnum):
+    TIMEOUT = "timeout"
+    RESET = "reset"
+    NOT_TLS = "not_tls"
+    ALERT = "alert"
+    ERROR = "error"
+    MTU = "mtu"  # stalled at full size, completed with small segments: a path MTU black hole
+
+
+class HttpKind(StrEnum):
+    NO_KEY = "no_key"
+    KEY_MISSING_REPORTED = "key_missing_reported"
+    WRONG_STACK_REPORTED = "wrong_stack_reported"
+    REJECTED = "rejected"
+    UNKNOWN_ROUTE = "unknown_route"
+    METHOD = "method"
+    DISCONNECT = "disconnect"
+    GATEWAY = "gateway"
+    API = "api"
+    READ = "read"
+
+
+class ClockKind(StrEnum):
+    AHEAD = "ahead"
+    BEHIND = "behind"
+
+
+class ProxyKind(StrEnum):
+    """How a proxy answered CONNECT, when it opened no tunnel."""
+
+    ANSWERABLE = "answerable"  # 407 offering Basic, which our credentials can answer
+    UNANSWERABLE = "unanswerable"  # 407 offering only NTLM / Negotiate / ...
+    UPSTREAM = "upstream"  # 502/503/504: the proxy cannot reach the API
+    REFUSED = "refused"  # 403 or another refusal: the proxy's policy
+    TIMEOUT = "timeout"  # no answer to CONNECT in time
+    CLOSED = "closed"  # the proxy closed the connection without an answer
+    NOT_HTTP = "not_http"  # something answered, but not like an HTTP proxy
+    ERROR = "error"
+
+
+class ProxyStep(StrEnum):
+    """Where reaching the proxy itself failed (proxy_connect_failed)."""
+
+    DNS = "dns"
+    TCP = "tcp"
+
+
+class Family(StrEnum):
+    """An IP address family, named as people say it (warnings name the family)."""
+
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+
+    @classmethod
+    def of(cls, address: str) -> Family:
+        return cls.IPV6 if ":" in address else cls.IPV4
+
+    @property
+    def other(self) -> Family:
+        return Family.IPV4 if self is Family.IPV6 else Family.IPV6
+
+
+Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ClockKind | ProxyKind
+
+
+class Facts(TypedDict, total=False):
+    """What the ranking and the advice may read. Absent or None means "not known"."""
+
+    kind: Kind | str  # a str must be one of the kinds' values: Outcome checks it
+    # where
+    host: str
+    port: int
+    url: str
+    address: str
+    resolver: str
+    timeout: float
+    # dns
+    rcode: str
+    addresses: str
+    # tcp
+    default_port: bool
+    host_answers: bool | None
+    failed_family: Family | None  # the one family that failed while the other worked
+    working_family: Family | None
+    error: str | None
+    # tls
+    clock_explains: bool | None
+    skew_text: str | None
+    verify_error: str
+    issuer: str
+    cert_names: str
+    not_before: str
+    not_after: str
+    same_domain: bool
+    kind_text: str
+    product: str  # the TLS-inspection product named from the issuer
+    mss: int  # the segment size that got a stalled handshake through
+    # http
+    location_host: str
+    status_code: int | None
+    location: str | None
+    retry_after: str
+    response_body: str
+    # proxy
+    proxy: str  # the proxy URL, credentials masked ("none" when direct)
+    proxy_source: str
+    proxy_authenticate: str
+    step: ProxyStep  # proxy_connect_failed: the dns or tcp stage
+    schemes: str
+    has_credentials: bool
+    title: str  # the proxy's error page title
+    # internal_error
+    exception: str
+
+
+KNOWN_KINDS: frozenset[str] = frozenset(
+    member.value for family in (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind,
+                                ClockKind, ProxyKind) for member in family)
