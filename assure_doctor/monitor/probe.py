@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from assure_doctor import sanitize
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
-from assure_doctor.monitor.collector import AssureCollector, Health
+from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health
 from assure_doctor.monitor.config import WatchedTarget
 from assure_doctor.monitor.watch import NETWORK_STAGES, Snapshot
 from assure_doctor.options import CheckOptions
@@ -104,6 +104,8 @@ class _ProbeCollector(Collector):
         families = [family for family in AssureCollector(lambda: [self.snapshot],
                                                          Health()).collect()
                     if not family.name.startswith("assure_monitor_")]
+        for family in families:  # measured now, not cached
+            family.documentation = family.documentation.removesuffix(CACHED_NOTE)
         success = GaugeMetricFamily("assure_probe_success", "1 when every network stage of "
                                     "this probe passed (no key is sent by /probe)",
                                     labels=["target"])

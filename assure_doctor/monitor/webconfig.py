@@ -78,10 +78,11 @@ def load(path: Path) -> WebConfig:
 
 def _table(value: object, name: str, known: set[str]) -> dict[str, object]:
     if not isinstance(value, dict):
-        raise InputError(f"{name} must be a mapping")
+        raise InputError(f"{name or 'the file'} must be a mapping")
     for key in value:
         if key not in known:
-            raise InputError(f"unknown setting {sanitize.text(f'{name}.{key}', 80)!r}")
+            where = f"{name}.{key}" if name else str(key)
+            raise InputError(f"unknown setting {sanitize.text(where, 80)!r}")
     return value
 
 
@@ -92,7 +93,7 @@ def _string(value: object, name: str) -> str:
 
 
 def _parse(data: object, base: Path) -> WebConfig:
-    top = _table(data, "the file", _TOP)
+    top = _table(data, "", _TOP)
     tls = None
     if top.get("tls_server_config") is not None:
         tls = _tls(top["tls_server_config"], base)
