@@ -252,7 +252,8 @@ class Monitor:
 
     async def shutdown(self) -> None:
         log.info("Stopping: letting running checks end (at most %g s)", SHUTDOWN_GRACE)
-        self.scheduler.shutdown(wait=False)
+        # Pause first: apscheduler's shutdown cancels running jobs at once, with no grace.
+        self.scheduler.pause()
         current = asyncio.current_task()
         running = [task for task in asyncio.all_tasks() if task is not current]
         if running:
@@ -260,6 +261,7 @@ class Monitor:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
         if self.exporter is not None:
             await asyncio.to_thread(self.exporter.stop)
         log.info("Stopped; the ping budget is saved in %s", self.budget.path)
