@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import signal
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env, run_cli
 from tests.monitoring import Prometheus, free_port, needs, wait_for
 
+ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
 
 
@@ -296,3 +298,43 @@ def test_probe_runs_the_network_stages_now_and_never_sends_the_key(
             status, body = monitor.get(f"/probe{bad}")
             assert status == 400, (bad, status, body)
         assert monitor.get("/probe?target=" + "x" * 3000)[0] == 400
+
+
+class ProbingPrometheus(Prometheus):
+    """A real Prometheus running grafana/prometheus-probe.yml against our monitor and URLs."""
+
+    def __init__(self, port: int, workdir: Path, targets: list[str]) -> None:
+        binary = needs("prometheus")
+        self.port = free_port()
+        text = (ROOT / "grafana" / "prometheus-probe.yml").read_text()
+        assert "127.0.0.1:10459" in text and "uk2-prod" in text
+        listed = "\n".join(f"          - {target}" for target in targets)
+        text = re.sub(r"(      - targets:\n)(          - .*\n)+", lambda m: m.group(1) + listed
+                      + "\n", text)
+        text = text.replace("127.0.0.1:10459", f"127.0.0.1:{port}").replace("60s", "1s")
+        text = text.replace("scrape_timeout: 30s", "scrape_timeout: 1s")
+        config = workdir / "prometheus.yml"
+        config.write_text(text)
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.query("up") is not None, 30, "Prometheus to be ready")
+
+
+def test_the_documented_probe_scrape_config_works(tmp_path: Path, healthy: Sandbox) -> None:
+    path = tmp_path / "targets.toml"
+    path.write_text(f'[[targets]]\nname = "prod"\nurl = "{healthy.url}"\nno_ping = true\n'
+                    f'resolvers = ["{healthy.resolver}"]\nca_bundle = "{healthy.ca_bundle}"\n')
+    args = ["--config", str(path), "--resolver", healthy.resolver, "--ca-bundle",
+            str(healthy.ca_bundle), "--interval", "3600", *FAST]
+    with web(args, tmp_path) as monitor:
+        server = ProbingPrometheus(monitor.port, tmp_path, ["prod", healthy.url])
+        try:
+            wait_for(lambda: len(server.query("assure_probe_success == 1")) == 2, 30,
+                     "both targets probed through relabelling")
+            instances = {r["metric"]["instance"] for r in server.query("assure_probe_success")}
+            assert instances == {"prod", healthy.url}
+        finally:
+            server.stop()
+    assert healthy.traffic.keyed == 0
