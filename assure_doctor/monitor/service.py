@@ -151,11 +151,22 @@ class Monitor:
         return summary
 
     def _keep_or_new(self, old: TargetWatch | None, watched: WatchedTarget) -> TargetWatch:
-        if (old is not None and old.watched == watched
-                and old.ping_interval == self.config.ping_interval
+        """An unchanged target keeps its watch; a changed one keeps what the API told us
+        (Retry-After, the 429 backoff) and its latest results, when the URL is the same."""
+        if old is None:
+            return self._watch(watched)
+        if (old.watched == watched and old.ping_interval == self.config.ping_interval
                 and old.daily_budget == self.config.ping_budget):
             return old
-        return self._watch(watched)
+        watch = self._watch(watched)
+        if old.watched.target == watched.target:
+            watch.not_before, watch.backoff = old.not_before, old.backoff
+            stages = {name: stage for name, stage in old.snapshot.stages.items()
+                      if watched.pings or name != "ping"}
+            watch.snapshot = replace(watch.snapshot, stages=stages,
+                                     ran_at=dict(old.snapshot.ran_at))
+            watch.generation += 1
+        return watch
 
     def _reload_signal(self) -> None:
         async def reload() -> None:
