@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from assure_doctor import __version__, logs, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.probe import Busy
-from assure_doctor.monitor.web import Request, Response, WebServer, text
+from assure_doctor.monitor.web import MAX_CONNECTIONS, Request, Response, WebServer, text
 from assure_doctor.monitor.webconfig import WebConfigFile
 
 REFRESH = 1.0
@@ -95,11 +95,14 @@ class Exposition:
 class Exporter:
     """The routes of the monitor's web interface, served by a `WebServer`."""
 
-    def __init__(self, exposition: Exposition, listen: str, backend: Backend,
-                 web_config: WebConfigFile, max_connections: int) -> None:
+    def __init__(self, exposition: Exposition, listen: str, backend: Backend | None = None,
+                 web_config: WebConfigFile | None = None,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        """Without a backend (benchmarks), only /metrics, /-/healthy and / are served."""
         self.exposition = exposition
         self.backend = backend
-        self.server = WebServer(listen, self._route, web_config, max_connections)
+        self.server = WebServer(listen, self._route, web_config or WebConfigFile(None),
+                                max_connections)
 
     @property
     def port(self) -> int:
@@ -118,6 +121,7 @@ class Exporter:
         self.exposition.stop()
 
     async def _on_monitor(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        assert self.backend is not None
         future = asyncio.run_coroutine_threadsafe(coroutine, self.backend.loop)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
@@ -126,10 +130,13 @@ class Exporter:
 
     async def _route(self, request: Request) -> Response:
         path, method = request.path, request.method
+        if self.backend is None and path in ("/-/reload", "/-/ready", "/probe"):
+            return text(404, "not served by this exporter")
         if path == "/-/reload":
             if method != "POST":
                 return Response(405, b"use POST\n", headers=(("Allow", "POST"),))
             try:
+                assert self.backend is not None
                 return text(200, await self._on_monitor(self.backend.reload(), 30))
             except InputError as exc:
                 return text(500, f"reload failed, the running config is kept: {exc}")
@@ -142,7 +149,7 @@ class Exporter:
         if path == "/-/healthy":
             return text(200, "Healthy")
         if path == "/-/ready":
-            waiting = self.backend.waiting_for()
+            waiting = self.backend.waiting_for() if self.backend else ()
             if waiting:
                 names = sanitize.text(", ".join(waiting), 200)
                 return text(503, f"Not ready: waiting for the first network cycle of {names}")
@@ -157,6 +164,7 @@ class Exporter:
         if len(values) != 1 or not values[0]:
             return text(400, "give exactly one target: /probe?target=NAME_OR_URL")
         try:
+            assert self.backend is not None
             body = await self._on_monitor(self.backend.probe(values[0]), PROBE_WAIT)
         except InputError as exc:
             return text(400, str(exc))
