@@ -199,7 +199,7 @@ class WebServer:
         connection.idle = False
         request, version = _parse_head(head)
         if request is None:
-            await _send(writer, text(400, "bad request"), "HEAD", False)
+            await _send(writer, text(400, "bad request"), "GET", False)
             return False
         length = request.headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY or "transfer-encoding" in (

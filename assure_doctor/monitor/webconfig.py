@@ -204,7 +204,7 @@ class WebConfigFile:
                     try:
                         self._config = load(self.path)
                         self._verified.clear()
-                        log.warning("Re-read the changed %s", self.path)
+                        log.info("Re-read the changed %s", self.path)
                     except InputError as exc:
                         log.error("%s; keeping the previous web configuration", exc)
             return self._config
