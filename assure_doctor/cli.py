@@ -157,9 +157,11 @@ def _monitor(args: argparse.Namespace) -> int:
 
     from assure_doctor.monitor import service
 
-    with sandbox_as_target(args), tempfile.TemporaryDirectory(prefix="assure-monitor-") as temp:
+    with sandbox_as_target(args), contextlib.ExitStack() as cleanup:
         if args.sandbox and args.state_dir is None:
-            args.state_dir = temp  # the sandbox's throwaway key must not touch the real budget
+            # The sandbox's throwaway key must not touch the real budget and last results.
+            args.state_dir = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="assure-monitor-"))
         config, base, listen = _monitor_config(args)
         web_file = Path(args.web_config_file) if args.web_config_file else None
         if args.check_config:
