@@ -19,24 +19,29 @@ from assure_doctor.model import Status
 from assure_doctor.monitor.watch import Snapshot
 
 _GAUGE, _COUNTER = GaugeMetricFamily, CounterMetricFamily
+# Scrapes are answered from the last cycle's results: running a check per scrape would spend
+# the customer's daily request quota (10,000 a day) at Prometheus' pace.
+CACHED_NOTE = ("; cached between cycles (network stages every --interval, the keyed ping every "
+           "--ping-interval), not measured at scrape time, to spare the API's daily quota")
 # name, kind, help, labels: the contract's series first, then ours.
 _TARGET_FAMILIES = (
-    ("assure_up", _GAUGE, "1 when the last full check passed", ("target",)),
+    ("assure_up", _GAUGE, "1 when the last full check passed" + CACHED_NOTE, ("target",)),
     ("assure_stage_success", _GAUGE, "1 when the stage passed in the last check, 0 when it "
-     "failed or was skipped", ("target", "stage")),
-    ("assure_stage_duration_seconds", _GAUGE, "How long each stage took in the last check",
-     ("target", "stage")),
+     "failed or was skipped" + CACHED_NOTE, ("target", "stage")),
+    ("assure_stage_duration_seconds", _GAUGE, "How long each stage took in the last check"
+     + CACHED_NOTE, ("target", "stage")),
     ("assure_tls_cert_not_after_timestamp_seconds", _GAUGE, "The certificate's expiry, as a "
-     "Unix time", ("target",)),
-    ("assure_clock_skew_seconds", _GAUGE, "Server time minus local time", ("target",)),
+     "Unix time" + CACHED_NOTE, ("target",)),
+    ("assure_clock_skew_seconds", _GAUGE, "Server time minus local time" + CACHED_NOTE,
+     ("target",)),
     ("assure_ping_requests", _COUNTER, "Key-carrying requests this monitor has spent, by HTTP "
      "status", ("target", "code")),
     ("assure_diagnosis_info", _GAUGE, "1 for the current failure's most likely cause; absent "
-     "while healthy", ("target", "stage", "condition", "cause")),
+     "while healthy" + CACHED_NOTE, ("target", "stage", "condition", "cause")),
     ("assure_stage_last_run_timestamp_seconds", _GAUGE, "When each stage last ran, as a Unix "
-     "time", ("target", "stage")),
-    ("assure_ping_status_code", _GAUGE, "HTTP status of the last ping (0: no response)",
-     ("target",)),
+     "time (after a restart: the persisted last result's own time)", ("target", "stage")),
+    ("assure_ping_status_code", _GAUGE, "HTTP status of the last ping (0: no response)"
+     + CACHED_NOTE, ("target",)),
     ("assure_ping_budget_spent", _GAUGE, "Key-carrying requests spent today (UTC) against the "
      "daily ping budget", ("target",)),
     ("assure_ping_budget_daily", _GAUGE, "The daily ping budget", ("target",)),
