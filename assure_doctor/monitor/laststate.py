@@ -17,10 +17,13 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from assure_doctor import logs, sanitize
+from assure_doctor.kinds import CauseId, Condition
 from assure_doctor.model import STAGES, Cause, StageResult, Status
+
+_E = TypeVar("_E", Condition, CauseId)
 
 DIRECTORY = "last-results"
 MAX_FILE = 64 * 1024
@@ -125,6 +128,13 @@ def _timestamp(value: object) -> str:
     return text
 
 
+def _enum(kind: type[_E], value: object, what: str) -> _E:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return kind(value)
+    raise Corrupt(f"unknown {what}")
+
+
 def _parse(document: object, label: str) -> tuple[dict[str, StageResult], dict[str, float]]:
     top = _need(document, dict, "the document")
     if top.get("schema") != SCHEMA or top.get("label") != label:
@@ -142,7 +152,7 @@ def _parse(document: object, label: str) -> tuple[dict[str, StageResult], dict[s
             raise Corrupt(f"{name}: unknown status") from None
         condition = stage.get("condition")
         causes = tuple(
-            Cause(_short(c.get("id"), "cause id", 64), _short(c.get("title"), "cause title"),
+            Cause(_enum(CauseId, c.get("id"), "cause id"), _short(c.get("title"), "cause title"),
                   _short(c.get("advice"), "cause advice"))
             for c in (_need(item, dict, "cause") for item in _need(stage.get("causes"), list,
                                                                    "causes")))
@@ -152,9 +162,13 @@ def _parse(document: object, label: str) -> tuple[dict[str, StageResult], dict[s
             if key in evidence:
                 value = evidence[key]
                 kept[key] = _timestamp(value) if key == "not_after" else _number(value, key)
-        stages[name] = StageResult(
-            name, status, _number(stage.get("duration_ms"), "duration_ms"),
-            _short(stage.get("summary"), "summary"),
-            None if condition is None else _short(condition, "condition", 64), causes, kept)
+        try:
+            stages[name] = StageResult(
+                name, status, _number(stage.get("duration_ms"), "duration_ms"),
+                _short(stage.get("summary"), "summary"),
+                None if condition is None else _enum(Condition, condition, "condition"), causes,
+                kept)
+        except ValueError as exc:  # a finding without a condition or causes: not ours
+            raise Corrupt(f"{name}: {sanitize.text(exc, 80)}") from None
         ran_at[name] = _number(times.get(name), f"ran_at.{name}")
     return stages, ran_at

@@ -23,8 +23,9 @@ from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health
 from assure_doctor.monitor.config import WatchedTarget
-from assure_doctor.monitor.watch import NETWORK_STAGES, Snapshot
+from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes.registry import NETWORK_STAGES
 from assure_doctor.target import Target, from_url
 
 MAX_RUNNING = 4
