@@ -18,6 +18,7 @@ from assure_doctor import logs
 from assure_doctor.monitor.budget import PingBudget
 from assure_doctor.monitor.collector import AssureCollector, Health, job_id
 from assure_doctor.monitor.config import MonitorConfig
+from assure_doctor.monitor.ledger import fleet_ledger
 from assure_doctor.monitor.server import Exporter, Exposition
 from assure_doctor.monitor.watch import TargetWatch
 
@@ -32,12 +33,13 @@ class Monitor:
     def __init__(self, config: MonitorConfig, listen: str | None) -> None:
         self.config = config
         self.budget = PingBudget(config.state_dir)
-        self.watches = [TargetWatch(t, self.budget, config.ping_interval, config.ping_budget)
-                        for t in config.targets]
+        spender, ledger = fleet_ledger(config)
+        self.watches = [TargetWatch(t, self.budget, config.ping_interval, config.ping_budget,
+                                    ledger) for t in config.targets]
         self.health = Health()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(AssureCollector(lambda: [w.snapshot for w in self.watches],
-                                               self.health))
+                                               self.health, config.site, spender))
         exposition = Exposition(self.registry, self._version)
         self.exporter = Exporter(exposition, listen) if listen else None
         self.scheduler = AsyncIOScheduler(timezone="UTC")
