@@ -81,11 +81,7 @@ class AssureCollector(Collector):
         self.spender = spender
 
     def collect(self) -> Iterator[Metric]:
-        for metric in self._collect():
-            if self.site is not None:
-                metric.samples = [sample._replace(labels={**sample.labels, "site": self.site})
-                                  for sample in metric.samples]
-            yield metric
+        return with_site(self._collect(), self.site)
 
     def _collect(self) -> Iterator[Metric]:
         snapshots = list(self.snapshots())
@@ -117,6 +113,16 @@ class AssureCollector(Collector):
         yield errors
         yield missed
         yield build
+
+
+def with_site(metrics: Iterable[Metric], site: str | None) -> Iterator[Metric]:
+    """Every sample of `metrics` with a `site` label (--site); unchanged without one. Any
+    collector of the monitor's (and /probe) passes its metrics through this."""
+    for metric in metrics:
+        if site is not None:
+            metric.samples = [sample._replace(labels={**sample.labels, "site": site})
+                              for sample in metric.samples]
+        yield metric
 
 
 def _add_target(snap: Snapshot, families: Families) -> None:
