@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import subprocess
 import threading
 import time
@@ -30,6 +31,7 @@ from tests.conftest import clean_env, run_cli
 from tests.monitoring import MonitorProcess, Prometheus, free_port, http_get, needs, wait_for
 
 KEY_ID = "0123456789ab"
+DASHBOARD = Path(__file__).resolve().parent.parent / "grafana" / "assure-doctor-dashboard.json"
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
@@ -254,6 +256,10 @@ def test_three_sites_never_overspend_one_customer_budget(tmp_path: Path) -> None
             spent = server.query('sum(max by (spender) (assure_ping_key_spent))')
             assert float(spent[0]["value"][1]) == settled  # the ledger agrees with the API
             assert sandbox.key not in "".join(m.metrics() + m.log.read_text() for m in monitors)
+            for panel in json.loads(DASHBOARD.read_text())["panels"]:  # the per-site view
+                for query in panel["targets"]:
+                    expr = re.sub(r"\$\w+", ".*", query["expr"])
+                    assert server.query(expr), f"{panel['title']!r}: {expr} returned no data"
             log = "".join(m.log.read_text() for m in monitors)
             assert f"today's customer budget ({CUSTOMER_BUDGET}, all sites) is spent" in log
     finally:
