@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from assure_doctor.errors import InputError
@@ -121,6 +123,27 @@ def test_a_good_answer_is_read() -> None:
 def test_a_bad_answer_is_an_error_never_a_number(body: bytes) -> None:
     with pytest.raises(ledger.LedgerError):
         ledger.parse_answer(body)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+VALUE = st.tuples(st.floats(), st.sampled_from(["1", "2.5", "NaN", "-3", "+Inf", "1e12", "x"])
+                  ).map(list)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.one_of(JSON, st.builds(lambda rows: {"status": "success", "data": {
+    "resultType": "vector", "result": rows}}, st.lists(JSON | st.fixed_dictionaries(
+        {"metric": st.dictionaries(st.text(max_size=8), JSON, max_size=3),
+         "value": VALUE | st.lists(JSON, max_size=3)}), max_size=4))))
+def test_any_answer_is_read_or_refused_never_crashes(document: object) -> None:
+    try:
+        rows = ledger.parse_answer(json.dumps(document).encode())
+    except ledger.LedgerError:
+        return
+    assert all(isinstance(k, str) and isinstance(v, int) and 0 <= v <= 10**9
+               for k, v in rows.items())
 
 
 @contextlib.contextmanager
