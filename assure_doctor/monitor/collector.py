@@ -48,7 +48,8 @@ _TARGET_FAMILIES = (
     ("assure_ledger_up", _GAUGE, "1 when the last ask of the --ledger Prometheus answered; 0: "
      "only this monitor's own --ping-budget limits its pings", ("target",)),
     ("assure_ledger_spent", _GAUGE, "Key-carrying requests spent today by every site with "
-     "this key, as the ledger last counted them", ("target",)),
+     "this key: the ledger's count of the others plus this monitor's own (its own alone "
+     "while the ledger is down)", ("target",)),
     ("assure_ledger_budget", _GAUGE, "The --customer-budget every site shares", ("target",)),
 )
 Families = dict[str, GaugeMetricFamily | CounterMetricFamily]

@@ -71,7 +71,8 @@ def spender_id(state_dir: Path) -> str:
     path = state_dir / SPENDER_FILE
     state_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        text = path.read_text(encoding="ascii", errors="replace").strip()
+        with path.open("rb") as handle:
+            text = handle.read(64).decode("ascii", "replace").strip()
         if _SPENDER.fullmatch(text):
             return text
         log.warning("%s is malformed; choosing a new spender id", path)
@@ -133,7 +134,13 @@ class Ledger:
         # The key id is hex and the day digits and dashes: nothing to escape in the query.
         query = (f'max by (spender) (max_over_time({SERIES}{{key="{key_id}",day="{day}"}}'
                  f"[1d]))")
-        rows = parse_answer(await self._get(query))
+        body = await self._get(query)
+        try:
+            rows = parse_answer(body)
+        except LedgerError:
+            log.warning("The ledger's answer: %s", sanitize.text(body.decode("utf-8", "replace"),
+                                                                 500))
+            raise
         return sum(spent for spender, spent in rows.items() if spender != self.spender)
 
     async def _get(self, query: str) -> bytes:
