@@ -54,7 +54,7 @@ def test_every_series_carries_the_site() -> None:
     samples = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert len(samples) > 20
     assert all('site="london-office"' in line for line in samples), text
-    assert (f'assure_ping_key_spent{{day="{TODAY}",key="{KEY_ID}",site="london-office",'
+    assert (f'assure_ping_key_spent{{day="{TODAY}",key_id="{KEY_ID}",site="london-office",'
             'spender="feedfacefeedface",target="uk2"} 2.0') in text
     assert 'assure_ledger_spent{site="london-office",target="uk2"} 7.0' in text
     assert "site=" not in render(None)  # no --site: no label, the series as before
@@ -184,7 +184,7 @@ def test_the_cap_is_the_customer_budget_less_the_other_sites(tmp_path: Path) -> 
     assert (cap.daily, cap.customer) == (5, True)  # 20 - (9 + 6)
     assert cap.view == ledger.LedgerView(True, 18, 20)  # 15 others + 3 own
     assert budget.reserve(KEY_ID, 3, cap.daily) == 2  # own 3 + 2 = 5: 15 + 5 = 20
-    assert queries == [f'max by (spender) (max_over_time(assure_ping_key_spent{{key="{KEY_ID}"'
+    assert queries == [f'max by (spender) (max_over_time(assure_ping_key_spent{{key_id="{KEY_ID}"'
                        f',day="{TODAY}"}}[1d]))']
 
 

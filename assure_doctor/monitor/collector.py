@@ -43,8 +43,8 @@ _TARGET_FAMILIES = (
     ("assure_ping_budget_daily", _GAUGE, "The daily ping budget", ("target",)),
     # The ledger's input (summed by --ledger across sites) and its last decision.
     (SERIES, _GAUGE, "Key-carrying requests spent on `day` (UTC) with the key whose "
-     "fingerprint is `key`, by every monitor sharing this state directory (`spender`)",
-     ("target", "key", "day", "spender")),
+     "fingerprint is `key_id`, by every monitor sharing this state directory (`spender`)",
+     ("target", "key_id", "day", "spender")),
     ("assure_ledger_up", _GAUGE, "1 when the last ask of the --ledger Prometheus answered; 0: "
      "only this monitor's own --ping-budget limits its pings", ("target",)),
     ("assure_ledger_spent", _GAUGE, "Key-carrying requests spent today by every site with "

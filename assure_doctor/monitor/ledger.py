@@ -1,7 +1,7 @@
 """One customer's daily quota, shared by every site's monitor through Prometheus as the ledger.
 
 Each monitor exports what its state directory (its "spender") has spent today per key
-(`assure_ping_key_spent{key, day, spender}`). Before a ping, a monitor with `--ledger` asks
+(`assure_ping_key_spent{key_id, day, spender}`). Before a ping, a monitor with `--ledger` asks
 that Prometheus for every spender's spend of the same key today, and pings only while
 
     others (as the ledger sees them) + own spend (exact, from the local budget) + this ping
@@ -132,7 +132,7 @@ class Ledger:
     async def others_spent(self, key_id: str, day: str) -> int:
         """The sum, over every spender but this one, of its highest spend of the key today."""
         # The key id is hex and the day digits and dashes: nothing to escape in the query.
-        query = (f'max by (spender) (max_over_time({SERIES}{{key="{key_id}",day="{day}"}}'
+        query = (f'max by (spender) (max_over_time({SERIES}{{key_id="{key_id}",day="{day}"}}'
                  f"[1d]))")
         body = await self._get(query)
         try:
