@@ -222,6 +222,7 @@ def test_the_example_configs_are_valid(text: str, tmp_path: Path) -> None:
     path.write_text(re.sub(r'key_file = "[^"]+"', f'key_file = "{key}"', text))
     targets, settings = monitor_config.load_file(str(path), CheckOptions())
     assert [t.label for t in targets] == ["uk2-prod"] and targets[0].pings
+    assert fleet.site(settings["site"])  # read from the file, not dropped
     fleet.validate_settings(settings.get("site"), settings.get("ledger"),
                             settings.get("customer_budget"))
     uncommented = re.sub(r"^# (ledger|customer_budget)", r"\1", text, flags=re.MULTILINE)
