@@ -184,7 +184,7 @@ def test_the_cap_is_the_customer_budget_less_the_other_sites(tmp_path: Path) -> 
     assert (cap.daily, cap.customer) == (5, True)  # 20 - (9 + 6)
     assert cap.view == ledger.LedgerView(True, 18, 20)  # 15 others + 3 own
     assert budget.reserve(KEY_ID, 3, cap.daily) == 2  # own 3 + 2 = 5: 15 + 5 = 20
-    assert queries == [f'max by (spender) (max_over_time(assure_ping_key_spent{{key_id="{KEY_ID}"'
+    assert queries == [f'max by (spender) (last_over_time(assure_ping_key_spent{{key_id="{KEY_ID}"'
                        f',day="{TODAY}"}}[1d]))']
 
 
@@ -311,3 +311,35 @@ def test_an_unreachable_ledger_falls_back_to_the_own_budget(tmp_path: Path) -> N
             assert "today's ping budget (3) is spent" in log
         finally:
             monitor.stop()
+
+
+def test_a_stopped_site_stays_counted_all_day(tmp_path: Path) -> None:
+    """Site a spends 5 with --customer-budget 8 and stops; site b, started after, sees a's
+    spend in the ledger though a is no longer scraped, and spends exactly the 3 left."""
+    ports = [free_port(), free_port()]
+    server = LedgerPrometheus(ports, tmp_path)
+    try:
+        with Sandbox("healthy") as sandbox:
+            args = [arg if arg != str(CUSTOMER_BUDGET) else "8"
+                    for arg in site_args(sandbox, "a", server.url, 5)]
+            first = SiteMonitor(ports[0], args, tmp_path / "state-a")
+            try:
+                wait_for(lambda: sandbox.traffic.keyed >= 5, 20, "site a's five pings")
+                wait_for(lambda: server.query('assure_ping_key_spent{site="a"} == 5'), 10,
+                         "the ledger to see site a's five")
+            finally:
+                first.stop()
+            wait_for(lambda: not server.query('assure_ping_key_spent{site="a"}'), 10,
+                     "site a's series to go stale")
+            args = [arg if arg != "a" else "b" for arg in args]
+            args[args.index("--ping-budget") + 1] = "100"
+            second = SiteMonitor(ports[1], args, tmp_path / "state-b")
+            try:
+                wait_for(lambda: sandbox.traffic.keyed >= 8, 20, "site b's three pings")
+                time.sleep(3 * LAG)
+                assert sandbox.traffic.keyed == 8
+                assert "customer budget (8, all sites) is spent" in second.log.read_text()
+            finally:
+                second.stop()
+    finally:
+        server.stop()

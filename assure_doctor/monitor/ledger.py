@@ -130,9 +130,11 @@ class Ledger:
         return Cap(min(local_daily, customer), view, customer < local_daily)
 
     async def others_spent(self, key_id: str, day: str) -> int:
-        """The sum, over every spender but this one, of its highest spend of the key today."""
+        """The sum, over every spender but this one, of its latest spend of the key today:
+        last_over_time keeps a monitor that stopped (its series no longer scraped) counted
+        all day, and `max by (spender)` counts a spender once however often it is scraped."""
         # The key id is hex and the day digits and dashes: nothing to escape in the query.
-        query = (f'max by (spender) (max_over_time({SERIES}{{key_id="{key_id}",day="{day}"}}'
+        query = (f'max by (spender) (last_over_time({SERIES}{{key_id="{key_id}",day="{day}"}}'
                  f"[1d]))")
         body = await self._get(query)
         try:
