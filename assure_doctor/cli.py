@@ -210,6 +210,12 @@ def _monitor_config(args: argparse.Namespace
         except (TypeError, ValueError):
             raise InputError(f"{name} = {value!r}: not a valid {kind.__name__}") from None
 
+    def given(name: str) -> Any:
+        """The flag if given, else the config file's value, else None; MonitorConfig checks
+        it, types included (a TOML value can be anything)."""
+        value = getattr(args, name)
+        return settings.get(name) if value is None else value
+
     defaults = monitor_config
     config = monitor_config.MonitorConfig(
         targets=tuple(targets),
@@ -219,6 +225,9 @@ def _monitor_config(args: argparse.Namespace
         jitter=setting("jitter", defaults.DEFAULT_JITTER, float),
         state_dir=setting("state_dir", defaults.default_state_dir(), Path),
         allow_exhaustion=args.allow_budget_exhaustion,
+        site=given("site"),
+        ledger_url=given("ledger"),
+        customer_budget=given("customer_budget"),
     )
     return config, base, setting("listen", DEFAULT_LISTEN, str)
 
@@ -301,6 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "stop once today's budget is spent")
     group.add_argument("--sandbox", metavar="SCENARIO", nargs="?", const="healthy",
                        help="watch the simulated stack (default scenario: healthy)")
+    fleet = monitor.add_argument_group("fleet: many sites, one customer")
+    fleet.add_argument("--site", metavar="NAME",
+                       help="a `site` label on every series (this office or server)")
+    fleet.add_argument("--ledger", metavar="PROMETHEUS_URL",
+                       help="the Prometheus that scrapes every site's monitor: ask it for the "
+                       "customer's spend today before each ping")
+    fleet.add_argument("--customer-budget", type=int, metavar="N",
+                       help="key-carrying requests a day for every site together (with "
+                       "--ledger); --ping-budget stays this monitor's own cap")
     monitor.set_defaults(handler=_monitor)
 
     sandbox = commands.add_parser("sandbox", help="serve a simulated Assure stack on loopback")

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from assure_doctor import sanitize
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
-from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health
+from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health, with_site
 from assure_doctor.monitor.config import WatchedTarget
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.options import CheckOptions
@@ -41,10 +41,11 @@ class Busy(Exception):
 class Prober:
     """Runs keyless network checks on demand, within bounds."""
 
-    def __init__(self, targets: Callable[[], Sequence[WatchedTarget]], base: CheckOptions
-                 ) -> None:
+    def __init__(self, targets: Callable[[], Sequence[WatchedTarget]], base: CheckOptions,
+                 site: str | None = None) -> None:
         self.targets = targets
         self.base = base
+        self.site = site
         self._running = asyncio.Semaphore(MAX_RUNNING)
         self._waiting = 0
 
@@ -90,20 +91,21 @@ class Prober:
         snapshot = Snapshot(label, stages=stages, ran_at=dict.fromkeys(stages, now),
                             pings=False)
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(_ProbeCollector(snapshot, time.monotonic() - started))
+        registry.register(_ProbeCollector(snapshot, time.monotonic() - started, self.site))
         return generate_latest(registry)
 
 
 class _ProbeCollector(Collector):
     """The target's series as the monitor shows them, without the monitor's own health."""
 
-    def __init__(self, snapshot: Snapshot, seconds: float) -> None:
+    def __init__(self, snapshot: Snapshot, seconds: float, site: str | None = None) -> None:
         self.snapshot = snapshot
         self.seconds = seconds
+        self.site = site
 
     def collect(self) -> list[Metric]:
         families = [family for family in AssureCollector(lambda: [self.snapshot],
-                                                         Health()).collect()
+                                                         Health(), self.site).collect()
                     if not family.name.startswith("assure_monitor_")]
         for family in families:  # measured now, not cached
             family.documentation = family.documentation.removesuffix(CACHED_NOTE)
@@ -114,4 +116,4 @@ class _ProbeCollector(Collector):
         duration = GaugeMetricFamily("assure_probe_duration_seconds", "How long the probe "
                                      "took", labels=["target"])
         duration.add_metric([self.snapshot.label], self.seconds)
-        return [*families, success, duration]
+        return [*families, *with_site((success, duration), self.site)]

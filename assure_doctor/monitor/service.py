@@ -24,9 +24,10 @@ from assure_doctor import logs, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.monitor import signals
 from assure_doctor.monitor.budget import PingBudget
-from assure_doctor.monitor.collector import AssureCollector, Health, job_id
+from assure_doctor.monitor.collector import AssureCollector, Health, job_id, with_site
 from assure_doctor.monitor.config import MonitorConfig, WatchedTarget
 from assure_doctor.monitor.laststate import LastState
+from assure_doctor.monitor.ledger import fleet_ledger
 from assure_doctor.monitor.probe import Prober
 from assure_doctor.monitor.server import Exporter, Exposition
 from assure_doctor.monitor.watch import TargetWatch
@@ -51,8 +52,9 @@ class WebSettings:
 class ReloadState(Collector):
     """`assure_monitor_config_last_reload_successful` and its timestamp, per target."""
 
-    def __init__(self, labels: Callable[[], list[str]]) -> None:
+    def __init__(self, labels: Callable[[], list[str]], site: str | None = None) -> None:
         self.labels = labels
+        self.site = site
         self.successful = True
         self.at = time.time()
 
@@ -65,8 +67,7 @@ class ReloadState(Collector):
         for label in self.labels():
             ok.add_metric([label], 1.0 if self.successful else 0.0)
             at.add_metric([label], self.at)
-        yield ok
-        yield at
+        yield from with_site((ok, at), self.site)
 
 
 class Monitor:
@@ -79,15 +80,16 @@ class Monitor:
         self.reload_config = reload_config
         self.budget = PingBudget(config.state_dir)
         self.last = LastState(config.state_dir)
+        self.spender, self.ledger = fleet_ledger(config)
         self.watches = [self._watch(t) for t in config.targets]
         self.cycled: set[str] = set()  # targets whose network cycle has run since start
         self.health = Health()
-        self.reloads = ReloadState(lambda: [w.label for w in self.watches])
+        self.reloads = ReloadState(lambda: [w.label for w in self.watches], config.site)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(AssureCollector(lambda: [w.snapshot for w in self.watches],
-                                               self.health))
+                                               self.health, config.site, self.spender))
         self.registry.register(self.reloads)
-        self.prober = Prober(lambda: [w.watched for w in self.watches], base)
+        self.prober = Prober(lambda: [w.watched for w in self.watches], base, config.site)
         self.fd_limit = raise_fd_limit()
         exposition = Exposition(self.registry, self._version)
         self.exporter = None
@@ -101,7 +103,7 @@ class Monitor:
     def _watch(self, watched: WatchedTarget) -> TargetWatch:
         """A watch that shows its persisted last result at once, with when it really ran."""
         watch = TargetWatch(watched, self.budget, self.config.ping_interval,
-                            self.config.ping_budget)
+                            self.config.ping_budget, self.ledger)
         restored = self.last.load(watch.label)
         if restored is not None:
             stages, ran_at = restored
