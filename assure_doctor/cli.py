@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from assure_doctor import __version__, apikey, logs, proxyconfig
 from assure_doctor.errors import InputError
@@ -24,7 +24,12 @@ from assure_doctor.options import (
 )
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
+if TYPE_CHECKING:
+    from assure_doctor.monitor.config import MonitorConfig
+
 PROG = "assure-doctor"
+# Outside 9100-9999, which the Prometheus wiki's default port allocations has given out in full.
+DEFAULT_LISTEN = "127.0.0.1:10459"
 T = TypeVar("T")
 
 
@@ -161,43 +166,77 @@ def _tui(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from assure_doctor.monitor import service
+
+    with sandbox_as_target(args), contextlib.ExitStack() as cleanup:
+        if args.sandbox and args.state_dir is None:
+            # The sandbox's throwaway key must not touch the real budget and last results.
+            args.state_dir = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="assure-monitor-"))
+        config, base, listen = _monitor_config(args)
+        web_file = Path(args.web_config_file) if args.web_config_file else None
+        if args.check_config:
+            from assure_doctor.monitor.web import parse_listen
+            from assure_doctor.monitor.webconfig import WebConfigFile
+
+            parse_listen(listen)
+            WebConfigFile(web_file)
+            sys.stdout.write(f"{PROG}: the monitor's configuration is valid "
+                             f"({len(config.targets)} target(s))\n")
+            return 0
+        logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
+        reload = (lambda: _monitor_config(args)[0]) if args.config else None
+        return service.run(config, service.WebSettings(listen, web_file), base, reload)
+
+
+def _monitor_config(args: argparse.Namespace
+                    ) -> tuple[MonitorConfig, CheckOptions, str]:
+    """The monitor's configuration from the flags and --config (read again at each reload)."""
     from pathlib import Path
 
     from assure_doctor.monitor import config as monitor_config
-    from assure_doctor.monitor import service
 
-    with sandbox_as_target(args):
-        settings: dict[str, object] = {}
-        if args.config:
-            _, base, _ = inputs(args, interactive=True)
-            targets, settings = monitor_config.load_file(args.config, base)
-        else:
-            target, options, key = inputs(args)
-            assert target is not None
-            targets = [monitor_config.watched_target(target, options, key)]
+    settings: dict[str, object] = {}
+    if args.config:
+        _, base, _ = inputs(args, interactive=True)
+        targets, settings = monitor_config.load_file(args.config, base)
+    else:
+        target, base, key = inputs(args)
+        assert target is not None
+        targets = [monitor_config.watched_target(target, base, key)]
 
-        def setting(name: str, default: object, kind: Callable[[Any], T]) -> T:
-            """The flag if given, else the config file's value, else the default."""
-            value = getattr(args, name)
-            value = settings.get(name, default) if value is None else value
-            try:
-                return kind(value)
-            except (TypeError, ValueError):
-                raise InputError(f"{name} = {value!r}: not a valid {kind.__name__}") from None
+    def setting(name: str, default: object, kind: Callable[[Any], T]) -> T:
+        """The flag if given, else the config file's value, else the default."""
+        value = getattr(args, name)
+        value = settings.get(name, default) if value is None else value
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} = {value!r}: not a valid {kind.__name__}") from None
 
-        defaults = monitor_config
-        config = monitor_config.MonitorConfig(
-            targets=tuple(targets),
-            interval=setting("interval", defaults.DEFAULT_INTERVAL, float),
-            ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL, float),
-            ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET, int),
-            jitter=setting("jitter", defaults.DEFAULT_JITTER, float),
-            state_dir=setting("state_dir", defaults.default_state_dir(), Path),
-            allow_exhaustion=args.allow_budget_exhaustion,
-        )
-        listen = setting("listen", "127.0.0.1:9464", str)
-        logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
-        return service.run(config, listen)
+    def given(name: str) -> Any:
+        """The flag if given, else the config file's value, else None; MonitorConfig checks
+        it, types included (a TOML value can be anything)."""
+        value = getattr(args, name)
+        return settings.get(name) if value is None else value
+
+    defaults = monitor_config
+    config = monitor_config.MonitorConfig(
+        targets=tuple(targets),
+        interval=setting("interval", defaults.DEFAULT_INTERVAL, float),
+        ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL, float),
+        ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET, int),
+        jitter=setting("jitter", defaults.DEFAULT_JITTER, float),
+        state_dir=setting("state_dir", defaults.default_state_dir(), Path),
+        allow_exhaustion=args.allow_budget_exhaustion,
+        site=given("site"),
+        ledger_url=given("ledger"),
+        customer_budget=given("customer_budget"),
+    )
+    return config, base, setting("listen", DEFAULT_LISTEN, str)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -254,8 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.set_defaults(retry_pause=10.0)  # the guide's pause: the monitor is in no hurry
     group = monitor.add_argument_group("monitor")
     group.add_argument("--config", metavar="FILE", help="TOML file with [[targets]]")
-    group.add_argument("--listen", metavar="HOST:PORT",
-                       help="serve /metrics here (default 127.0.0.1:9464)")
+    group.add_argument("--web.listen-address", "--listen", dest="listen", metavar="HOST:PORT",
+                       help=f"serve /metrics here (default {DEFAULT_LISTEN})")
+    group.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                       help="exporter-toolkit web config: TLS and basic auth (re-read when "
+                       "it changes)")
+    group.add_argument("--check-config", action="store_true",
+                       help="validate every input and the config files, then exit (0 valid, "
+                       "2 not)")
     group.add_argument("--interval", type=_positive, metavar="SECONDS",
                        help="network stages (no key) every SECONDS (default 60)")
     group.add_argument("--ping-interval", type=_positive, metavar="SECONDS",
@@ -272,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "stop once today's budget is spent")
     group.add_argument("--sandbox", metavar="SCENARIO", nargs="?", const="healthy",
                        help="watch the simulated stack (default scenario: healthy)")
+    fleet = monitor.add_argument_group("fleet: many sites, one customer")
+    fleet.add_argument("--site", metavar="NAME",
+                       help="a `site` label on every series (this office or server)")
+    fleet.add_argument("--ledger", metavar="PROMETHEUS_URL",
+                       help="the Prometheus that scrapes every site's monitor: ask it for the "
+                       "customer's spend today before each ping")
+    fleet.add_argument("--customer-budget", type=int, metavar="N",
+                       help="key-carrying requests a day for every site together (with "
+                       "--ledger); --ping-budget stays this monitor's own cap")
     monitor.set_defaults(handler=_monitor)
 
     sandbox = commands.add_parser("sandbox", help="serve a simulated Assure stack on loopback")

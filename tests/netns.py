@@ -89,14 +89,19 @@ class Lab:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(process)
         for _ in range(100):
-            try:
-                sh(sys.executable, "-c", f"import socket; socket.create_connection("
-                   f"({address!r}, {port}), 0.2).close()", ns=ns)
+            if connects(ns, address, port):
                 return
-            except RuntimeError:
-                if process.poll() is not None:
-                    raise RuntimeError("the namespace's TLS server exited") from None
+            if process.poll() is not None:
+                raise RuntimeError("the namespace's TLS server exited")
         raise RuntimeError("the namespace's TLS server did not start")
+
+    def wait_reachable(self, ns: str, address: str, port: int) -> None:
+        """Until a TCP connect from `ns` gets through (routers' neighbour discovery done);
+        a SYN is small, so a lowered MTU does not stop it."""
+        for _ in range(50):
+            if connects(ns, address, port):
+                return
+        raise RuntimeError(f"{address} port {port} is not reachable from {ns}")
 
     def close(self) -> None:
         for process in self.processes:
@@ -104,6 +109,15 @@ class Lab:
             process.wait()
         for name in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def connects(ns: str, address: str, port: int) -> bool:
+    try:
+        sh(sys.executable, "-c", f"import socket; socket.create_connection("
+           f"({address!r}, {port}), 0.2).close()", ns=ns)
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextmanager

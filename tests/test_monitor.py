@@ -102,7 +102,9 @@ def test_every_dashboard_query_returns_data(
     dashboard = json.loads((ROOT / "grafana" / "assure-doctor-dashboard.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            expr = target["expr"].replace("$target", ".*")
+            expr = re.sub(r"\$\w+", ".*", target["expr"])
+            if "assure_ledger" in expr:
+                continue  # needs --ledger: tests/test_fleet.py checks these panels
             assert server.query(expr), f"panel {panel['title']!r}: {expr} returned no data"
     variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "target")
     metric = re.search(r"label_values\((\w+), target\)", variable["definition"])

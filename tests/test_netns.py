@@ -159,6 +159,7 @@ def test_ipv6_mtu_black_hole_is_told_apart_too(pem: tuple[Path, Path, Path]) -> 
         netns.sh("ip6tables", "-A", "OUTPUT", "-p", "icmpv6", "--icmpv6-type", "packet-too-big",
                  "-j", "DROP", ns=router)
         lab.tls_server(server, "fd00:ad:2::2", 443, pem[1], pem[2])
+        lab.wait_reachable(client, "fd00:ad:2::2", 443)
         stages = check(client, "https://[fd00:ad:2::2]/v1/ping", pem[0], timeout=2.0)
     tls = stages["tls"]
     assert tls["condition"] == "tls_handshake_failed", tls

@@ -16,31 +16,47 @@ from prometheus_client.registry import Collector
 
 from assure_doctor import __version__
 from assure_doctor.model import Status
+from assure_doctor.monitor.ledger import SERIES
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.probes.registry import OPTIONAL_STAGES
 
 _GAUGE, _COUNTER = GaugeMetricFamily, CounterMetricFamily
+# Scrapes are answered from the last cycle's results: running a check per scrape would spend
+# the customer's daily request quota (10,000 a day) at Prometheus' pace.
+CACHED_NOTE = ("; cached between cycles (network stages every --interval, the keyed ping every "
+           "--ping-interval), not measured at scrape time, to spare the API's daily quota")
 # name, kind, help, labels: the contract's series first, then ours.
 _TARGET_FAMILIES = (
-    ("assure_up", _GAUGE, "1 when the last full check passed", ("target",)),
+    ("assure_up", _GAUGE, "1 when the last full check passed" + CACHED_NOTE, ("target",)),
     ("assure_stage_success", _GAUGE, "1 when the stage passed in the last check, 0 when it "
-     "failed or was skipped", ("target", "stage")),
-    ("assure_stage_duration_seconds", _GAUGE, "How long each stage took in the last check",
-     ("target", "stage")),
+     "failed or was skipped" + CACHED_NOTE, ("target", "stage")),
+    ("assure_stage_duration_seconds", _GAUGE, "How long each stage took in the last check"
+     + CACHED_NOTE, ("target", "stage")),
     ("assure_tls_cert_not_after_timestamp_seconds", _GAUGE, "The certificate's expiry, as a "
-     "Unix time", ("target",)),
-    ("assure_clock_skew_seconds", _GAUGE, "Server time minus local time", ("target",)),
+     "Unix time" + CACHED_NOTE, ("target",)),
+    ("assure_clock_skew_seconds", _GAUGE, "Server time minus local time" + CACHED_NOTE,
+     ("target",)),
     ("assure_ping_requests", _COUNTER, "Key-carrying requests this monitor has spent, by HTTP "
      "status", ("target", "code")),
     ("assure_diagnosis_info", _GAUGE, "1 for the current failure's most likely cause; absent "
-     "while healthy", ("target", "stage", "condition", "cause")),
+     "while healthy" + CACHED_NOTE, ("target", "stage", "condition", "cause")),
     ("assure_stage_last_run_timestamp_seconds", _GAUGE, "When each stage last ran, as a Unix "
-     "time", ("target", "stage")),
-    ("assure_ping_status_code", _GAUGE, "HTTP status of the last ping (0: no response)",
-     ("target",)),
+     "time (after a restart: the persisted last result's own time)", ("target", "stage")),
+    ("assure_ping_status_code", _GAUGE, "HTTP status of the last ping (0: no response)"
+     + CACHED_NOTE, ("target",)),
     ("assure_ping_budget_spent", _GAUGE, "Key-carrying requests spent today (UTC) against the "
      "daily ping budget", ("target",)),
     ("assure_ping_budget_daily", _GAUGE, "The daily ping budget", ("target",)),
+    # The ledger's input (summed by --ledger across sites) and its last decision.
+    (SERIES, _GAUGE, "Key-carrying requests spent on `day` (UTC) with the key whose "
+     "fingerprint is `key_id`, by every monitor sharing this state directory (`spender`)",
+     ("target", "key_id", "day", "spender")),
+    ("assure_ledger_up", _GAUGE, "1 when the last ask of the --ledger Prometheus answered; 0: "
+     "only this monitor's own --ping-budget limits its pings", ("target",)),
+    ("assure_ledger_spent", _GAUGE, "Key-carrying requests spent today by every site with "
+     "this key: the ledger's count of the others plus this monitor's own (its own alone "
+     "while the ledger is down)", ("target",)),
+    ("assure_ledger_budget", _GAUGE, "The --customer-budget every site shares", ("target",)),
 )
 Families = dict[str, GaugeMetricFamily | CounterMetricFamily]
 
@@ -61,18 +77,26 @@ class Health:
 
 
 class AssureCollector(Collector):
-    """Yields the contract's metrics (and a few more) from immutable snapshots."""
+    """Yields the contract's metrics (and a few more) from immutable snapshots; with a
+    `site`, every sample carries it as a label."""
 
-    def __init__(self, snapshots: Callable[[], Iterable[Snapshot]], health: Health) -> None:
+    def __init__(self, snapshots: Callable[[], Iterable[Snapshot]], health: Health,
+                 site: str | None = None, spender: str = "") -> None:
         self.snapshots = snapshots
         self.health = health
+        self.site = site
+        self.spender = spender
 
     def collect(self) -> Iterator[Metric]:
+        return with_site(self._collect(), self.site)
+
+    def _collect(self) -> Iterator[Metric]:
         snapshots = list(self.snapshots())
         families: Families = {name: kind(name, text, labels=list(labels))
                               for name, kind, text, labels in _TARGET_FAMILIES}
         for snapshot in snapshots:
             _add_target(snapshot, families)
+            _add_ledger(snapshot, self.spender, families)
         yield from families.values()
         yield from self._own_health([snapshot.label for snapshot in snapshots])
 
@@ -96,6 +120,16 @@ class AssureCollector(Collector):
         yield errors
         yield missed
         yield build
+
+
+def with_site(metrics: Iterable[Metric], site: str | None) -> Iterator[Metric]:
+    """Every sample of `metrics` with a `site` label (--site); unchanged without one. Any
+    collector of the monitor's (and /probe) passes its metrics through this."""
+    for metric in metrics:
+        if site is not None:
+            metric.samples = [sample._replace(labels={**sample.labels, "site": site})
+                              for sample in metric.samples]
+        yield metric
 
 
 def _add_target(snap: Snapshot, families: Families) -> None:
@@ -133,3 +167,14 @@ def _add_target(snap: Snapshot, families: Families) -> None:
     if snap.pings:
         families["assure_ping_budget_spent"].add_metric([label], float(snap.budget_spent))
         families["assure_ping_budget_daily"].add_metric([label], float(snap.budget_daily))
+
+
+def _add_ledger(snap: Snapshot, spender: str, families: Families) -> None:
+    """What this monitor adds to the ledger, and what the ledger last told it."""
+    if snap.pings and snap.key_id and snap.budget_day and spender:
+        families[SERIES].add_metric([snap.label, snap.key_id, snap.budget_day, spender],
+                                    float(snap.budget_spent))
+    if snap.ledger is not None:
+        families["assure_ledger_up"].add_metric([snap.label], 1.0 if snap.ledger.up else 0.0)
+        families["assure_ledger_spent"].add_metric([snap.label], float(snap.ledger.spent))
+        families["assure_ledger_budget"].add_metric([snap.label], float(snap.ledger.budget))

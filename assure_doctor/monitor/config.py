@@ -13,6 +13,7 @@ from typing import Any
 from assure_doctor import apikey, proxyconfig
 from assure_doctor.apikey import ApiKey
 from assure_doctor.errors import InputError
+from assure_doctor.monitor import fleet
 from assure_doctor.options import CheckOptions
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
@@ -49,8 +50,13 @@ class MonitorConfig:
     state_dir: Path = field(default_factory=lambda: default_state_dir())
     # Accept a cadence the budget cannot sustain all day: pings stop once it is spent.
     allow_exhaustion: bool = False
+    # A `site` label on every series, and one customer budget shared through a ledger.
+    site: str | None = None
+    ledger_url: str | None = None
+    customer_budget: int | None = None
 
     def __post_init__(self) -> None:
+        fleet.validate_settings(self.site, self.ledger_url, self.customer_budget)
         if not self.interval > 0:
             raise InputError(f"--interval {self.interval:g}: must be more than 0 seconds")
         if not self.ping_interval > 0:
@@ -116,7 +122,8 @@ def load_file(path: str, base: CheckOptions) -> tuple[list[WatchedTarget], dict[
     return targets, data
 
 
-FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen"}
+FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen",
+                 *fleet.FILE_SETTINGS}
 
 
 _ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",

@@ -1,4 +1,5 @@
-"""The exporter's HTTP side: /metrics from memory, / a page linking to it.
+"""The exporter's HTTP side: /metrics from memory, the exporter conventions' /-/ paths, and
+/probe (blackbox_exporter's multi-target pattern).
 
 Rendering 50 targets' series takes milliseconds of Python, and a busy probe loop holds the
 GIL, so the exposition is rendered in the background whenever a snapshot changes (at most
@@ -8,34 +9,48 @@ latest bytes out: it never waits for a probe, nor for a rendering.
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import threading
-from collections.abc import Callable, Hashable, Iterable
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from assure_doctor import __version__, logs
+from assure_doctor import __version__, logs, sanitize
 from assure_doctor.errors import InputError
+from assure_doctor.monitor.probe import Busy
+from assure_doctor.monitor.web import MAX_CONNECTIONS, Request, Response, WebServer, text
+from assure_doctor.monitor.webconfig import WebConfigFile
 
 REFRESH = 1.0
 PAGE = """<!doctype html><html><head><title>assure-doctor monitor</title></head>
 <body><h1>assure-doctor monitor {version}</h1>
-<p>Watching the Evotix Assure Customer API. Prometheus scrapes <a href="/metrics">/metrics</a>.
-</p></body></html>
+<p>Watching the Evotix Assure Customer API. Prometheus scrapes <a href="/metrics">/metrics</a>;
+<a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>, <code>POST /-/reload</code>,
+<code>/probe?target=NAME_OR_URL</code> (the network stages, now, with no key).</p>
+</body></html>
 """
+PROBE_WAIT = 120.0  # the longest a /probe answer may take, whatever the target's timeouts
 log = logs.get("exporter")
+T = TypeVar("T")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT or :PORT (all interfaces)."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise InputError(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:9464")
-    return host or "0.0.0.0", int(port)
+class Backend(Protocol):
+    """What the web side asks of the monitor; the coroutines run on the monitor's loop."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def waiting_for(self) -> tuple[str, ...]:
+        """Targets whose first network cycle has not finished yet."""
+        ...
+
+    async def reload(self) -> str:
+        """Re-read --config; a one-line summary, or InputError saying why not."""
+        ...
+
+    async def probe(self, target: str) -> bytes:
+        """The network stages of one target, now, as an exposition; InputError: bad target."""
+        ...
 
 
 class Exposition:
@@ -77,56 +92,84 @@ class Exposition:
         self._thread.join(2)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
-        pass
-
-
 class Exporter:
-    """Serve /metrics and / on HOST:PORT in background threads."""
+    """The routes of the monitor's web interface, served by a `WebServer`."""
 
-    def __init__(self, exposition: Exposition, listen: str) -> None:
+    def __init__(self, exposition: Exposition, listen: str, backend: Backend | None = None,
+                 web_config: WebConfigFile | None = None,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        """Without a backend (benchmarks), only /metrics, /-/healthy and / are served."""
         self.exposition = exposition
-        host, port = parse_listen(listen)
-        server_class = _Server6 if ":" in host else _Server
-        try:
-            self.server = make_server(host, port, self._app, server_class, _QuietHandler)
-        except OSError as exc:
-            raise InputError(f"--listen {listen}: cannot listen ({exc.strerror})") from None
-        self.thread = threading.Thread(target=self.server.serve_forever, name="exporter",
-                                       daemon=True)
+        self.backend = backend
+        self.server = WebServer(listen, self._route, web_config or WebConfigFile(None),
+                                max_connections)
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def start(self) -> None:
         self.exposition.start()
-        self.thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.exposition.stop()
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]
-             ) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
+    async def _on_monitor(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        assert self.backend is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.backend.loop)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        finally:
+            future.cancel()
+
+    async def _route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if self.backend is None and path in ("/-/reload", "/-/ready", "/probe"):
+            return text(404, "not served by this exporter")
+        if path == "/-/reload":
+            if method != "POST":
+                return Response(405, b"use POST\n", headers=(("Allow", "POST"),))
+            try:
+                assert self.backend is not None
+                return text(200, await self._on_monitor(self.backend.reload(), 30))
+            except InputError as exc:
+                return text(500, f"reload failed, the running config is kept: {exc}")
+        if method not in ("GET", "HEAD"):
+            return Response(405, b"use GET\n", headers=(("Allow", "GET, HEAD"),))
         if path == "/metrics":
-            body = self.exposition.latest()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST),
-                                      ("Content-Length", str(len(body)))])
-            return [body]
+            return Response(200, self.exposition.latest(), CONTENT_TYPE_LATEST)
+        if path == "/probe":
+            return await self._probe(request)
+        if path == "/-/healthy":
+            return text(200, "Healthy")
+        if path == "/-/ready":
+            waiting = self.backend.waiting_for() if self.backend else ()
+            if waiting:
+                names = sanitize.text(", ".join(waiting), 200)
+                return text(503, f"Not ready: waiting for the first network cycle of {names}")
+            return text(200, "Ready")
         if path == "/":
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-            return [PAGE.format(version=__version__).encode()]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics\n"]
+            return Response(200, PAGE.format(version=__version__).encode(),
+                            "text/html; charset=utf-8")
+        return text(404, "not found: try /metrics")
+
+    async def _probe(self, request: Request) -> Response:
+        values = request.query.get("target", [])
+        if len(values) != 1 or not values[0]:
+            return text(400, "give exactly one target: /probe?target=NAME_OR_URL")
+        try:
+            assert self.backend is not None
+            body = await self._on_monitor(self.backend.probe(values[0]), PROBE_WAIT)
+        except InputError as exc:
+            return text(400, str(exc))
+        except Busy:
+            return text(429, "too many probes at once; try again shortly")
+        except TimeoutError:
+            return text(503, "the probe did not finish in time")
+        return Response(200, body, CONTENT_TYPE_LATEST)

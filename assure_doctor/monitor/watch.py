@@ -15,6 +15,7 @@ from assure_doctor.engine import run_check
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
+from assure_doctor.monitor.ledger import Ledger, LedgerView
 from assure_doctor.probes.registry import NETWORK_STAGES, OPTIONAL_STAGES
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 
@@ -34,6 +35,9 @@ class Snapshot:
     budget_spent: int = 0
     budget_daily: int = 0
     pings: bool = True
+    key_id: str = ""  # the key's fingerprint: what the ledger sums by
+    budget_day: str = ""  # the UTC day budget_spent belongs to
+    ledger: LedgerView | None = None
 
     @property
     def up(self) -> bool | None:
@@ -55,8 +59,9 @@ class TargetWatch:
     """Runs the two jobs for one target and keeps its latest snapshot."""
 
     def __init__(self, watched: WatchedTarget, budget: PingBudget, ping_interval: float,
-                 daily_budget: int) -> None:
+                 daily_budget: int, ledger: Ledger | None = None) -> None:
         self.watched = watched
+        self.ledger = ledger
         self.budget = budget
         self.ping_interval = ping_interval
         self.daily_budget = daily_budget
@@ -68,8 +73,9 @@ class TargetWatch:
         self._codes: Counter[str] = Counter()
         key_id = watched.key.fingerprint if watched.key else ""
         self.key_id = key_id
+        spent, day = self._spend()
         self.snapshot = Snapshot(watched.label, pings=watched.pings, budget_daily=daily_budget,
-                                 budget_spent=budget.spent(key_id) if key_id else 0)
+                                 budget_spent=spent, key_id=key_id, budget_day=day)
 
     @property
     def label(self) -> str:
@@ -96,14 +102,21 @@ class TargetWatch:
         if last is not None and now - last < interval * 0.98:  # jitter-sized slack
             return
         attempts = self.watched.options.attempts
-        granted = self.budget.reserve(self.key_id, attempts, self.daily_budget)
+        daily, spent_what = self.daily_budget, f"ping budget ({self.daily_budget})"
+        if self.ledger is not None:  # the other sites' spend, as the ledger sees it
+            cap = await self.ledger.cap(self.key_id, utc_day(now), daily,
+                                        self.budget.spent(self.key_id))
+            self.snapshot = replace(self.snapshot, ledger=cap.view)
+            if cap.customer:
+                daily, spent_what = cap.daily, f"customer budget ({cap.view.budget}, all sites)"
+        granted = self.budget.reserve(self.key_id, attempts, daily)
+        self._refresh_budget()  # the reservation shows in /metrics at once: other sites' ledger
         if granted == 0:
             today = utc_day(now)
             if self._spent_day != today:  # once a day, not at every tick
                 self._spent_day = today
-                log.warning("%s: today's ping budget (%d) is spent; no ping until 00:00 UTC",
-                            self.label, self.daily_budget)
-            self._refresh_budget()
+                log.warning("%s: today's %s is spent; no ping until 00:00 UTC", self.label,
+                            spent_what)
             return
         self.budget.record_ping(self.label, now)
         options = replace(self.watched.options, retries=granted - 1)
@@ -134,8 +147,19 @@ class TargetWatch:
         elif not ping.failed:
             self.backoff = 1
 
+    def _spend(self) -> tuple[int, str]:
+        """Today's spend of the key and the UTC day it belongs to, read together."""
+        if not self.key_id:
+            return 0, ""
+        while True:
+            day = utc_day(time.time())
+            spent = self.budget.spent(self.key_id)
+            if utc_day(time.time()) == day:  # not across midnight: the pair is consistent
+                return spent, day
+
     def _refresh_budget(self) -> None:
-        self.snapshot = replace(self.snapshot, budget_spent=self.budget.spent(self.key_id))
+        spent, day = self._spend()
+        self.snapshot = replace(self.snapshot, budget_spent=spent, budget_day=day)
         self.generation += 1
 
     def _publish(self, report: Report, names: tuple[str, ...]) -> None:
@@ -146,9 +170,10 @@ class TargetWatch:
             if stage.name in names:
                 stages[stage.name] = stage
                 ran_at[stage.name] = now
+        spent, day = self._spend()
         self.snapshot = replace(
             self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
-            budget_spent=self.budget.spent(self.key_id) if self.key_id else 0)
+            budget_spent=spent, budget_day=day)
         self.generation += 1
         diagnosis = self.snapshot.diagnosis
         if diagnosis is None:
