@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--ping-interval", type=float, default=0.5)
     parser.add_argument("--budget", type=int, default=150)
+    parser.add_argument("--log-file", help="keep the monitor's log here (default: discarded)")
     args = parser.parse_args()
 
     child = subprocess.Popen([sys.executable, "-c", SANDBOX], stdin=subprocess.PIPE,
@@ -97,7 +98,7 @@ def main() -> None:
     assert child.stdout is not None and child.stdin is not None
     where = json.loads(child.stdout.readline())
     with tempfile.TemporaryDirectory() as state:
-        log_file = Path(state) / "soak.log"
+        log_file = Path(args.log_file or Path(state) / "soak.log")
         logs.configure(logs.logging.CRITICAL, str(log_file))
         options = CheckOptions(timeout=5.0, retries=0, retry_pause=0.05,
                                resolvers=(parse_resolver(where["resolver"]),),
