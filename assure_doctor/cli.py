@@ -165,7 +165,7 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
         return
     from assure_doctor.sandbox.stack import Sandbox
 
-    if args.stack or args.url or getattr(args, "config", None):
+    if args.stack or args.url or getattr(args, "config", None) is not None:
         raise InputError("--sandbox: it is the target; give no --stack, --url or --config")
     with Sandbox(args.sandbox) as sandbox:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
@@ -179,11 +179,14 @@ def _tui(args: argparse.Namespace) -> int:
 
     from assure_doctor.tui.app import DoctorApp
 
+    export_dir = Path(args.export_dir)
+    if not args.export_dir.strip() or (export_dir.exists() and not export_dir.is_dir()):
+        raise InputError("--export-dir: give a directory")
     with sandbox_as_target(args):
         target, options, key = inputs(args, interactive=True)
         # Only the log file: lines on stderr would tear the screen.
         logs.configure(logging.CRITICAL + 10, args.log_file)
-        DoctorApp(target, options, key, export_dir=Path(args.export_dir),
+        DoctorApp(target, options, key, export_dir=export_dir,
                   watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
     return 0
 
@@ -196,7 +199,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
     with sandbox_as_target(args):
         settings: dict[str, object] = {}
-        if args.config:
+        if args.config is not None:
             _, base, _ = inputs(args, interactive=True)
             targets, settings = monitor_config.load_file(args.config, base)
         else:

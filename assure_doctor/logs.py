@@ -13,7 +13,7 @@ from io import TextIOWrapper
 from pathlib import Path
 
 from assure_doctor import localfile
-from assure_doctor.errors import InputError
+from assure_doctor.errors import InputError, shown
 from assure_doctor.redact import RedactingFilter
 
 LOGGER_NAME = "assure_doctor"
@@ -68,7 +68,8 @@ def configure(stderr_level: int = logging.WARNING, log_file: str | None = None) 
             Path(log_file).parent.mkdir(parents=True, exist_ok=True)
             file_handler = PrivateFileHandler(log_file, encoding="utf-8")
         except OSError as exc:
-            raise InputError(f"--log-file {log_file}: cannot open ({exc.strerror})") from None
+            raise InputError(f"--log-file {shown(log_file)}: cannot open ({exc.strerror})"
+                             ) from None
         file_handler.setLevel(logging.DEBUG)
         handlers.append(file_handler)
     for handler in handlers:

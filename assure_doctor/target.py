@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from assure_doctor.errors import TargetError
+from assure_doctor.errors import TargetError, shown
 
 STACK_DOMAIN = "sheassure.net"
 PING_PATH = "/v1/ping"
@@ -51,7 +51,8 @@ def from_stack(name: str, flag: str = "--stack") -> Target:
     """
     stack = name.strip().lower()
     if not _LABEL.match(stack):
-        raise TargetError(f"{flag} {name!r}: a stack name is one DNS label such as uk2, anz, na")
+        raise TargetError(f"{flag} {shown(name)}: a stack name is one DNS label such as uk2, "
+                          "anz, na")
     host = f"api.{stack}.{STACK_DOMAIN}"
     return Target(url=f"https://{host}{PING_PATH}", host=host, port=443, path=PING_PATH,
                   stack=stack)
@@ -63,18 +64,18 @@ def from_url(url: str, flag: str = "--url") -> Target:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise TargetError(f"{flag} {url!r}: {exc}") from None
+        raise TargetError(f"{flag} {shown(url)}: {exc}") from None
     if parts.scheme.lower() != "https":
-        raise TargetError(f"{flag} {url!r}: must be an https:// URL (the API is HTTPS only)")
+        raise TargetError(f"{flag} {shown(url)}: must be an https:// URL (the API is HTTPS only)")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
-        raise TargetError(f"{flag} {url!r}: has no host")
+        raise TargetError(f"{flag} {shown(url)}: has no host")
     if port == 0:
-        raise TargetError(f"{flag} {url!r}: port 0 is not a port")
+        raise TargetError(f"{flag} {shown(url)}: port 0 is not a port")
     if parts.username or parts.password:
-        raise TargetError(f"{flag} {url!r}: must not carry credentials")
+        raise TargetError(f"{flag} {shown(url)}: must not carry credentials")
     if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
-        raise TargetError(f"{flag} {url!r}: {host!r} is not a valid host name")
+        raise TargetError(f"{flag} {shown(url)}: {shown(host)} is not a valid host name")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
@@ -117,19 +118,19 @@ def parse_resolver(text: str, flag: str = "--resolver") -> ResolverAddress:
     if raw.startswith("["):
         host, sep, rest = raw[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise TargetError(f"{flag} {text!r}: write IPv6 as [ADDRESS]:PORT")
+            raise TargetError(f"{flag} {shown(text)}: write IPv6 as [ADDRESS]:PORT")
         port_text = rest[1:]
     elif raw.count(":") == 1:
         host, _, port_text = raw.partition(":")
     elif raw.count(":") > 1 and _ambiguous_ipv6(raw):
-        raise TargetError(f"{flag} {text!r}: write IPv6 as [ADDRESS]:PORT (or [ADDRESS] for "
+        raise TargetError(f"{flag} {shown(text)}: write IPv6 as [ADDRESS]:PORT (or [ADDRESS] for "
                           "port 53): the last group could be a port")
     if not _is_address(host):
-        raise TargetError(f"{flag} {text!r}: {host!r} is not an IP address")
+        raise TargetError(f"{flag} {shown(text)}: {shown(host)} is not an IP address")
     port = 53
     if port_text:
         if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-            raise TargetError(f"{flag} {text!r}: {port_text!r} is not a port number")
+            raise TargetError(f"{flag} {shown(text)}: {shown(port_text)} is not a port number")
         port = int(port_text)
     return ResolverAddress(str(ipaddress.ip_address(host)), port)
 

@@ -49,6 +49,7 @@ def one_line_exit_2(run: Run, *words: str) -> str:
     assert "Traceback" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
+    assert len(lines[0]) < 600 and "\x1b" not in lines[0], lines[0][:600]  # bounded, inert
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
@@ -89,6 +90,11 @@ def one_line_exit_2(run: Run, *words: str) -> str:
     (["monitor", "--config", "/"], ["--config", "directory"]),
     (["tui", *LOOPBACK, "--watch-interval", "inf"], ["--watch-interval"]),
     (["check", *LOOPBACK, "--log-file", ""], ["--log-file"]),
+    (["check", *LOOPBACK, "--log-file", "/"], ["--log-file"]),
+    (["monitor", "--config", ""], ["--config"]),
+    (["tui", *LOOPBACK, "--export-dir", "/etc/hostname"], ["--export-dir"]),
+    (["check", "--url", "https://" + "a" * 1_000_000], ["--url", "…"]),
+    (["check", "--url", "https://x\x1b]0;pwned\x07/"], ["--url", "\\x1b"]),
 ])
 def test_bad_flags(args: list[str], words: list[str], tmp_path: Path) -> None:
     one_line_exit_2(run_main(*args, env=clean_env(ASSURE_API_KEY=KEY)), *words)

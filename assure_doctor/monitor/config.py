@@ -21,7 +21,7 @@ from typing import Any
 from assure_doctor import apikey, localfile
 from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import Bound
-from assure_doctor.errors import InputError
+from assure_doctor.errors import InputError, shown
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
 from assure_doctor.options import CheckOptions, check_ca_bundle
 from assure_doctor.target import Target, parse_resolver, resolve_target
@@ -81,7 +81,7 @@ class MonitorConfig:
         labels = [t.label for t in self.targets]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise InputError(f"--config: target label {duplicates[0]!r} is used twice; give "
+            raise InputError(f"--config: target label {shown(duplicates[0])} is used twice; give "
                              "each target a distinct name")
         if not self.allow_exhaustion:
             self._refuse_overspending()
@@ -124,15 +124,15 @@ def state_directory(text: str | os.PathLike[str], name: str) -> Path:
     real = os.path.realpath(path)
     kernel = next((top for top in _NOT_STATE if real == top or real.startswith(top + "/")), None)
     if kernel is not None:
-        raise InputError(f"{name} {str(text)!r}: not a place for state (it is under {kernel})")
+        raise InputError(f"{name} {shown(text)}: not a place for state (it is under {kernel})")
     if path.exists() and not path.is_dir():
-        raise InputError(f"{name} {str(text)!r}: exists and is not a directory")
+        raise InputError(f"{name} {shown(text)}: exists and is not a directory")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{name} {str(text)!r}: cannot create it ({exc.strerror})") from None
+        raise InputError(f"{name} {shown(text)}: cannot create it ({exc.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{name} {str(text)!r}: not writable")
+        raise InputError(f"{name} {shown(text)}: not writable")
     return path
 
 
@@ -191,14 +191,14 @@ def _number(table: Mapping[str, Any], key: str, bound: Bound, here: str) -> Any:
     if value is not None:
         problem = bound.problem(value)
         if problem:
-            raise InputError(f"{here}: {key} = {value!r}: {problem}")
+            raise InputError(f"{here}: {key} = {_shown(value)}: {problem}")
     return value
 
 
 def load_file(path: str, base: CheckOptions) -> tuple[list[WatchedTarget], dict[str, Any]]:
     """Targets and settings from a TOML file; returns (targets, top-level settings), every
     value of the right type and range."""
-    where = f"--config {path}"
+    where = f"--config {shown(path)}"
     data = localfile.read_regular(path, CONFIG_LIMIT, "--config")
     try:
         document = tomllib.loads(data.decode("utf-8"))
@@ -270,7 +270,8 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
                     raise InputError(f"key_env = {_shown(key_env)}: not a variable name")
                 key = apikey.from_env(variable=key_env)
                 if key is None:
-                    raise InputError(f"key_env = {key_env!r}: the variable {key_env} is not set")
+                    raise InputError(f"key_env = {shown(key_env)}: the variable {key_env} is "
+                                     "not set")
             else:
                 key = apikey.from_env()
         return watched_target(target, options, key, name)
