@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from assure_doctor import localfile, redact
+from assure_doctor import localfile, redact, sanitize
 from assure_doctor.errors import ApiKeyError, InputError
 
 ENV_VAR = "ASSURE_API_KEY"
@@ -118,7 +118,7 @@ def from_file(path: str | os.PathLike[str], what: str = "--api-key-file") -> Api
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiKeyError(f"{what}: the key file is not UTF-8 text") from None
-    return ApiKey(validate(normalise(text), what), source=f"file {path}")
+    return ApiKey(validate(normalise(text), what), source=f"file {sanitize.text(path, 200)}")
 
 
 def from_env(environ: Mapping[str, str] | None = None, variable: str = ENV_VAR

@@ -23,6 +23,7 @@ FORMAT = (
 )
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 FOREIGN_LEVEL = logging.WARNING  # what other libraries may log: their debug is not ours
+_installed: list[logging.Handler] = []
 
 
 def get(name: str) -> logging.Logger:
@@ -50,10 +51,10 @@ def configure(stderr_level: int = logging.WARNING, log_file: str | None = None) 
     logging.raiseExceptions = False
     root = logging.getLogger()
     ours = logging.getLogger(LOGGER_NAME)
-    for logger in (root, ours):
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
+    while _installed:  # ours from an earlier call; other code's handlers are left alone
+        handler = _installed.pop()
+        root.removeHandler(handler)
+        handler.close()
     root.setLevel(FOREIGN_LEVEL)
     ours.setLevel(logging.DEBUG)
     ours.propagate = True
@@ -76,6 +77,7 @@ def configure(stderr_level: int = logging.WARNING, log_file: str | None = None) 
         handler.setFormatter(formatter())
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
+        _installed.append(handler)
     # Python's handler of last resort (used when no handler is configured) scrubs too.
     logging.lastResort = _last_resort()
 

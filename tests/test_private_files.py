@@ -24,7 +24,9 @@ def restore_logging() -> Iterator[None]:
     for logger in (root, ours):
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
-            handler.close()
+            if handler not in saved[0] + saved[2]:
+                handler.close()
+    logs._installed.clear()
     root.handlers[:], root.level = saved[0], saved[1]
     ours.handlers[:], ours.level, ours.propagate = saved[2], saved[3], saved[4]
     logging.lastResort, logging.raiseExceptions = saved[5], saved[6]
