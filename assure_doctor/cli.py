@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs, sanitize
+from assure_doctor import __version__, apikey, logs
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.config import BOUNDS as MONITOR_BOUNDS
 from assure_doctor.options import (
@@ -54,15 +55,23 @@ class _Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"unknown choice (choose from {choices})")
 
 
+_OPTION_NAME = re.compile(r"^(--[a-z][a-z0-9.-]{1,29}|-[A-Za-z0-9])$")
+
+
 def _unrecognised(extras: list[str]) -> str:
-    """Name unknown options, not values: `--api-key=SECRET` shows as `--api-key`."""
-    options = [arg.partition("=")[0] for arg in extras if arg.startswith("-") and len(arg) > 1]
+    """Name unknown options, not values: `--api-key=SECRET` shows as `--api-key`, `-kSECRET`
+    as `-k`; anything that does not look like an option name is only counted."""
+    options = []
+    for arg in extras:
+        name = arg.partition("=")[0] if arg.startswith("--") else arg[:2]
+        if arg.startswith("-") and _OPTION_NAME.match(name):
+            options.append(name)
     others = len(extras) - len(options)
     parts = []
     if options:
-        parts.append(f"unknown option {sanitize.text(', '.join(dict.fromkeys(options)), 80)}")
+        parts.append(f"unknown option {', '.join(dict.fromkeys(options))}")
     if others:
-        parts.append(f"{others} unexpected value{'s' if others > 1 else ''} (not shown)")
+        parts.append(f"{others} unexpected argument{'s' if others > 1 else ''} (not shown)")
     hint = ""
     if any("key" in option.lower() for option in options):
         hint = (f"; the API key is never taken on the command line: use ${apikey.ENV_VAR} or "

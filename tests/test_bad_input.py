@@ -201,6 +201,7 @@ def key_file_with(tmp_path: Path, text: str) -> str:
 
 @pytest.mark.parametrize("place", [
     "--api-key VALUE", "--api-key=VALUE", "--apikey VALUE", "--key VALUE", "-k VALUE",
+    "-kVALUE", "--VALUE", "-VALUE", "--x-api-key=VALUE",
     "--api-key-f VALUE", "--api-key-file VALUE", "--api-key-file=VALUE", "VALUE",
     "check VALUE", "check --timeout VALUE", "check --retries VALUE",
     "monitor --ping-budget VALUE", "monitor --config VALUE", "check --ca-bundle VALUE",
