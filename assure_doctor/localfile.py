@@ -20,6 +20,7 @@ from assure_doctor.errors import InputError
 KIB = 1024
 MIB = 1024 * KIB
 PRIVATE = 0o600
+KERNEL_TREES = ("/proc", "/sys")
 # O_NONBLOCK: opening a FIFO for reading must not wait for a writer; O_NOCTTY: a terminal
 # device must not become our controlling terminal. Neither exists on Windows.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
@@ -44,6 +45,8 @@ def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{what}: not a regular file ({_kind(info.st_mode)})")
+        if _kernel_file(path):  # /proc and /sys files look regular, but some block for ever
+            raise InputError(f"{what}: not a regular file (a kernel file)")
         if info.st_size > limit:
             raise InputError(f"{what}: larger than {_size(limit)}; is it the right file?")
         chunks: list[bytes] = []
@@ -61,6 +64,11 @@ def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
         raise InputError(f"{what}: cannot read ({exc.strerror or 'error'})") from None
     finally:
         os.close(fd)
+
+
+def _kernel_file(path: str | os.PathLike[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == top or real.startswith(top + "/") for top in KERNEL_TREES)
 
 
 def require_regular(path: str | os.PathLike[str], limit: int, what: str) -> None:
@@ -107,9 +115,12 @@ def _sync_folder(folder: Path) -> None:
 def open_private(path: str | os.PathLike[str]) -> TextIOWrapper:
     """Open `path` for appending UTF-8 text, created 0600; an existing file we own is
     tightened to 0600."""
+    # O_NONBLOCK: a FIFO without a reader is refused at once (ENXIO) instead of hanging.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOCTTY", 0)
-                 | getattr(os, "O_BINARY", 0), PRIVATE)
+                 | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0), PRIVATE)
     try:
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
         info = os.fstat(fd)
         if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and hasattr(os, "fchmod"):
             with contextlib.suppress(OSError):  # not ours to change: leave it as it is

@@ -85,6 +85,8 @@ def one_line_exit_2(run: Run, *words: str) -> str:
     (["check", *LOOPBACK, "--max-skew", "-inf"], ["--max-skew"]),
     (["check", *LOOPBACK, "--api-key-file", "/dev/zero"], ["--api-key-file", "regular file"]),
     (["check", *LOOPBACK, "--api-key-file", "/"], ["--api-key-file", "directory"]),
+    (["check", *LOOPBACK, "--api-key-file", "/proc/self/status"], ["--api-key-file", "kernel"]),
+    (["monitor", "--config", "/sys/kernel/mm/transparent_hugepage/enabled"], ["--config"]),
     (["check", *LOOPBACK, "--no-ping", "--ca-bundle", "/dev/zero"], ["--ca-bundle", "regular"]),
     (["monitor", "--config", "/dev/zero"], ["--config", "regular file"]),
     (["monitor", "--config", "/"], ["--config", "directory"]),
@@ -110,13 +112,14 @@ def test_bad_flags_in_a_real_process(args: list[str]) -> None:
     assert KEY not in run.stderr
 
 
-def test_a_pipe_as_key_file_does_not_hang(tmp_path: Path) -> None:
+def test_a_pipe_as_key_file_config_or_log_does_not_hang(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    for args in (["check", *LOOPBACK, "--api-key-file", str(fifo)],
-                 ["monitor", "--config", str(fifo)]):
+    for args, words in ((["check", *LOOPBACK, "--api-key-file", str(fifo)], "pipe"),
+                        (["monitor", "--config", str(fifo)], "pipe"),
+                        (["check", *LOOPBACK, "--no-ping", "--log-file", str(fifo)], "--log-file")):
         run = run_main(*args)
-        one_line_exit_2(run, "pipe")
+        one_line_exit_2(run, words)
         assert run.seconds < 10
 
 
@@ -170,6 +173,7 @@ GOOD = f'[[targets]]\nurl = "{URL}"\nno_ping = true\n'
      ["key_env", "ASSURE_DOCTOR_TEST_UNSET is not set"]),
     ('[[targets]]\nurl = "' + URL + '"\nkey_env = "NOT A NAME"\n', ["key_env", "variable name"]),
     ("targets = 5\n", ["[[targets]]"]),
+    (f"{GOOD}x = {'[' * 50_000}\n", ["nested too deeply"]),
     ("[[targets]]\n", ["#1", "no target"]),
 ])
 def test_bad_toml(text: str, words: list[str], tmp_path: Path) -> None:

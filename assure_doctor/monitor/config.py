@@ -206,6 +206,8 @@ def load_file(path: str, base: CheckOptions) -> tuple[list[WatchedTarget], dict[
         raise InputError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise InputError(f"{where}: nested too deeply") from None
     entries = document.pop("targets", None)
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{where}: needs at least one [[targets]] table")
