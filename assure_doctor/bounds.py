@@ -31,7 +31,7 @@ class Bound:
     def problem(self, value: float) -> str | None:
         """Why `value` is out of bounds, or None."""
         if not math.isfinite(value):
-            return f"must be a finite number: {self.describe()}"
+            return f"must be finite ({self.describe()})"
         if self.integer and value != int(value):
             return f"must be {self.describe()}"
         too_low = value <= self.low if self.low_open else value < self.low
