@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -31,16 +32,30 @@ def run_main(*args: str, env: dict[str, str] | None = None) -> Run:
     os.environ.clear()
     os.environ.update(env if env is not None else clean_env())
     start = time.monotonic()
+    codes: list[int] = []
+    escaped: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            codes.append(cli.main(list(args)))
+        except SystemExit as exc:  # argparse's usage errors
+            codes.append(int(exc.code or 0))
+        except BaseException as exc:  # a traceback the user would see: fail with it
+            escaped.append(exc)
+
+    # In a thread, so that input wrongly accepted (a monitor that starts) fails, not hangs.
+    worker = threading.Thread(target=run, daemon=True)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli.main(list(args))
-            except SystemExit as exc:  # argparse's usage errors
-                code = int(exc.code or 0)
+            worker.start()
+            worker.join(20)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return Run(code, out.getvalue(), err.getvalue(), time.monotonic() - start)
+    if escaped:
+        raise escaped[0]
+    assert codes, f"still running after 20 s: the input was accepted ({err.getvalue()[-300:]})"
+    return Run(codes[0], out.getvalue(), err.getvalue(), time.monotonic() - start)
 
 
 def one_line_exit_2(run: Run, *words: str) -> str:
