@@ -40,6 +40,7 @@ async def settle(pilot: Pilot[None]) -> None:
     """Wait for the check's worker, then for the screen to catch up."""
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    await pilot.pause()  # the table's column widths are updated on the next idle
 
 
 def drive(app: DoctorApp, steps: Callable[[Pilot[None]], Awaitable[None]]) -> None:

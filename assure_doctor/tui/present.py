@@ -84,6 +84,7 @@ _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<=:)\d{2,5}\b|(?<=port )\d{2,5}\b"), "PORT"),
     (re.compile(r"[-+]?\d+(?:\.\d+)? (ms|s|days|h|min)\b"), r"N \1"),
     (re.compile(r"\(\d+ days\)"), "(N days)"),
+    (re.compile(r"ends …\S{4}\)"), "ends …XXXX)"),
     (re.compile(r"\b[0-9a-f]{16,64}\b"), "HEX"),
     (re.compile(r"\b(pid|tid)=\d+"), r"\1=N"),
 )
