@@ -246,8 +246,8 @@ class DoctorApp(App[None]):
     def _refresh_header(self) -> None:
         target = self.target
         dns, tcp = self.results["dns"], self.results["tcp"]
-        address = (words.value(dns.evidence.get("addresses", []), 200) if dns
-                   else "not resolved yet")
+        address = ((words.value(dns.evidence.get("addresses", []), 200) or "none found")
+                   if dns else "not resolved yet")
         if tcp is not None and tcp.evidence.get("address"):
             address += f" (using {words.outside(tcp.evidence['address'], 60)})"
         resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
