@@ -344,3 +344,22 @@ def test_snapshot_http_401_opens_on_the_diagnosis(sandbox_factory: SandboxFactor
                                                   snap_compare: Callable[..., bool]) -> None:
     app = make_app(sandbox_factory("http-401"), stable=True)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_a_new_check_cancels_the_running_one(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory("http-slow")
+    app = make_app(sandbox)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(100):
+                if app.states["ping"] == "running" and sandbox.traffic.keyed:
+                    break
+                await asyncio.sleep(0.05)
+            assert sandbox.traffic.keyed == 1
+            await pilot.press("r")  # the first ping's retries must not be sent
+            await settle(pilot)
+            assert app.states["ping"] == "fail"
+
+    asyncio.run(main())
+    assert sandbox.traffic.keyed == 1 + 3  # the cancelled check's one, then the new three

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -57,8 +61,8 @@ class _PaneHandler(logging.Handler):
             return
         if self.app.ui_thread == threading.get_ident():
             self.app.write_log(line)
-        else:  # a record from another thread must reach the UI through its loop
-            self.app.call_from_thread(self.app.write_log, line)
+        else:  # from the check's thread: through the UI's loop, without waiting for it
+            self.app.ui_loop.call_soon_threadsafe(self.app.write_log, line)
 
 
 class DoctorApp(App[None]):
@@ -113,6 +117,8 @@ class DoctorApp(App[None]):
         self.watching = False
         self._frame = 0
         self.ui_thread = 0  # the thread the app runs in: known on mount
+        self.generation = 0  # of the latest check; results of older ones are dropped
+        self._stop_check: Callable[[], object] = lambda: None
         self._handler = _PaneHandler(self)
         self._watch_timer: Timer | None = None
 
@@ -130,6 +136,7 @@ class DoctorApp(App[None]):
 
     def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
+        self.ui_loop = asyncio.get_running_loop()
         # Held, not queried: while a modal screen is up, queries search the modal.
         self.table = table = self.query_one("#pipeline", DataTable)
         self.detail_view = self.query_one("#detail", Static)
@@ -152,18 +159,58 @@ class DoctorApp(App[None]):
         self._refresh_header()
         if self.target is None:
             self.action_edit_target()
-        else:
-            self.start_check()
+        else:  # after the first paint: its work would slow the first stages down
+            self.call_after_refresh(self.start_check)
 
     def on_unmount(self) -> None:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
 
     # --- running -------------------------------------------------------------------------
     def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
+        """Run a check in a thread with its own event loop, so that painting the screen is
+        never timed as a stage; results come back to the UI's loop in order."""
         if self.target is None:
             return
-        self.run_worker(self._check(start_at, network_only), exclusive=True, group="check",
-                        exit_on_error=False)
+        with contextlib.suppress(RuntimeError):  # its loop may have just closed
+            self._stop_check()  # a thread cannot be cancelled: its check can
+        self.generation += 1
+        for name in STAGES[STAGES.index(start_at):]:
+            self._show(name, "pending", None)
+        options = replace(self.options, no_ping=True) if network_only else self.options
+        resume = self.report if start_at != "dns" else None
+        run = partial(self._check, self.generation, self.target, options, resume, start_at,
+                      network_only)
+        self.run_worker(run, exclusive=True, group="check", thread=True, exit_on_error=False)
+
+    def _check(self, generation: int, target: Target, options: CheckOptions,
+               resume: Report | None, start_at: str, network_only: bool) -> None:
+        """The worker thread: one check; every result is posted to the UI, never waited on."""
+
+        def on_stage(name: str, result: StageResult | None) -> None:
+            self._post(generation, self._on_stage, name, result)
+
+        async def check() -> Report:
+            task, loop = asyncio.current_task(), asyncio.get_running_loop()
+            assert task is not None
+            self._stop_check = partial(loop.call_soon_threadsafe, task.cancel)
+            return await run_check(target, options, self.key, on_stage=on_stage,
+                                   resume=resume, start_at=start_at)
+
+        try:
+            report = asyncio.run(check())
+        except asyncio.CancelledError:  # a newer check replaced this one
+            return
+        report = replace(report, key_info=KeyInfo.of(self.key, options.no_ping))
+        self._post(generation, self._finish, report, network_only)
+
+    def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:
+        """Run `call` on the UI's loop, unless a newer check has started since."""
+
+        def current() -> None:
+            if generation == self.generation:
+                call(*args)
+
+        self.ui_loop.call_soon_threadsafe(current)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A check that raised: one line in the log and a notice, never a traceback."""
@@ -185,15 +232,7 @@ class DoctorApp(App[None]):
             self._exception_event.set()
         self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
 
-    async def _check(self, start_at: str, network_only: bool) -> None:
-        assert self.target is not None
-        for name in STAGES[STAGES.index(start_at):]:
-            self._show(name, "pending", None)
-        options = replace(self.options, no_ping=True) if network_only else self.options
-        report = await run_check(self.target, options, self.key, on_stage=self._on_stage,
-                                 resume=self.report if start_at != "dns" else None,
-                                 start_at=start_at)
-        report = replace(report, key_info=KeyInfo.of(self.key, options.no_ping))
+    def _finish(self, report: Report, network_only: bool) -> None:
         ping = report.stage("ping")
         if ping is not None and ping.evidence.get("attempts"):
             self.pings_spent += int(ping.evidence["attempts"])
