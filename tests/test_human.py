@@ -103,3 +103,31 @@ def test_a_stray_flag_points_to_the_command_help() -> None:
     run = run_cli("check", "--stak", "uk2")
     assert run.returncode == 2
     assert "see assure-doctor check --help" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_environment_names_proxy_trust_chain_and_only_allowed_headers() -> None:
+    from assure_doctor import redact
+    from assure_doctor.render import environment
+
+    redact.register("proxy-secret-pw")
+    proxy = _stage("proxy", Status.PASS, "tunnel open",
+                   evidence={"proxy": "http://alice:****@10.0.0.8:3128", "source": "HTTPS_PROXY"})
+    tls = _stage("tls", Status.PASS, evidence={
+        "subject": "CN=api", "sha256": "ab" * 32,
+        "trust": {"certifi": False, "system": True, "ca_bundle": None},
+        "chain": [{"subject": "CN=api", "issuer": "CN=Zscaler Root"}]})
+    tcp = _stage("tcp", Status.PASS, evidence={"attempts": [
+        {"address": "10.0.0.8", "outcome": "connected"},
+        {"address": "fd00::8", "outcome": "timeout", "error": "timed out"}]})
+    ping = _stage("ping", Status.PASS, evidence={"headers": [
+        ["Server", "nginx"], ["Set-Cookie", "s=1"], ["X-Echo", "proxy-secret-pw"],
+        ["Date", "Mon, 01 Jan 2026 00:00:00 GMT"]]})
+    rows = dict(environment.facts(_report(proxy, tcp, tls, ping), None))
+    assert rows["proxy"] == "http://alice:****@10.0.0.8:3128 (from HTTPS_PROXY)"
+    assert rows["trust"] == "certifi did not verify, system verified, ca_bundle not used"
+    assert rows["chain certificate 1"] == "subject CN=api, issuer CN=Zscaler Root"
+    assert rows["addresses tried (IPv4)"] == "10.0.0.8 connected"
+    assert rows["addresses tried (IPv6)"] == "fd00::8 timeout (timed out)"
+    headers = {label for label in rows if label.startswith("header ")}
+    assert headers == {"header server", "header date"}
+    assert "proxy-secret-pw" not in repr(rows)

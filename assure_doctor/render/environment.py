@@ -46,6 +46,10 @@ def facts(report: Report, options: CheckOptions | None) -> list[tuple[str, str]]
     evidence = tls.evidence if tls else {}
     rows += [(f"certificate {label}", words.value(evidence[key], 500))
              for key, label in _CERT_FIELDS if evidence.get(key) not in (None, "", [])]
+    chain = evidence.get("chain")
+    if isinstance(chain, list):  # the chain as presented, when the tls stage records it
+        rows += [(f"chain certificate {number}", words.value(certificate, 800))
+                 for number, certificate in enumerate(chain[:10], 1)]
     rows += _addresses(report)
     rows += [(f"header {name}", value) for name, value in headers(report)]
     return rows
