@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import replace
+from pathlib import Path
 
 from assure_doctor.model import Cause, KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
@@ -131,3 +132,16 @@ def test_the_environment_names_proxy_trust_chain_and_only_allowed_headers() -> N
     headers = {label for label in rows if label.startswith("header ")}
     assert headers == {"header server", "header date"}
     assert "proxy-secret-pw" not in repr(rows)
+
+
+def test_a_hostile_server_reaches_the_human_report_only_as_escaped_text(tmp_path: Path) -> None:
+    from tests.hostile import MARKUP, PLANTED, Hostile
+
+    with Hostile(PLANTED, tmp_path) as server:
+        run = run_cli("check", "--url", f"https://127.0.0.1:{server.port}/v1/ping",
+                      "--ca-bundle", str(server.ca_bundle), "--timeout", "1.5", "--retries",
+                      "0", env=clean_env(ASSURE_API_KEY=PLANTED))
+    assert run.returncode == 1 and "[http_redirect]" in run.stdout
+    for text in (run.stdout, run.stderr):
+        assert PLANTED not in text and "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;owned\\x07" in run.stdout and MARKUP in run.stdout
