@@ -363,3 +363,21 @@ def test_a_new_check_cancels_the_running_one(sandbox_factory: SandboxFactory) ->
 
     asyncio.run(main())
     assert sandbox.traffic.keyed == 1 + 3  # the cancelled check's one, then the new three
+
+
+def test_quitting_does_not_wait_for_a_running_check(sandbox_factory: SandboxFactory) -> None:
+    import time
+
+    sandbox = sandbox_factory("http-slow")
+    app = make_app(sandbox)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            while not sandbox.traffic.keyed:
+                await asyncio.sleep(0.05)
+            await pilot.press("q")
+
+    start = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - start < 3.5  # not the 3 x 1.5 s the ping's attempts would take
+    assert sandbox.traffic.keyed == 1

@@ -164,6 +164,8 @@ class DoctorApp(App[None]):
 
     def on_unmount(self) -> None:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
+        with contextlib.suppress(RuntimeError):
+            self._stop_check()  # quitting does not wait for a running check's timeouts
 
     # --- running -------------------------------------------------------------------------
     def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
@@ -210,7 +212,8 @@ class DoctorApp(App[None]):
             if generation == self.generation:
                 call(*args)
 
-        self.ui_loop.call_soon_threadsafe(current)
+        with contextlib.suppress(RuntimeError):  # the app has closed: nobody to tell
+            self.ui_loop.call_soon_threadsafe(current)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A check that raised: one line in the log and a notice, never a traceback."""
