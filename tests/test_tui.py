@@ -37,10 +37,18 @@ def make_app(sandbox: Sandbox, tmp_path: Path | None = None, **extra: object) ->
 
 
 async def settle(pilot: Pilot[None]) -> None:
-    """Wait for the check's worker, then for the screen to catch up."""
-    await pilot.app.workers.wait_for_complete()
+    """Wait until the latest check has ended and its results are shown."""
+    app = pilot.app
+    assert isinstance(app, DoctorApp)
+    for _ in range(600):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if app.target is None or (app.generation and app.finished == app.generation):
+            break
+        await asyncio.sleep(0.05)
+    # The table measures column widths when idle; the app re-lays it out 50 ms after an update.
+    await pilot.pause(0.1)
     await pilot.pause()
-    await pilot.pause()  # the table's column widths are updated on the next idle
 
 
 def drive(app: DoctorApp, steps: Callable[[Pilot[None]], Awaitable[None]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -62,7 +63,8 @@ class _PaneHandler(logging.Handler):
         if self.app.ui_thread == threading.get_ident():
             self.app.write_log(line)
         else:  # from the check's thread: through the UI's loop, without waiting for it
-            self.app.ui_loop.call_soon_threadsafe(self.app.write_log, line)
+            self.app.ui_loop.call_soon_threadsafe(self.app.write_log, line,
+                                                  context=self.app.ui_context)
 
 
 class DoctorApp(App[None]):
@@ -118,6 +120,7 @@ class DoctorApp(App[None]):
         self._frame = 0
         self.ui_thread = 0  # the thread the app runs in: known on mount
         self.generation = 0  # of the latest check; results of older ones are dropped
+        self.finished = 0  # the generation of the last check that ended (or failed)
         self._stop_check: Callable[[], object] = lambda: None
         self._handler = _PaneHandler(self)
         self._watch_timer: Timer | None = None
@@ -137,6 +140,9 @@ class DoctorApp(App[None]):
     def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
         self.ui_loop = asyncio.get_running_loop()
+        # Textual finds its app through context variables: calls from the check's thread
+        # run in the UI's context.
+        self.ui_context = contextvars.copy_context()
         # Held, not queried: while a modal screen is up, queries search the modal.
         self.table = table = self.query_one("#pipeline", DataTable)
         self.detail_view = self.query_one("#detail", Static)
@@ -213,13 +219,14 @@ class DoctorApp(App[None]):
                 call(*args)
 
         with contextlib.suppress(RuntimeError):  # the app has closed: nobody to tell
-            self.ui_loop.call_soon_threadsafe(current)
+            self.ui_loop.call_soon_threadsafe(current, context=self.ui_context)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A check that raised: one line in the log and a notice, never a traceback."""
         if event.state is not WorkerState.ERROR or event.worker.error is None:
             return
         line = crash_line(event.worker.error)
+        self.finished = self.generation
         for name, state in self.states.items():
             if state == "running":
                 self._show(name, "pending", None)
@@ -245,6 +252,7 @@ class DoctorApp(App[None]):
             # The watch skipped the ping to spare the quota: show the last real one.
             self._show("ping", self.last_ping.status.value, self.last_ping)
         self.report = report
+        self.finished = self.generation
         self._refresh_header()
 
     def _on_stage(self, name: str, result: StageResult | None) -> None:
@@ -261,12 +269,19 @@ class DoctorApp(App[None]):
         table.update_cell(name, "time", self.shown(present.duration_cell(result)))
         summary = words.outside(result.summary, 300) if result else ""
         table.update_cell(name, "summary", Text(self.shown(summary)), update_width=True)
+        # The table measures new widths only when its queue goes idle, and its own width
+        # follows them only with a new layout: ask for one a moment later, or a summary may
+        # stay cut at the old width until the next key press.
+        self.set_timer(0.05, self._relayout_table)
         if result is not None and result.status is Status.FAIL and self.follow:
             first = next(n for n in STAGES if self.states[n] == "fail")
             if first != self.selected:
                 self.select(first)
         if name == self.selected:
             self._refresh_detail()
+
+    def _relayout_table(self) -> None:
+        self.table.refresh(layout=True)
 
     def select(self, name: str) -> None:
         """Move the cursor to a stage on the user's behalf (not counted as the user moving)."""
