@@ -269,10 +269,10 @@ class DoctorApp(App[None]):
         table.update_cell(name, "time", self.shown(present.duration_cell(result)))
         summary = words.outside(result.summary, 300) if result else ""
         table.update_cell(name, "summary", Text(self.shown(summary)), update_width=True)
-        # The table measures new widths only when its queue goes idle, and its own width
-        # follows them only with a new layout: ask for one a moment later, or a summary may
-        # stay cut at the old width until the next key press.
-        self.set_timer(0.05, self._relayout_table)
+        # The table measures new widths when its queue goes idle, but keeps the rows it
+        # rendered before that: touch a cell a moment later, so that they are rendered again
+        # (or a summary stays cut at the old width until the next key press).
+        self.set_timer(0.05, self._touch_table)
         if result is not None and result.status is Status.FAIL and self.follow:
             first = next(n for n in STAGES if self.states[n] == "fail")
             if first != self.selected:
@@ -280,8 +280,8 @@ class DoctorApp(App[None]):
         if name == self.selected:
             self._refresh_detail()
 
-    def _relayout_table(self) -> None:
-        self.table.refresh(layout=True)
+    def _touch_table(self) -> None:
+        self.table.update_cell(STAGES[0], "stage", TITLES[STAGES[0]])
 
     def select(self, name: str) -> None:
         """Move the cursor to a stage on the user's behalf (not counted as the user moving)."""
