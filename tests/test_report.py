@@ -16,7 +16,7 @@ import pytest
 from assure_doctor.render import bundle
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import FAST, clean_env, run_cli
-from tests.hostile import PLANTED, Hostile
+from tests.key_echo import PLANTED, Hostile
 
 SandboxFactory = Callable[[str], Sandbox]
 

@@ -284,7 +284,7 @@ def test_evidence_and_advice_read_as_text(sandbox_factory: SandboxFactory) -> No
 
 
 def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> None:
-    from tests.hostile import MARKUP, PLANTED, Hostile
+    from tests.key_echo import MARKUP, PLANTED, Hostile
 
     with Hostile(PLANTED, tmp_path) as server:
         options = CheckOptions(timeout=1.5, retries=0, ca_bundle=str(server.ca_bundle))
