@@ -24,7 +24,7 @@ MARKUP = "[/]x[@click=app.quit]y[/]"
 OSC = "\x1b]0;owned\x07"
 
 
-class Hostile:
+class KeyEcho:
     """HTTPS on loopback whose certificate, status, headers and body all hold `planted`."""
 
     def __init__(self, planted: str, workdir: Path) -> None:
@@ -69,7 +69,7 @@ class Hostile:
         await writer.drain()
         writer.close()
 
-    def __enter__(self) -> Hostile:
+    def __enter__(self) -> KeyEcho:
         async def serve() -> None:
             server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
             self.port = server.sockets[0].getsockname()[1]

@@ -137,9 +137,9 @@ def test_the_environment_names_proxy_trust_chain_and_only_allowed_headers() -> N
 
 
 def test_a_hostile_server_reaches_the_human_report_only_as_escaped_text(tmp_path: Path) -> None:
-    from tests.key_echo import MARKUP, PLANTED, Hostile
+    from tests.key_echo import MARKUP, PLANTED, KeyEcho
 
-    with Hostile(PLANTED, tmp_path) as server:
+    with KeyEcho(PLANTED, tmp_path) as server:
         run = run_cli("check", "--url", f"https://127.0.0.1:{server.port}/v1/ping",
                       "--ca-bundle", str(server.ca_bundle), "--timeout", "1.5", "--retries",
                       "0", env=clean_env(ASSURE_API_KEY=PLANTED))

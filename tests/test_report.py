@@ -16,7 +16,7 @@ import pytest
 from assure_doctor.render import bundle
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import FAST, clean_env, run_cli
-from tests.key_echo import PLANTED, Hostile
+from tests.key_echo import PLANTED, KeyEcho
 
 SandboxFactory = Callable[[str], Sandbox]
 
@@ -115,12 +115,12 @@ def test_reproduce_quotes_hostile_values(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[Hostile]:
-    with Hostile(PLANTED, tmp_path) as server:
+def hostile(tmp_path: Path) -> Iterator[KeyEcho]:
+    with KeyEcho(PLANTED, tmp_path) as server:
         yield server
 
 
-def test_no_secret_survives_in_any_file_of_the_bundle(hostile: Hostile, tmp_path: Path) -> None:
+def test_no_secret_survives_in_any_file_of_the_bundle(hostile: KeyEcho, tmp_path: Path) -> None:
     key = hostile.planted
     out = tmp_path / "bundle"
     run = run_cli("report", "--url", f"https://127.0.0.1:{hostile.port}/v1/ping",

@@ -284,9 +284,9 @@ def test_evidence_and_advice_read_as_text(sandbox_factory: SandboxFactory) -> No
 
 
 def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> None:
-    from tests.key_echo import MARKUP, PLANTED, Hostile
+    from tests.key_echo import MARKUP, PLANTED, KeyEcho
 
-    with Hostile(PLANTED, tmp_path) as server:
+    with KeyEcho(PLANTED, tmp_path) as server:
         options = CheckOptions(timeout=1.5, retries=0, ca_bundle=str(server.ca_bundle))
         app = DoctorApp(from_url(f"https://127.0.0.1:{server.port}/v1/ping"), options,
                         ApiKey(PLANTED, "ASSURE_API_KEY"))
