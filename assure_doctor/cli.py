@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from assure_doctor import __version__, apikey, logs
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
+from assure_doctor.model import Report
 from assure_doctor.monitor.config import BOUNDS as MONITOR_BOUNDS
 from assure_doctor.options import (
     BOUNDS,
@@ -157,24 +158,55 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
     )
     if options.ca_bundle is not None:  # a bad bundle is bad input: refuse it before any traffic
         check_ca_bundle(options.ca_bundle)
-    key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
+    # Read even with --no-ping, so that what is said about the key is true (it is not sent).
+    key = apikey.load(args.api_key_file)
     return target, options, key
 
 
-def _check(args: argparse.Namespace) -> int:
+def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Report:
+    """One check, its report describing the key as data."""
     import asyncio
+    from dataclasses import replace
 
+    from assure_doctor import warmup
     from assure_doctor.engine import run_check
+    from assure_doctor.model import KeyInfo
+
+    warmup.warm()  # the stage times are then the network's, not the imports'
+    report = asyncio.run(run_check(target, options, key))
+    return replace(report, key_info=KeyInfo.of(key, options.no_ping))
+
+
+def _check(args: argparse.Namespace) -> int:
     from assure_doctor.render import human, json
 
     target, options, key = inputs(args)
     assert target is not None
     configure_logging(args)
-    report = asyncio.run(run_check(target, options, key))
+    report = _run(target, options, key)
     if args.json:
         sys.stdout.write(json.render(report) + "\n")
     else:
-        sys.stdout.write(human.render(report, colour=human.use_colour(sys.stdout)))
+        sys.stdout.write(human.render(report, options, colour=human.use_colour(sys.stdout)))
+    return 0 if report.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`report --out DIR`: the check, then the support bundle; exit codes like `check`."""
+    from pathlib import Path
+
+    from assure_doctor.render import bundle
+
+    target, options, key = inputs(args)
+    assert target is not None
+    out = bundle.prepare(Path(args.out))
+    log_path = out / bundle.LOG
+    bundle.write_private(log_path, "")  # 0600 before the logger appends to it
+    logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
+    report = _run(target, options, key)
+    bundle.write(out, report, options)
+    sys.stdout.write(f"Support bundle written to {out}/ ({', '.join(bundle.FILES)})\n")
+    sys.stdout.write("".join(f"  {line}\n" for line in bundle.summary(report)))
     return 0 if report.ok else 1
 
 
@@ -315,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the contract's JSON document")
     check.set_defaults(handler=_check)
 
+    report = commands.add_parser("report", help="run the check and write a support bundle")
+    add_target_options(report)
+    report.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for report.md, report.json, assure-doctor.log and "
+                        "reproduce.txt (created 0700; files 0600)")
+    report.set_defaults(handler=_report)
+
     tui = commands.add_parser("tui", help="the interactive troubleshooter")
     add_target_options(tui)
     tui.add_argument("--sandbox", metavar="SCENARIO",
@@ -382,11 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a scenario name, or 'all' (default: a healthy run and a few faults)")
     add_log_options(demo)
     demo.set_defaults(handler=_demo)
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # a stray flag is the command's error
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, stray = build_parser().parse_known_args(argv)
+    if stray:
+        args.command_parser.error(_unrecognised(stray))  # `check --help`, not the top's
     try:
         return int(args.handler(args))
     except InputError as exc:
