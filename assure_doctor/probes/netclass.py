@@ -1,31 +1,92 @@
-"""Name the way a socket operation failed: refused, unreachable, timed out, reset, ..."""
+"""Name the way a socket operation failed: refused, unreachable, timed out, reset, ...
+
+Linux reports errno values; Windows reports its own codes in `OSError.winerror` (WSA* socket
+errors, and ERROR_* codes from overlapped I/O, which Python maps to no errno at all). Both are
+read through named constants: `errno`'s for the platform's errors, `WinError` for Windows'.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import ssl
+from collections.abc import Mapping
+from enum import IntEnum
 
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN,
-                errno.EHOSTDOWN}
-_LOCAL_BLOCK = {errno.EACCES, errno.EPERM}
+
+class WinError(IntEnum):
+    """Windows error codes (winsock2.h, winerror.h) that name a network failure."""
+
+    ERROR_SEM_TIMEOUT = 121  # an overlapped ConnectEx that timed out (proactor loop)
+    ERROR_CONNECTION_REFUSED = 1225
+    ERROR_NETWORK_UNREACHABLE = 1231
+    ERROR_HOST_UNREACHABLE = 1232
+    ERROR_PORT_UNREACHABLE = 1234  # UDP, after ICMP port unreachable (proactor loop)
+    ERROR_CONNECTION_ABORTED = 1236
+    WSAEACCES = 10013  # Windows Firewall blocking an outbound connection
+    WSAENETDOWN = 10050
+    WSAENETUNREACH = 10051
+    WSAECONNABORTED = 10053
+    WSAECONNRESET = 10054  # also UDP after ICMP port unreachable (selector loop)
+    WSAETIMEDOUT = 10060
+    WSAECONNREFUSED = 10061
+    WSAEHOSTDOWN = 10064
+    WSAEHOSTUNREACH = 10065
+
+
+_WINDOWS_KINDS: Mapping[int, str] = {
+    WinError.WSAECONNREFUSED: "refused",
+    WinError.ERROR_CONNECTION_REFUSED: "refused",
+    WinError.ERROR_PORT_UNREACHABLE: "refused",
+    WinError.WSAETIMEDOUT: "timeout",
+    WinError.ERROR_SEM_TIMEOUT: "timeout",
+    WinError.WSAENETUNREACH: "unreachable",
+    WinError.WSAEHOSTUNREACH: "unreachable",
+    WinError.ERROR_NETWORK_UNREACHABLE: "unreachable",
+    WinError.ERROR_HOST_UNREACHABLE: "unreachable",
+    WinError.WSAENETDOWN: "unreachable",
+    WinError.WSAEHOSTDOWN: "unreachable",
+    WinError.WSAECONNRESET: "reset",
+    WinError.WSAECONNABORTED: "reset",
+    WinError.ERROR_CONNECTION_ABORTED: "reset",
+    WinError.WSAEACCES: "blocked_locally",
+}
+_WINDOWS_NAMES: Mapping[int, str] = {code.value: code.name for code in WinError}
+_ERRNO_KINDS: Mapping[int, str] = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.ENETUNREACH: "unreachable",
+    errno.EHOSTUNREACH: "unreachable",
+    errno.EADDRNOTAVAIL: "unreachable",
+    errno.ENETDOWN: "unreachable",
+    errno.EHOSTDOWN: "unreachable",
+    errno.ECONNRESET: "reset",
+    errno.ECONNABORTED: "reset",
+    errno.EACCES: "blocked_locally",
+    errno.EPERM: "blocked_locally",
+}
+
+
+def _os_kind(exc: OSError) -> str | None:
+    """The kind an OS error code names: Windows' own code first, then errno."""
+    winerror = getattr(exc, "winerror", None)
+    if isinstance(winerror, int) and winerror in _WINDOWS_KINDS:
+        return _WINDOWS_KINDS[winerror]
+    if isinstance(exc, ssl.SSLError):
+        return None  # its errno is an SSL_ERROR_* code, not the OS's
+    return _ERRNO_KINDS.get(exc.errno or 0)
 
 
 def connect_kind(exc: BaseException) -> str:
     """One of refused, unreachable, blocked_locally, timeout, reset, error."""
+    if isinstance(exc, OSError) and (kind := _os_kind(exc)):
+        return kind
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
         return "reset"
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ETIMEDOUT:
-            return "timeout"
-        if exc.errno in _UNREACHABLE:
-            return "unreachable"
-        if exc.errno in _LOCAL_BLOCK:
-            return "blocked_locally"
     return "error"
 
 
@@ -37,8 +98,15 @@ def describe(exc: BaseException) -> str:
     """A short, human description of a low-level error (no secrets can be in it)."""
     if isinstance(exc, TimeoutError):
         return "timed out"
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"{exc.reason} ({exc.library or 'ssl'})"
+    # reason and library are absent on an SSLError built outside the ssl module.
+    reason, library = getattr(exc, "reason", None), getattr(exc, "library", None)
+    if isinstance(exc, ssl.SSLError) and reason:
+        return f"{reason} ({library or 'ssl'})"
+    winerror = getattr(exc, "winerror", None)
+    if isinstance(exc, OSError) and isinstance(winerror, int):
+        # Windows' own code: its errno is often a stand-in (EINVAL for ERROR_* codes).
+        name = _WINDOWS_NAMES.get(winerror, f"WinError {winerror}")
+        return f"{exc.strerror} ({name})" if exc.strerror else name
     if isinstance(exc, OSError) and exc.errno:
         # asyncio's connect errors carry their own wording; the errno's is the familiar one.
         name = errno.errorcode.get(exc.errno, "")
@@ -57,7 +125,7 @@ def handshake_kind(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or "").upper()
+        reason = (getattr(exc, "reason", None) or "").upper()
         if any(marker in reason for marker in _NOT_TLS):
             return "not_tls"
         if "ALERT" in reason:
@@ -66,9 +134,10 @@ def handshake_kind(exc: BaseException) -> str:
             return "reset"
         return "error"
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError
-                  | EOFError | ssl.SSLEOFError):
+                  | EOFError):
         return "reset"
-    return "error"
+    kind = _os_kind(exc) if isinstance(exc, OSError) else None
+    return kind if kind in ("reset", "timeout") else "error"
 
 
 HANDSHAKE_TEXT = {
