@@ -20,7 +20,6 @@ from assure_doctor.options import (
     DEFAULT_TIMEOUT,
     CheckOptions,
 )
-from assure_doctor.probes import tlsctx
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 PROG = "assure-doctor"
@@ -93,19 +92,21 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         ca_bundle=args.ca_bundle,
         no_ping=args.no_ping,
     )
+    from assure_doctor.probes import tlsctx  # ssl and certifi: not for --help
+
     tlsctx.verifying(options.ca_bundle)  # a bad bundle is bad input: refuse it before any traffic
     key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
     return target, options, key
 
 
 def _check(args: argparse.Namespace) -> int:
-    import asyncio
+    target, options, key = inputs(args)
+    assert target is not None
+    import asyncio  # after the inputs: bad input is refused before the engine is loaded
 
     from assure_doctor.engine import run_check
     from assure_doctor.render import human, json
 
-    target, options, key = inputs(args)
-    assert target is not None
     configure_logging(args)
     report = asyncio.run(run_check(target, options, key))
     if args.json:
