@@ -23,6 +23,13 @@ def windows(cls: type[OSError], code: WinError, strerror: str,
     return exc
 
 
+def plain(errno_value: int) -> OSError:
+    """An OSError of no subclass (the constructor would pick one from the errno)."""
+    exc = OSError("plain")
+    exc.errno = errno_value
+    return exc
+
+
 def ssl_error(reason: str, cls: type[ssl.SSLError] = ssl.SSLError) -> ssl.SSLError:
     exc = cls(1, f"[SSL: {reason}] {reason.lower()}")
     exc.reason = reason
@@ -45,6 +52,10 @@ def test_windows_codes_keep_their_documented_numbers() -> None:
     # Linux, through errno's names.
     (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "refused"),
     (OSError(errno.ECONNREFUSED, "Connect call failed"), "refused"),
+    (plain(errno.ECONNREFUSED), "refused"),
+    (plain(errno.ETIMEDOUT), "timeout"),
+    (plain(errno.ECONNRESET), "reset"),
+    (plain(errno.ECONNABORTED), "reset"),
     (TimeoutError(), "timeout"),
     (TimeoutError(errno.ETIMEDOUT, "Connection timed out"), "timeout"),
     (OSError(errno.ETIMEDOUT, "Connection timed out"), "timeout"),
@@ -92,6 +103,35 @@ def test_windows_codes_keep_their_documented_numbers() -> None:
 ])
 def test_connect_kind(exc: BaseException, kind: str) -> None:
     assert netclass.connect_kind(exc) == kind
+
+
+WINDOWS_KINDS = [
+    (WinError.WSAECONNREFUSED, "refused"), (WinError.ERROR_CONNECTION_REFUSED, "refused"),
+    (WinError.ERROR_PORT_UNREACHABLE, "refused"), (WinError.WSAETIMEDOUT, "timeout"),
+    (WinError.ERROR_SEM_TIMEOUT, "timeout"), (WinError.WSAENETUNREACH, "unreachable"),
+    (WinError.WSAEHOSTUNREACH, "unreachable"), (WinError.ERROR_NETWORK_UNREACHABLE, "unreachable"),
+    (WinError.ERROR_HOST_UNREACHABLE, "unreachable"), (WinError.WSAENETDOWN, "unreachable"),
+    (WinError.WSAEHOSTDOWN, "unreachable"), (WinError.WSAECONNRESET, "reset"),
+    (WinError.WSAECONNABORTED, "reset"), (WinError.ERROR_CONNECTION_ABORTED, "reset"),
+    (WinError.WSAEACCES, "blocked_locally"),
+]
+
+
+@pytest.mark.parametrize(("code", "kind"), WINDOWS_KINDS)
+def test_every_windows_code_by_winerror(code: WinError, kind: str) -> None:
+    """The code alone decides, whatever errno and class stand in for it."""
+    assert netclass.connect_kind(windows(OSError, code, "text", errno.EINVAL)) == kind
+
+
+@pytest.mark.parametrize(("code", "kind"), WINDOWS_KINDS)
+def test_windows_code_in_errno_only(code: WinError, kind: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncio's OSError(SO_ERROR, ...) on Windows: the WSA code in errno, no winerror."""
+    exc = plain(code.value)
+    assert netclass.connect_kind(exc) == "error"  # on Linux these numbers mean nothing
+    monkeypatch.setattr(netclass, "WINDOWS", True)
+    # Only WSA codes travel in errno; below 10000 an errno is the C library's own number.
+    assert netclass.connect_kind(exc) == (kind if code >= 10000 else "error")
 
 
 def test_unknown_windows_code_falls_back_to_the_class() -> None:
@@ -166,6 +206,7 @@ def test_every_handshake_kind_has_its_own_wording() -> None:
     (windows(OSError, WinError.ERROR_CONNECTION_REFUSED, "The remote computer refused",
              errno.EINVAL), "The remote computer refused (ERROR_CONNECTION_REFUSED)"),
     (OSError(None, "only a message"), "only a message"),
+    (plain(4000), "Unknown error 4000"),
     (OSError("plain"), "plain"),
     (ValueError(), "ValueError"),
 ])

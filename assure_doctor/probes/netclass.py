@@ -10,8 +10,11 @@ from __future__ import annotations
 import errno
 import os
 import ssl
+import sys
 from collections.abc import Mapping
 from enum import IntEnum
+
+WINDOWS = sys.platform == "win32"
 
 
 class WinError(IntEnum):
@@ -34,6 +37,8 @@ class WinError(IntEnum):
     WSAEHOSTUNREACH = 10065
 
 
+# Only WSA* codes travel in errno; ERROR_* numbers there are the C library's (ENOLINK is 121).
+_WSA_CODES = frozenset(code.value for code in WinError if code.name.startswith("WSA"))
 _WINDOWS_KINDS: Mapping[int, str] = {
     WinError.WSAECONNREFUSED: "refused",
     WinError.ERROR_CONNECTION_REFUSED: "refused",
@@ -70,8 +75,11 @@ _ERRNO_KINDS: Mapping[int, str] = {
 def _os_kind(exc: OSError) -> str | None:
     """The kind an OS error code names: Windows' own code first, then errno."""
     winerror = getattr(exc, "winerror", None)
-    if isinstance(winerror, int) and winerror in _WINDOWS_KINDS:
-        return _WINDOWS_KINDS[winerror]
+    code = winerror if isinstance(winerror, int) else None
+    if code is None and WINDOWS and exc.errno in _WSA_CODES:
+        code = exc.errno  # asyncio raises OSError(SO_ERROR, ...): the WSA code in errno only
+    if code is not None and code in _WINDOWS_KINDS:
+        return _WINDOWS_KINDS[code]
     if isinstance(exc, ssl.SSLError):
         return None  # its errno is an SSL_ERROR_* code, not the OS's
     return _ERRNO_KINDS.get(exc.errno or 0)

@@ -27,6 +27,7 @@ class Traffic:
 
     requests: list[dict[str, object]] = field(default_factory=list)
     keyed: int = 0  # requests that carried an x-api-key header
+    connections: int = 0  # connections accepted (over TLS: whose handshake completed)
 
 
 class PingApi:
@@ -41,6 +42,7 @@ class PingApi:
         return time.time() + self.scenario.clock_offset
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.traffic.connections += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
