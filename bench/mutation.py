@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ("assure_doctor/ranking.py", "assure_doctor/causes.py",
-         "assure_doctor/probes/netclass.py", "assure_doctor/probes/certinfo.py")
-TESTS = ("tests/test_ranking.py", "tests/test_ranking_full.py", "tests/test_pure.py",
-         "tests/test_netclass.py", "tests/test_certinfo.py")
+# Each module and the fast unit tests of it (a mutant runs only its module's tests).
+RANKING_TESTS = ("tests/test_ranking.py", "tests/test_ranking_full.py")
+TESTS: dict[str, tuple[str, ...]] = {
+    "assure_doctor/ranking.py": RANKING_TESTS,
+    "assure_doctor/causes.py": RANKING_TESTS,
+    "assure_doctor/probes/netclass.py": ("tests/test_netclass.py", "tests/test_pure.py"),
+    "assure_doctor/probes/certinfo.py": ("tests/test_certinfo.py", "tests/test_pure.py"),
+}
 TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -213,16 +218,14 @@ class Workspace:
 
     def __init__(self, tests: Sequence[str], root: Path = ROOT) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="assure-mutant-"))
-        self.root = root
-        self.tests = tuple(tests)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(root / "assure_doctor", self.dir / "assure_doctor", ignore=ignore)
         (self.dir / "tests").mkdir()
-        for test in self.tests:
+        for test in tests:
             shutil.copy2(root / test, self.dir / test)
 
-    def passes(self, mutant: Mutant | None = None) -> bool:
-        """Whether the tests pass with `mutant` in place (None: the code as it is)."""
+    def passes(self, tests: Sequence[str], mutant: Mutant | None = None) -> bool:
+        """Whether `tests` pass with `mutant` in place (None: the code as it is)."""
         target = self.dir / mutant.path if mutant else None
         original = target.read_text() if target else ""
         if target and mutant:
@@ -232,7 +235,7 @@ class Workspace:
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                 "--noconftest", "--rootdir", str(self.dir), *self.tests],
+                 "--noconftest", "--rootdir", str(self.dir), *tests],
                 cwd=self.dir, env=env, capture_output=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             return False
@@ -261,7 +264,7 @@ def workspaces(count: int, tests: Sequence[str]) -> Iterator[queue.Queue[Workspa
         for space in made:
             if not space.imports_its_copy():
                 raise SystemExit("the tests would not import the mutated copy")
-        if not made[0].passes():
+        if not made[0].passes(tests):
             raise SystemExit("the tests fail without any mutant: fix them first")
         pool: queue.Queue[Workspace] = queue.Queue()
         for space in made:
@@ -272,18 +275,35 @@ def workspaces(count: int, tests: Sequence[str]) -> Iterator[queue.Queue[Workspa
             space.close()
 
 
-def killed(pool: queue.Queue[Workspace], mutant: Mutant) -> bool:
+def killed(pool: queue.Queue[Workspace], mutant: Mutant, tests: Sequence[str]) -> bool:
     space = pool.get()
     try:
-        return not space.passes(mutant)
+        return not space.passes(tests, mutant)
     finally:
         pool.put(space)
 
 
+class Progress:
+    """A line on stderr every `every` mutants, so a long run shows it is moving."""
+
+    def __init__(self, total: int, every: int = 50) -> None:
+        self.total, self.every, self.done = total, every, 0
+        self.lock = threading.Lock()
+        self.start = time.perf_counter()
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done % self.every == 0:
+                print(f"  {self.done}/{self.total} in {time.perf_counter() - self.start:.0f} s",
+                      file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", default=list(FILES), help="modules to mutate")
-    parser.add_argument("--tests", nargs="+", default=list(TESTS), help="the fast tests")
+    parser.add_argument("files", nargs="*", default=list(TESTS), help="modules to mutate")
+    parser.add_argument("--tests", nargs="+", help="the fast tests to run for every mutant "
+                        "(default: the module's own, see TESTS)")
     parser.add_argument("--workers", type=int, default=2, choices=(1, 2))
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     args = parser.parse_args()
@@ -293,9 +313,20 @@ def main() -> None:
             print(mutant)
         return
     start = time.perf_counter()
-    with workspaces(args.workers, args.tests) as pool, \
+    progress = Progress(len(everything))
+
+    def tests_of(mutant: Mutant) -> Sequence[str]:
+        return args.tests or TESTS.get(mutant.path) or everything_tests
+
+    def run(mutant: Mutant) -> bool:
+        dead = killed(pool, mutant, tests_of(mutant))
+        progress.tick()
+        return dead
+
+    everything_tests = args.tests or sorted({test for tests in TESTS.values() for test in tests})
+    with workspaces(args.workers, everything_tests) as pool, \
             ThreadPoolExecutor(args.workers) as executor:
-        outcomes = list(executor.map(lambda mutant: killed(pool, mutant), everything))
+        outcomes = list(executor.map(run, everything))
     seconds = time.perf_counter() - start
     survivors = [mutant for mutant, dead in zip(everything, outcomes, strict=True) if not dead]
     for path in args.files:
