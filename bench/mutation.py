@@ -83,6 +83,13 @@ def _is_id(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant | ast.Attribute)
 
 
+def _likeness(node: ast.AST) -> str | None:
+    """The kind of element a literal holds, for deletions: an id, a tuple, a dict, or None."""
+    if _is_id(node):
+        return "id"
+    return type(node).__name__ if isinstance(node, ast.Tuple | ast.Dict) else None
+
+
 def _skipped(tree: ast.AST) -> set[int]:
     """Nodes not worth mutating: docstrings, annotations, f-string parts, tuples of ids' items
     (their swaps and deletions cover them)."""
@@ -118,7 +125,9 @@ def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
             if not isinstance(node, ast.Set) and _is_id(elts[i]) and _is_id(elts[i + 1]):
                 yield (f"swap {_short(elts[i])} and {_short(elts[i + 1])}",
                        lambda n, i=i: _swap(n, i))
-        if all(isinstance(elt, ast.Tuple | ast.Dict) or _is_id(elt) for elt in elts):
+        # Only where the elements are alike (rules, ids): dropping half of a (facts, causes)
+        # pair would only break the unpacking, which any test notices.
+        if len({_likeness(elt) for elt in elts}) == 1 and None not in map(_likeness, elts):
             for i, elt in enumerate(elts):
                 yield f"delete {_short(elt)}", lambda n, i=i: n.elts.pop(i)  # type: ignore
     elif isinstance(node, ast.Dict):

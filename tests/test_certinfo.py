@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,6 +85,11 @@ def test_days_left() -> None:
     assert certinfo.days_left(info("x"), END + timedelta(hours=12)) == -0.5
     assert certinfo.days_left(info("x")) == pytest.approx(  # without `now`: the real time
         (END - datetime.now(UTC)).total_seconds() / 86400, abs=0.01)
+
+
+def test_cert_info_is_immutable() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info("x").names = ("y",)  # type: ignore[misc]
 
 
 def test_describe_reads_a_real_certificate() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import ssl
+import sys
 
 import pytest
 
@@ -35,6 +36,10 @@ def ssl_error(reason: str, cls: type[ssl.SSLError] = ssl.SSLError) -> ssl.SSLErr
     exc.reason = reason
     exc.library = "SSL"
     return exc
+
+
+def test_windows_is_the_platform() -> None:
+    assert netclass.WINDOWS is (sys.platform == "win32")
 
 
 def test_windows_codes_keep_their_documented_numbers() -> None:
@@ -206,6 +211,7 @@ def test_every_handshake_kind_has_its_own_wording() -> None:
     (windows(OSError, WinError.ERROR_CONNECTION_REFUSED, "The remote computer refused",
              errno.EINVAL), "The remote computer refused (ERROR_CONNECTION_REFUSED)"),
     (OSError(None, "only a message"), "only a message"),
+    (ssl.SSLError(1, "no reason given"), "no reason given"),  # errno 1 is not EPERM there
     (plain(4000), "Unknown error 4000"),
     (OSError("plain"), "plain"),
     (ValueError(), "ValueError"),

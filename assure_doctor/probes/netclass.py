@@ -74,8 +74,7 @@ _ERRNO_KINDS: Mapping[int, str] = {
 
 def _os_kind(exc: OSError) -> str | None:
     """The kind an OS error code names: Windows' own code first, then errno."""
-    winerror = getattr(exc, "winerror", None)
-    code = winerror if isinstance(winerror, int) else None
+    code: int | None = getattr(exc, "winerror", None)
     if code is None and WINDOWS and exc.errno in _WSA_CODES:
         code = exc.errno  # asyncio raises OSError(SO_ERROR, ...): the WSA code in errno only
     if code is not None and code in _WINDOWS_KINDS:
@@ -106,10 +105,13 @@ def describe(exc: BaseException) -> str:
     """A short, human description of a low-level error (no secrets can be in it)."""
     if isinstance(exc, TimeoutError):
         return "timed out"
-    # reason and library are absent on an SSLError built outside the ssl module.
-    reason, library = getattr(exc, "reason", None), getattr(exc, "library", None)
-    if isinstance(exc, ssl.SSLError) and reason:
-        return f"{reason} ({library or 'ssl'})"
+    if isinstance(exc, ssl.SSLError):
+        # reason and library are absent on an SSLError built outside the ssl module; its
+        # errno is an SSL_ERROR_* code, not the OS's, so it is no use here.
+        reason, library = getattr(exc, "reason", None), getattr(exc, "library", None)
+        if reason:
+            return f"{reason} ({library or 'ssl'})"
+        return exc.strerror or str(exc) or type(exc).__name__
     winerror = getattr(exc, "winerror", None)
     if isinstance(exc, OSError) and isinstance(winerror, int):
         # Windows' own code: its errno is often a stand-in (EINVAL for ERROR_* codes).
@@ -124,8 +126,8 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-_NOT_TLS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
-            "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL")
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
+                     "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"})
 
 
 def handshake_kind(exc: BaseException) -> str:
@@ -145,7 +147,7 @@ def handshake_kind(exc: BaseException) -> str:
                   | EOFError):
         return "reset"
     kind = _os_kind(exc) if isinstance(exc, OSError) else None
-    return kind if kind in ("reset", "timeout") else "error"
+    return kind if kind in {"reset", "timeout"} else "error"
 
 
 HANDSHAKE_TEXT = {
