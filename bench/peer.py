@@ -91,7 +91,7 @@ def connections(
             time.sleep(0.2)  # let the server's loop count a late accept
             return sandbox.traffic.connections - before
 
-        counts["assure-doctor check"] = count(python("-m", "assure_doctor", "check",
+        counts["check"] = count(python("-m", "assure_doctor", "check",
                                                      *sandbox.check_args(), "--json"))
         if has_curl:
             args = curl_args(sandbox.port, str(sandbox.ca_bundle),
@@ -100,7 +100,7 @@ def connections(
                                                           capture_output=True))
         if has_blackbox:
             with blackbox.running(sandbox.port, str(sandbox.ca_bundle), sandbox.key) as box:
-                counts["blackbox_exporter"] = count(box.probe)
+                counts["blackbox"] = count(box.probe)
     return counts
 
 
@@ -143,11 +143,11 @@ def main() -> None:
     if curl:
         print(f"curl time_total, median         : {median_ms(curl):7.1f} ms")
     for client, count in counts.items():
-        aim = "  (aim: 1)" if client.startswith("assure") else ""
-        print(f"TLS connections, {client:18}: {count:5d}{aim}")
+        aim = "  (aim: 1)" if client == "check" else ""
+        print(f"TLS connections, {client:15}: {count:7d}{aim}")
     ratio = statistics.median(process) / statistics.median(floor)
     print(f"check --json process, median    : {median_ms(process):7.1f} ms")
-    print(f"import floor ({FLOOR}): {median_ms(floor):.1f} ms")
+    print(f"import floor, median            : {median_ms(floor):7.1f} ms  (python -c {FLOOR!r})")
     print(f"check / import floor            : {ratio:7.2f}x  (aim: <= 1.25x)")
     extra = median_ms(helps) - median_ms(bare)
     print(f"--help, median                  : {median_ms(helps):7.1f} ms; python -c pass "
