@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    logs.configure(stderr_level=logs.logging.CRITICAL)
+    logs.configure(stderr_level=logging.CRITICAL)
     with served("healthy") as sandbox, tempfile.TemporaryDirectory() as state:
         budget = PingBudget(Path(state))
         target, options = from_url(sandbox.url), sandbox.options(timeout=10.0)

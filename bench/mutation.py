@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +63,8 @@ class Mutant:
         return f"{self.path}:{self.line}: {self.description}"
 
 
-# A mutation edits the node it was found on, in a copy of the tree.
-Edit = Callable[[ast.AST], None]
+# A mutation replaces fields of the node it was found on: field name -> new value.
+Edit = dict[str, object]
 
 
 def _short(node: ast.AST) -> str:
@@ -117,59 +117,61 @@ def _skipped(tree: ast.AST) -> set[int]:
 
 
 def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
-    """Every mutation of this one node: (description, edit of the node's copy)."""
+    """Every mutation of this one node: (description, the fields it replaces)."""
     if isinstance(node, ast.Tuple | ast.List | ast.Set) and isinstance(
             getattr(node, "ctx", ast.Load()), ast.Load) and len(node.elts) > 1:
         elts = node.elts
         for i in range(len(elts) - 1):
             if not isinstance(node, ast.Set) and _is_id(elts[i]) and _is_id(elts[i + 1]):
-                yield (f"swap {_short(elts[i])} and {_short(elts[i + 1])}",
-                       lambda n, i=i: _swap(n, i))
+                swapped = [*elts[:i], elts[i + 1], elts[i], *elts[i + 2:]]
+                yield f"swap {_short(elts[i])} and {_short(elts[i + 1])}", {"elts": swapped}
         # Only where the elements are alike (rules, ids): dropping half of a (facts, causes)
         # pair would only break the unpacking, which any test notices.
         if len({_likeness(elt) for elt in elts}) == 1 and None not in map(_likeness, elts):
             for i, elt in enumerate(elts):
-                yield f"delete {_short(elt)}", lambda n, i=i: n.elts.pop(i)  # type: ignore
+                yield f"delete {_short(elt)}", {"elts": elts[:i] + elts[i + 1:]}
     elif isinstance(node, ast.Dict):
         for i, key in enumerate(node.keys):
             if key is not None:
                 yield (f"delete entry {_short(key)}: {_short(node.values[i])}",
-                       lambda n, i=i: (n.keys.pop(i), n.values.pop(i)))  # type: ignore
+                       {"keys": node.keys[:i] + node.keys[i + 1:],
+                        "values": node.values[:i] + node.values[i + 1:]})
     elif isinstance(node, ast.Constant):
-        value = node.value
-        if isinstance(value, bool):
-            yield f"{value} -> {not value}", lambda n: setattr(n, "value", not value)
-        elif isinstance(value, int | float):
-            yield f"{value} -> {value + 1}", lambda n: setattr(n, "value", value + 1)
-        elif isinstance(value, str) and _IDENTIFIER.match(value):
-            yield f"{value!r} -> {value + 'X'!r}", lambda n: setattr(n, "value", value + "X")
-        elif isinstance(value, str):
-            for name in dict.fromkeys(_PLACEHOLDER.findall(value)):
-                yield (f"placeholder {{{name}}} -> {{{name}X}}",
-                       lambda n, name=name: setattr(
-                           n, "value", value.replace(f"{{{name}}}", f"{{{name}X}}")))
+        yield from _constant_edits(node.value)
     elif isinstance(node, ast.Compare):
         for i, op in enumerate(node.ops):
             flipped = _FLIP.get(type(op))
             if flipped is not None:
                 yield (f"{_short(node)}: {type(op).__name__} -> {flipped.__name__}",
-                       lambda n, i=i, flipped=flipped: n.ops.__setitem__(i, flipped()))
+                       {"ops": [*node.ops[:i], flipped(), *node.ops[i + 1:]]})
     elif isinstance(node, ast.BoolOp):
-        other = ast.Or if isinstance(node.op, ast.And) else ast.And
-        yield f"{_short(node)}: {type(node.op).__name__} -> {other.__name__}", \
-            lambda n: setattr(n, "op", other())
+        other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        yield f"{_short(node)}: {type(node.op).__name__} -> {type(other).__name__}", \
+            {"op": other}
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        yield f"drop `not` in {_short(node)}", lambda n: setattr(  # not x -> not not x
-            n, "operand", ast.UnaryOp(ast.Not(), n.operand))
+        yield f"drop `not` in {_short(node)}", {  # not x -> not not x
+            "operand": ast.UnaryOp(ast.Not(), node.operand)}
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
             and node.func.id in ("all", "any"):
-        other = "any" if node.func.id == "all" else "all"
-        yield f"{node.func.id}() -> {other}()", lambda n: setattr(n, "func", ast.Name(other))
+        name = "any" if node.func.id == "all" else "all"
+        yield f"{node.func.id}() -> {name}()", {"func": ast.Name(name)}
     elif isinstance(node, ast.IfExp):
-        yield f"{_short(node)}: always the if branch", lambda n: setattr(n, "test", _true())
-        yield f"{_short(node)}: always the else branch", lambda n: setattr(
-            n, "test", ast.UnaryOp(ast.Not(), _true()))
+        yield f"{_short(node)}: always the if branch", {"test": ast.Constant(True)}
+        yield f"{_short(node)}: always the else branch", {"test": ast.Constant(False)}
     yield from _branch_edits(node)
+
+
+def _constant_edits(value: object) -> Iterator[tuple[str, Edit]]:
+    if isinstance(value, bool):
+        yield f"{value} -> {not value}", {"value": not value}
+    elif isinstance(value, int | float):
+        yield f"{value} -> {value + 1}", {"value": value + 1}
+    elif isinstance(value, str) and _IDENTIFIER.match(value):
+        yield f"{value!r} -> {value + 'X'!r}", {"value": value + "X"}
+    elif isinstance(value, str):
+        for name in dict.fromkeys(_PLACEHOLDER.findall(value)):
+            yield (f"placeholder {{{name}}} -> {{{name}X}}",
+                   {"value": value.replace(f"{{{name}}}", f"{{{name}X}}")})
 
 
 def _branch_edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
@@ -180,22 +182,7 @@ def _branch_edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
     for i, stmt in enumerate(body):
         if isinstance(stmt, ast.If) and isinstance(stmt.body[-1], ast.Return | ast.Raise):
             yield (f"delete the branch `if {_short(stmt.test)}:` (line {stmt.lineno})",
-                   lambda n, i=i: _delete_statement(n, i))
-
-
-def _delete_statement(node: ast.AST, index: int) -> None:
-    body: list[ast.stmt] = node.body  # type: ignore[attr-defined]
-    body.pop(index)
-    if not body:
-        body.append(ast.Pass())
-
-
-def _swap(node: ast.Tuple | ast.List, i: int) -> None:
-    node.elts[i], node.elts[i + 1] = node.elts[i + 1], node.elts[i]
-
-
-def _true() -> ast.expr:
-    return ast.Constant(True)
+                   {"body": body[:i] + body[i + 1:] or [ast.Pass()]})
 
 
 def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
@@ -209,12 +196,12 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
         if id(node) in skip:
             continue
         for description, edit in list(_edits(node)):
-            # Edits touch only this node's own fields: save them, edit, unparse, put back.
-            saved = {k: list(v) if isinstance(v, list) else v for k, v in vars(node).items()}
-            edit(node)
+            saved = {field: getattr(node, field) for field in edit}
+            for field, value in edit.items():
+                setattr(node, field, value)
             text = ast.unparse(tree)
-            vars(node).clear()
-            vars(node).update(saved)
+            for field, value in saved.items():
+                setattr(node, field, value)
             if text != unchanged:
                 line = re.search(r"\(line (\d+)\)\Z", description)
                 found.append(Mutant(path, int(line[1]) if line else getattr(node, "lineno", 0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import statistics
 import subprocess
@@ -108,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    logs.configure(stderr_level=logs.logging.CRITICAL)
+    logs.configure(stderr_level=logging.CRITICAL)
     why_not = blackbox.missing()
     has_curl = shutil.which("curl") is not None
     print(f"peer figures, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.runs} runs each")

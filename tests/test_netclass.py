@@ -226,5 +226,5 @@ def test_describe_unknown_windows_code() -> None:
     assert netclass.describe(exc) == "WinError 4242"
     assert netclass.describe(ssl_error("X")) == "X (SSL)"
     unnamed = ssl_error("Y")
-    unnamed.library = None
+    unnamed.library = None  # type: ignore[assignment]
     assert netclass.describe(unnamed) == "Y (ssl)"
