@@ -178,10 +178,10 @@ def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Re
 
 
 def _check(args: argparse.Namespace) -> int:
-    from assure_doctor.render import human, json
-
     target, options, key = inputs(args)
     assert target is not None
+    from assure_doctor.render import human, json  # after the inputs: bad input loads no engine
+
     configure_logging(args)
     report = _run(target, options, key)
     if args.json:
