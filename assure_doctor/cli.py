@@ -47,6 +47,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            # With -4/-6 defined, argparse reads a value such as -1 as an option.
+            message += " (a negative number? write it as --OPTION=VALUE)"
         self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
