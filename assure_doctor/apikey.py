@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from assure_doctor import redact
-from assure_doctor.errors import ApiKeyError
+from assure_doctor import localfile, redact, sanitize
+from assure_doctor.errors import ApiKeyError, InputError
 
 ENV_VAR = "ASSURE_API_KEY"
 MAX_LENGTH = 512
+MAX_FILE_SIZE = 4 * localfile.KIB
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ def validate(raw: str, source: str) -> str:
         raise ApiKeyError(f"{source}: the API key is empty")
     if len(raw) > MAX_LENGTH:
         raise ApiKeyError(f"{source}: the API key is {len(raw)} characters, longer than any key")
+    pasted = _pasted_line(raw)
+    if pasted:
+        raise ApiKeyError(f"{source}: {pasted}; give the key alone")
     for index, char in enumerate(raw):
         if char.isspace():
             raise ApiKeyError(f"{source}: the API key contains whitespace at character {index + 1}")
@@ -70,35 +75,63 @@ def validate(raw: str, source: str) -> str:
     return raw
 
 
-def from_file(path: str | os.PathLike[str]) -> ApiKey:
-    """Read a key file; one trailing line ending is the file's, not the key's."""
-    source = f"--api-key-file {path}"
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ApiKeyError(f"{source}: cannot read the key file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiKeyError(f"{source}: the key file is not UTF-8 text") from None
+# A whole line copied from a shell profile, a .env file or an HTTP request, not the key alone.
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+|set\s+|\$env:)?(?:ASSURE_API_KEY|API_KEY)\s*=",
+                         re.IGNORECASE)
+_HEADER = re.compile(r"^\s*x-api-key\s*:", re.IGNORECASE)
+_QUOTES = ("\"", "'")
+
+
+def _pasted_line(raw: str) -> str | None:
+    """What the text looks like when it is more than a key (never quoting the text)."""
+    if _ASSIGNMENT.match(raw) or raw.lstrip().lower().startswith("export "):
+        return "this looks like a shell or .env assignment (NAME=...), not a key"
+    if _HEADER.match(raw):
+        return "this looks like an HTTP header line (x-api-key: ...), not a key"
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in _QUOTES:
+        return "the API key is wrapped in quotes"
+    return None
+
+
+def normalise(text: str) -> str:
+    """The same for the file and the environment: drop a byte-order mark and exactly one
+    trailing line ending (`\\n` or `\\r\\n`), which editors and `echo` add; anything else
+    (a second newline, spaces) is kept and refused by `validate`."""
     text = text.removeprefix("\ufeff")
     for ending in ("\r\n", "\n"):
         if text.endswith(ending):
-            text = text[: -len(ending)]
-            break
-    return ApiKey(validate(text, source), source=f"file {path}")
+            return text[: -len(ending)]
+    return text
 
 
-def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> ApiKey | None:
-    """The key in ASSURE_API_KEY, or None when the variable is unset."""
+def from_file(path: str | os.PathLike[str], what: str = "--api-key-file") -> ApiKey:
+    """Read a key file: a regular file of at most 4 KiB.
+
+    Errors name `what` (the option or TOML key), never the path: a user may have pasted the
+    key itself where the path belongs.
+    """
+    try:
+        data = localfile.read_regular(path, MAX_FILE_SIZE, what)
+    except InputError as exc:
+        raise ApiKeyError(str(exc)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiKeyError(f"{what}: the key file is not UTF-8 text") from None
+    return ApiKey(validate(normalise(text), what), source=f"file {sanitize.text(path, 200)}")
+
+
+def from_env(environ: Mapping[str, str] | None = None, variable: str = ENV_VAR
+             ) -> ApiKey | None:
+    """The key in the environment variable (ASSURE_API_KEY), or None when it is unset."""
     env = os.environ if environ is None else environ
-    raw = env.get(ENV_VAR)
+    raw = env.get(variable)
     if raw is None:
         return None
-    return ApiKey(validate(raw, ENV_VAR), source=ENV_VAR)
+    return ApiKey(validate(normalise(raw), variable), source=variable)
 
 
-def load(key_file: str | None, environ: dict[str, str] | None = None) -> ApiKey | None:
+def load(key_file: str | None, environ: Mapping[str, str] | None = None) -> ApiKey | None:
     """The key from --api-key-file if given, else from the environment, else None."""
     if key_file is not None:
         return from_file(key_file)

@@ -7,14 +7,18 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from assure_doctor import __version__, apikey, logs, proxyconfig
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
+from assure_doctor.model import Report
+from assure_doctor.monitor.config import BOUNDS as MONITOR_BOUNDS
 from assure_doctor.options import (
+    BOUNDS,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_SKEW,
     DEFAULT_RETRIES,
@@ -34,10 +38,55 @@ T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is one line on stderr and exit code 2, options are never
+    abbreviated (`--api-key VALUE` is not `--api-key-file`), and no error repeats a value
+    from the command line (a user may have pasted the key anywhere)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            # With -4/-6 defined, argparse reads a value such as -1 as an option.
+            message += " (a negative number? write it as --OPTION=VALUE)"
         self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(_unrecognised(extras))
+        return parsed
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"unknown choice (choose from {choices})")
+
+
+_OPTION_NAME = re.compile(r"^(--[a-z][a-z0-9.-]{1,29}|-[A-Za-z0-9])$")
+
+
+def _unrecognised(extras: list[str]) -> str:
+    """Name unknown options, not values: `--api-key=SECRET` shows as `--api-key`, `-kSECRET`
+    as `-k`; anything that does not look like an option name is only counted."""
+    options = []
+    for arg in extras:
+        name = arg.partition("=")[0] if arg.startswith("--") else arg[:2]
+        if arg.startswith("-") and _OPTION_NAME.match(name):
+            options.append(name)
+    others = len(extras) - len(options)
+    parts = []
+    if options:
+        parts.append(f"unknown option {', '.join(dict.fromkeys(options))}")
+    if others:
+        parts.append(f"{others} unexpected argument{'s' if others > 1 else ''} (not shown)")
+    hint = ""
+    if any("key" in option.lower() for option in options):
+        hint = (f"; the API key is never taken on the command line: use ${apikey.ENV_VAR} or "
+                "--api-key-file PATH")
+    return "; ".join(parts) + hint
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -60,17 +109,22 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     family.add_argument("-6", dest="family", action="store_const", const=Family.IPV6,
                         help="use only IPv6 addresses")
     tuning = parser.add_argument_group("tuning")
-    tuning.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    tuning.add_argument("--timeout", type=BOUNDS["timeout"].parse, default=DEFAULT_TIMEOUT,
+                        metavar="SECONDS",
                         help=f"per network operation (default {DEFAULT_TIMEOUT:g})")
-    tuning.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+    tuning.add_argument("--retries", type=BOUNDS["retries"].parse_int, default=DEFAULT_RETRIES,
+                        metavar="N",
                         help=f"ping retries after the first attempt (default {DEFAULT_RETRIES})")
-    tuning.add_argument("--retry-pause", type=float, default=DEFAULT_RETRY_PAUSE,
+    tuning.add_argument("--retry-pause", type=BOUNDS["retry_pause"].parse,
+                        default=DEFAULT_RETRY_PAUSE,
                         metavar="SECONDS", help="pause between attempts; Retry-After overrides "
                         f"it (default {DEFAULT_RETRY_PAUSE:g})")
-    tuning.add_argument("--max-retry-after", type=float, default=DEFAULT_MAX_RETRY_AFTER,
+    tuning.add_argument("--max-retry-after", type=BOUNDS["max_retry_after"].parse,
+                        default=DEFAULT_MAX_RETRY_AFTER,
                         metavar="SECONDS", help="longest Retry-After to wait for before giving "
                         f"up (default {DEFAULT_MAX_RETRY_AFTER:g})")
-    tuning.add_argument("--max-skew", type=float, default=DEFAULT_MAX_SKEW, metavar="SECONDS",
+    tuning.add_argument("--max-skew", type=BOUNDS["max_skew"].parse, default=DEFAULT_MAX_SKEW,
+                        metavar="SECONDS",
                         help=f"clock skew to warn about (default {DEFAULT_MAX_SKEW:g})")
     tuning.add_argument("--no-ping", action="store_true",
                         help="network stages only: send no request carrying the key")
@@ -111,24 +165,55 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
                                proxyconfig.system_settings()),
         family=getattr(args, "family", None),
     )
-    key = None if args.no_ping and not interactive else apikey.load(args.api_key_file)
+    # Read even with --no-ping, so that what is said about the key is true (it is not sent).
+    key = apikey.load(args.api_key_file)
     return target, options, key
 
 
-def _check(args: argparse.Namespace) -> int:
+def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Report:
+    """One check, its report describing the key as data."""
     import asyncio
+    from dataclasses import replace
 
+    from assure_doctor import warmup
     from assure_doctor.engine import run_check
-    from assure_doctor.render import human, json
+    from assure_doctor.model import KeyInfo
 
+    warmup.warm()  # the stage times are then the network's, not the imports'
+    report = asyncio.run(run_check(target, options, key))
+    return replace(report, key_info=KeyInfo.of(key, options.no_ping))
+
+
+def _check(args: argparse.Namespace) -> int:
     target, options, key = inputs(args)
     assert target is not None
+    from assure_doctor.render import human, json  # after the inputs: bad input loads no engine
+
     configure_logging(args)
-    report = asyncio.run(run_check(target, options, key))
+    report = _run(target, options, key)
     if args.json:
         sys.stdout.write(json.render(report) + "\n")
     else:
-        sys.stdout.write(human.render(report, colour=human.use_colour(sys.stdout)))
+        sys.stdout.write(human.render(report, options, colour=human.use_colour(sys.stdout)))
+    return 0 if report.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`report --out DIR`: the check, then the support bundle; exit codes like `check`."""
+    from pathlib import Path
+
+    from assure_doctor.render import bundle
+
+    target, options, key = inputs(args)
+    assert target is not None
+    out = bundle.prepare(Path(args.out))
+    log_path = out / bundle.LOG
+    bundle.write_private(log_path, "")  # 0600 before the logger appends to it
+    logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
+    report = _run(target, options, key)
+    bundle.write(out, report, options)
+    sys.stdout.write(f"Support bundle written to {out}/ ({', '.join(bundle.FILES)})\n")
+    sys.stdout.write("".join(f"  {line}\n" for line in bundle.summary(report)))
     return 0 if report.ok else 1
 
 
@@ -140,7 +225,7 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
         return
     from assure_doctor.sandbox.stack import Sandbox
 
-    if args.stack or args.url or getattr(args, "config", None):
+    if args.stack or args.url or getattr(args, "config", None) is not None:
         raise InputError("--sandbox: it is the target; give no --stack, --url or --config")
     with Sandbox(args.sandbox) as sandbox:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
@@ -156,11 +241,14 @@ def _tui(args: argparse.Namespace) -> int:
 
     from assure_doctor.tui.app import DoctorApp
 
+    export_dir = Path(args.export_dir)
+    if not args.export_dir.strip() or (export_dir.exists() and not export_dir.is_dir()):
+        raise InputError("--export-dir: give a directory")
     with sandbox_as_target(args):
         target, options, key = inputs(args, interactive=True)
         # Only the log file: lines on stderr would tear the screen.
         logs.configure(logging.CRITICAL + 10, args.log_file)
-        DoctorApp(target, options, key, export_dir=Path(args.export_dir),
+        DoctorApp(target, options, key, export_dir=export_dir,
                   watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
     return 0
 
@@ -200,7 +288,7 @@ def _monitor_config(args: argparse.Namespace
     from assure_doctor.monitor import config as monitor_config
 
     settings: dict[str, object] = {}
-    if args.config:
+    if args.config is not None:
         _, base, _ = inputs(args, interactive=True)
         targets, settings = monitor_config.load_file(args.config, base)
     else:
@@ -208,14 +296,11 @@ def _monitor_config(args: argparse.Namespace
         assert target is not None
         targets = [monitor_config.watched_target(target, base, key)]
 
-    def setting(name: str, default: object, kind: Callable[[Any], T]) -> T:
-        """The flag if given, else the config file's value, else the default."""
+    def setting(name: str, default: T) -> T:
+        """The flag if given, else the config file's value, else the default (each already
+        checked for its type and range by argparse or load_file)."""
         value = getattr(args, name)
-        value = settings.get(name, default) if value is None else value
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{name} = {value!r}: not a valid {kind.__name__}") from None
+        return cast(T, settings.get(name, default) if value is None else value)
 
     def given(name: str) -> Any:
         """The flag if given, else the config file's value, else None; MonitorConfig checks
@@ -224,19 +309,25 @@ def _monitor_config(args: argparse.Namespace
         return settings.get(name) if value is None else value
 
     defaults = monitor_config
+    state_dir = cast(Path | None, settings.get("state_dir")) if args.state_dir is None else None
     config = monitor_config.MonitorConfig(
         targets=tuple(targets),
-        interval=setting("interval", defaults.DEFAULT_INTERVAL, float),
-        ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL, float),
-        ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET, int),
-        jitter=setting("jitter", defaults.DEFAULT_JITTER, float),
-        state_dir=setting("state_dir", defaults.default_state_dir(), Path),
+        interval=setting("interval", defaults.DEFAULT_INTERVAL),
+        ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL),
+        ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET),
+        jitter=setting("jitter", defaults.DEFAULT_JITTER),
+        state_dir=state_dir or monitor_config.state_directory(
+            defaults.default_state_dir() if args.state_dir is None else args.state_dir,
+            "--state-dir"),
         allow_exhaustion=args.allow_budget_exhaustion,
         site=given("site"),
         ledger_url=given("ledger"),
         customer_budget=given("customer_budget"),
     )
-    return config, base, setting("listen", DEFAULT_LISTEN, str)
+    listen = setting("listen", DEFAULT_LISTEN)
+    if not listen.strip():
+        raise InputError(f"--listen '': give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return config, base, listen
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -253,16 +344,6 @@ def _demo(args: argparse.Namespace) -> int:
     return demo(args.scenario)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Connectivity doctor for the Evotix Assure "
                      "Customer API: finds out why a connection fails, and whose problem it is.")
@@ -275,15 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the contract's JSON document")
     check.set_defaults(handler=_check)
 
+    report = commands.add_parser("report", help="run the check and write a support bundle")
+    add_target_options(report)
+    report.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for report.md, report.json, assure-doctor.log and "
+                        "reproduce.txt (created 0700; files 0600)")
+    report.set_defaults(handler=_report)
+
     tui = commands.add_parser("tui", help="the interactive troubleshooter")
     add_target_options(tui)
     tui.add_argument("--sandbox", metavar="SCENARIO",
                      help="start the simulated stack in-process and point at it")
     tui.add_argument("--export-dir", default=".", metavar="DIR",
                      help="where `e` writes reports (default: here)")
-    tui.add_argument("--watch-interval", type=_positive, default=15.0, metavar="SECONDS",
+    tui.add_argument("--watch-interval", type=MONITOR_BOUNDS["interval"].parse, default=15.0,
+                     metavar="SECONDS",
                      help="watch mode: network stages every SECONDS (default 15)")
-    tui.add_argument("--ping-interval", type=_positive, default=300.0, metavar="SECONDS",
+    tui.add_argument("--ping-interval", type=MONITOR_BOUNDS["ping_interval"].parse,
+                     default=300.0, metavar="SECONDS",
                      help="watch mode: the key-carrying ping at most every SECONDS "
                      "(default 300)")
     tui.set_defaults(handler=_tui)
@@ -301,13 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--check-config", action="store_true",
                        help="validate every input and the config files, then exit (0 valid, "
                        "2 not)")
-    group.add_argument("--interval", type=_positive, metavar="SECONDS",
+    group.add_argument("--interval", type=MONITOR_BOUNDS["interval"].parse, metavar="SECONDS",
                        help="network stages (no key) every SECONDS (default 60)")
-    group.add_argument("--ping-interval", type=_positive, metavar="SECONDS",
+    group.add_argument("--ping-interval", type=MONITOR_BOUNDS["ping_interval"].parse,
+                       metavar="SECONDS",
                        help="the key-carrying ping every SECONDS (default 900)")
-    group.add_argument("--ping-budget", type=int, metavar="N",
+    group.add_argument("--ping-budget", type=MONITOR_BOUNDS["ping_budget"].parse_int, metavar="N",
                        help="key-carrying requests a day per key, never exceeded (default 100)")
-    group.add_argument("--jitter", type=float, metavar="SECONDS",
+    group.add_argument("--jitter", type=MONITOR_BOUNDS["jitter"].parse, metavar="SECONDS",
                        help="random delay added to each network run (default 5)")
     group.add_argument("--state-dir", metavar="DIR",
                        help="where the spent budget is kept (default "
@@ -339,11 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a scenario name, or 'all' (default: a healthy run and a few faults)")
     add_log_options(demo)
     demo.set_defaults(handler=_demo)
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # a stray flag is the command's error
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, stray = build_parser().parse_known_args(argv)
+    if stray:
+        args.command_parser.error(_unrecognised(stray))  # `check --help`, not the top's
     try:
         return int(args.handler(args))
     except InputError as exc:

@@ -23,3 +23,11 @@ class TargetError(InputError):
 
 class ApiKeyError(InputError):
     """The API key cannot be read or is malformed (the message never contains it)."""
+
+
+def shown(value: object, limit: int = 120) -> str:
+    """An input value quoted for an error message: control characters escaped, secrets
+    masked, and bounded (a megabyte-long --url gets a one-line error, not a megabyte)."""
+    from assure_doctor import sanitize
+
+    return f"'{sanitize.text(value, limit)}'"

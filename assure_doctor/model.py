@@ -6,10 +6,13 @@ reported FAIL or WARN always has at least one cause.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from assure_doctor import __version__
+from assure_doctor.apikey import ENV_VAR, ApiKey
 from assure_doctor.kinds import KNOWN_KINDS, CauseId, Condition, Facts
 from assure_doctor.target import Target
 
@@ -105,6 +108,36 @@ class StageResult:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """The API key as data, never the key: whether there is one, its source and its length."""
+
+    present: bool = False
+    source: str | None = None  # ENV_VAR or "file"
+    length: int | None = None
+    sent: bool = False  # False with --no-ping: the check sends nothing that carries it
+
+    @classmethod
+    def of(cls, key: ApiKey | None, no_ping: bool) -> KeyInfo:
+        if key is None:
+            return cls()
+        source = ENV_VAR if key.source == ENV_VAR else "file"
+        return cls(True, source, len(key.reveal()), not no_ping)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"present": self.present, "source": self.source, "length": self.length,
+                "sent": self.sent}
+
+
+def tool() -> dict[str, str]:
+    return {"name": "assure-doctor", "version": __version__}
+
+
+def platform_info() -> dict[str, str]:
+    return {"system": platform.system(), "release": platform.release(),
+            "python": platform.python_version()}
+
+
+@dataclass(frozen=True)
 class Report:
     """A whole check: the target, each stage in order, and when it ran."""
 
@@ -113,6 +146,7 @@ class Report:
     started_at: str
     resolver: str
     key_state: str
+    key_info: KeyInfo = KeyInfo()
 
     @property
     def ok(self) -> bool:
@@ -141,7 +175,9 @@ class Report:
             "warnings": [_finding(stage) for stage in self.warnings if stage.condition],
             "started_at": self.started_at,
             "resolver": self.resolver,
-            "api_key": self.key_state,
+            "api_key": self.key_info.to_dict(),
+            "tool": tool(),
+            "platform": platform_info(),
         }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from assure_doctor import localfile, sanitize
+from assure_doctor.bounds import Bound
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
 from assure_doctor.proxyconfig import ProxyRules
@@ -21,6 +22,16 @@ DEFAULT_MAX_RETRY_AFTER = 30.0
 DEFAULT_MAX_SKEW = 10.0
 CERT_WARN_DAYS = 14
 MAX_RETRIES = 10
+CA_BUNDLE_LIMIT = 10 * localfile.MIB
+# Each bound names the flag; the TOML file checks its keys against the same bounds.
+BOUNDS = {
+    "timeout": Bound(0, 600, low_open=True),
+    "retries": Bound(0, MAX_RETRIES, integer=True, unit=" (each retry spends from the "
+                     "customer's daily quota)"),
+    "retry_pause": Bound(0, 3600),
+    "max_retry_after": Bound(0, 86400),
+    "max_skew": Bound(0, 365 * 86400, low_open=True),
+}
 
 
 @dataclass(frozen=True)
@@ -43,21 +54,14 @@ class CheckOptions:
     trust: Trust | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name, bound in BOUNDS.items():
+            bound.check(getattr(self, name), f"--{name.replace('_', '-')}")
         if self.trust is None or self.trust.ca_bundle != self.ca_bundle:
             from assure_doctor.probes import tlsctx  # the probes package imports this module
 
+            if self.ca_bundle is not None:
+                check_ca_bundle(self.ca_bundle)  # bad input, named, before any traffic
             object.__setattr__(self, "trust", tlsctx.load(self.ca_bundle))
-        if not (self.timeout > 0 and math.isfinite(self.timeout)):
-            raise InputError(f"--timeout {self.timeout}: must be a positive number of seconds")
-        if not 0 <= self.retries <= MAX_RETRIES:
-            raise InputError(f"--retries {self.retries}: must be 0 to {MAX_RETRIES} (each "
-                             "retry spends from the customer's daily quota)")
-        for flag, value in (("--retry-pause", self.retry_pause),
-                            ("--max-retry-after", self.max_retry_after)):
-            if not (value >= 0 and math.isfinite(value)):
-                raise InputError(f"{flag} {value}: must be 0 or more seconds")
-        if not (self.max_skew > 0 and math.isfinite(self.max_skew)):
-            raise InputError(f"--max-skew {self.max_skew}: must be a positive number of seconds")
 
     @property
     def anchors(self) -> Trust:
@@ -68,3 +72,16 @@ class CheckOptions:
     @property
     def attempts(self) -> int:
         return self.retries + 1
+
+
+def check_ca_bundle(path: str, name: str = "--ca-bundle") -> None:
+    """A CA bundle is a regular PEM file of bounded size (OpenSSL would read `/dev/zero` for
+    ever); errors name `name` (the flag, or a TOML key)."""
+    from assure_doctor.probes import tlsctx  # the probes package imports this module
+
+    localfile.require_regular(path, CA_BUNDLE_LIMIT, name)
+    try:
+        tlsctx.verifying(path)
+    except InputError as exc:
+        reason = str(exc).partition(": ")[2]
+        raise InputError(f"{name} {sanitize.text(path, 200)}: {reason}") from None

@@ -32,14 +32,23 @@ def scrub(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter that masks registered secrets in the final message."""
+    """A handler filter that masks registered secrets in the final message, the traceback and
+    the stack of any record, whichever logger made it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: show them, scrubbed
+            message = f"{record.msg!s} {record.args!r}"
+            record.msg, record.args = message, None
         clean = scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info:
             # The formatter reuses exc_text when it is set, so the traceback is scrubbed too.
             record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True

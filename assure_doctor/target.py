@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from assure_doctor.errors import TargetError
+from assure_doctor.errors import TargetError, shown
 
 STACK_DOMAIN = "sheassure.net"
 PING_PATH = "/v1/ping"
@@ -44,34 +44,38 @@ class Target:
         return {"url": self.url, "host": self.host, "port": self.port, "stack": self.stack}
 
 
-def from_stack(name: str) -> Target:
-    """`--stack uk2` → https://api.uk2.sheassure.net/v1/ping."""
+def from_stack(name: str, flag: str = "--stack") -> Target:
+    """`--stack uk2` → https://api.uk2.sheassure.net/v1/ping.
+
+    `flag` names the input in errors (`--stack`, or a TOML key such as `stack =`).
+    """
     stack = name.strip().lower()
     if not _LABEL.match(stack):
-        raise TargetError(f"--stack {name!r}: a stack name is one DNS label such as uk2, anz, na")
+        raise TargetError(f"{flag} {shown(name)}: a stack name is one DNS label such as uk2, "
+                          "anz, na")
     host = f"api.{stack}.{STACK_DOMAIN}"
     return Target(url=f"https://{host}{PING_PATH}", host=host, port=443, path=PING_PATH,
                   stack=stack)
 
 
-def from_url(url: str) -> Target:
+def from_url(url: str, flag: str = "--url") -> Target:
     """`--url https://host[:port]/path`: https only, a host required, the path kept as given."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise TargetError(f"--url {url!r}: {exc}") from None
+        raise TargetError(f"{flag} {shown(url)}: {exc}") from None
     if parts.scheme.lower() != "https":
-        raise TargetError(f"--url {url!r}: must be an https:// URL (the API is HTTPS only)")
+        raise TargetError(f"{flag} {shown(url)}: must be an https:// URL (the API is HTTPS only)")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
-        raise TargetError(f"--url {url!r}: has no host")
+        raise TargetError(f"{flag} {shown(url)}: has no host")
     if port == 0:
-        raise TargetError(f"--url {url!r}: port 0 is not a port")
+        raise TargetError(f"{flag} {shown(url)}: port 0 is not a port")
     if parts.username or parts.password:
-        raise TargetError(f"--url {url!r}: must not carry credentials")
+        raise TargetError(f"{flag} {shown(url)}: must not carry credentials")
     if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
-        raise TargetError(f"--url {url!r}: {host!r} is not a valid host name")
+        raise TargetError(f"{flag} {shown(url)}: {shown(host)} is not a valid host name")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
@@ -79,15 +83,16 @@ def from_url(url: str) -> Target:
     return replace(target, url=f"https://{target.host_header}{path}")
 
 
-def resolve_target(stack: str | None, url: str | None) -> Target:
-    """Exactly one of --stack and --url."""
+def resolve_target(stack: str | None, url: str | None, flags: tuple[str, str] = ("--stack", "--url")
+                   ) -> Target:
+    """Exactly one of --stack and --url (`flags` names them in errors)."""
     if stack and url:
-        raise TargetError("--stack and --url: give one or the other, not both")
+        raise TargetError(f"{flags[0]} and {flags[1]}: give one or the other, not both")
     if stack:
-        return from_stack(stack)
+        return from_stack(stack, flags[0])
     if url:
-        return from_url(url)
-    raise TargetError("no target: give --stack NAME (e.g. uk2) or --url https://...")
+        return from_url(url, flags[1])
+    raise TargetError(f"no target: give {flags[0]} NAME (e.g. uk2) or {flags[1]} https://...")
 
 
 @dataclass(frozen=True)
@@ -102,25 +107,39 @@ class ResolverAddress:
         return f"{host}:{self.port}"
 
 
-def parse_resolver(text: str) -> ResolverAddress:
-    """`1.1.1.1`, `1.1.1.1:5353`, `::1`, `[::1]:53`; an IP address, never a name."""
+def parse_resolver(text: str, flag: str = "--resolver") -> ResolverAddress:
+    """`1.1.1.1`, `1.1.1.1:5353`, `::1`, `[::1]:53`; an IP address, never a name.
+
+    An unbracketed IPv6 address whose last group could be a port (`::1:53`: the address ::1
+    port 53, or the address ::1:53?) is ambiguous and refused; bracket it.
+    """
     raw = text.strip()
     host, port_text = raw, ""
     if raw.startswith("["):
         host, sep, rest = raw[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise TargetError(f"--resolver {text!r}: write IPv6 as [ADDRESS]:PORT")
+            raise TargetError(f"{flag} {shown(text)}: write IPv6 as [ADDRESS]:PORT")
         port_text = rest[1:]
     elif raw.count(":") == 1:
         host, _, port_text = raw.partition(":")
+    elif raw.count(":") > 1 and _ambiguous_ipv6(raw):
+        raise TargetError(f"{flag} {shown(text)}: write IPv6 as [ADDRESS]:PORT (or [ADDRESS] for "
+                          "port 53): the last group could be a port")
     if not _is_address(host):
-        raise TargetError(f"--resolver {text!r}: {host!r} is not an IP address")
+        raise TargetError(f"{flag} {shown(text)}: {shown(host)} is not an IP address")
     port = 53
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise TargetError(f"--resolver {text!r}: {port_text!r} is not a port number")
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+            raise TargetError(f"{flag} {shown(text)}: {shown(port_text)} is not a port number")
         port = int(port_text)
     return ResolverAddress(str(ipaddress.ip_address(host)), port)
+
+
+def _ambiguous_ipv6(text: str) -> bool:
+    """True when `text` without its last `:group` is still an address and that group is a
+    decimal number: then it may be ADDRESS:PORT written without brackets."""
+    head, _, last = text.rpartition(":")
+    return last.isascii() and last.isdigit() and _is_address(head)
 
 
 def _is_address(host: str) -> bool:

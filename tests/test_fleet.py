@@ -89,8 +89,9 @@ def test_bad_fleet_flags_are_exit_2(args: list[str], words: str) -> None:
 
 def test_fleet_settings_in_the_config_file_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "targets.toml"
-    for setting, words in (('site = 5', "--site"), ('customer_budget = 2.5\nledger = "http://x"',
-                                                    "--customer-budget")):
+    # Errors name the TOML key, not the flag.
+    for setting, words in (('site = 5', "site = 5"), ('customer_budget = 2.5\nledger = "http://x"',
+                                                     "customer_budget = 2.5")):
         path.write_text(f"{setting}\n[[targets]]\nurl = 'https://127.0.0.1:9/v1/ping'\n"
                         "no_ping = true\n")
         run = run_cli("monitor", "--config", str(path), "--listen", "127.0.0.1:0")

@@ -243,7 +243,7 @@ def test_a_cadence_the_budget_cannot_pay_for_is_refused() -> None:
 
 def test_bad_config_is_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    for text, words in (("[[targets]]\nstack = 'uk 2'\n", "--stack"),
+    for text, words in (("[[targets]]\nstack = 'uk 2'\n", "stack = 'uk 2'"),
                         ("[[targets]]\nurl = 'https://x/'\ncolour = 1\n", "colour"),
                         ("not toml at all [", "TOML"), ("interval = 5\n", "[[targets]]")):
         path.write_text(text)

@@ -53,7 +53,7 @@ def test_last_results_are_restored_at_once_after_a_restart(tmp_path: Path) -> No
         pinged_at = time.time()
         keyed = good.traffic.keyed + rejected.traffic.keyed
         # Long cadences: without the persisted result nothing would show for 15 minutes.
-        again = MonitorProcess(["--config", str(config), "--interval", "100000",
+        again = MonitorProcess(["--config", str(config), "--interval", "86400",
                                 "--ping-interval", "100000", "--ping-budget", "1000", *FAST],
                                tmp_path / "state")
         try:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import json
 import re
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import DataTable, RichLog, Static
 
 from assure_doctor.apikey import ApiKey
+from assure_doctor.model import STAGES
 from assure_doctor.options import CheckOptions
+from assure_doctor.render import bundle
 from assure_doctor.sandbox.stack import Sandbox
 from assure_doctor.target import from_url, parse_resolver
 from assure_doctor.tui.app import DoctorApp
@@ -32,8 +37,17 @@ def make_app(sandbox: Sandbox, tmp_path: Path | None = None, **extra: object) ->
 
 
 async def settle(pilot: Pilot[None]) -> None:
-    """Wait for the check's worker, then for the screen to catch up."""
-    await pilot.app.workers.wait_for_complete()
+    """Wait until the latest check has ended and its results are shown."""
+    app = pilot.app
+    assert isinstance(app, DoctorApp)
+    for _ in range(600):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if app.target is None or (app.generation and app.finished == app.generation):
+            break
+        await asyncio.sleep(0.05)
+    # The table measures column widths when idle; the app re-lays it out 50 ms after an update.
+    await pilot.pause(0.1)
     await pilot.pause()
 
 
@@ -47,7 +61,10 @@ def drive(app: DoctorApp, steps: Callable[[Pilot[None]], Awaitable[None]]) -> No
 
 
 def detail_text(app: DoctorApp) -> str:
-    return str(app.query_one("#detail", Static).content)
+    """The Diagnosis pane's text, rendered as the terminal shows it (wide, so no wrapping)."""
+    console = Console(width=400, record=True, file=io.StringIO())
+    console.print(app.query_one("#detail", Static).content)
+    return console.export_text()
 
 
 def screen_text(app: DoctorApp) -> str:
@@ -85,7 +102,8 @@ def test_run_shows_stage_states_and_the_diagnosis(
         if stage is None:
             assert app.report is not None and app.report.ok
             return
-        await select(pilot, stage)
+        assert app.selected == stage  # opened on the failure, not on DNS's pass
+        assert app.table.cursor_row == STAGES.index(stage)
         shown = detail_text(app)
         assert f"[{expect.condition}]" in shown
         first_cause = shown.split("Likely causes, most likely first:")[1].splitlines()[1]
@@ -135,7 +153,7 @@ def test_no_ping_and_watch_spare_the_quota(healthy: Sandbox) -> None:
     drive(app, steps)
 
 
-def test_export_writes_markdown_and_json_without_the_key(healthy: Sandbox, tmp_path: Path
+def test_export_writes_the_support_bundle_without_the_key(healthy: Sandbox, tmp_path: Path
                                                          ) -> None:
     app = make_app(healthy, tmp_path)
 
@@ -144,13 +162,15 @@ def test_export_writes_markdown_and_json_without_the_key(healthy: Sandbox, tmp_p
         await pilot.pause()
 
     drive(app, steps)
-    markdown = list(tmp_path.glob("assure-doctor-report-*.md"))
-    documents = list(tmp_path.glob("assure-doctor-report-*.json"))
-    assert len(markdown) == 1 and len(documents) == 1
-    text = markdown[0].read_text()
+    [folder] = tmp_path.glob("assure-doctor-report-*")
+    assert sorted(path.name for path in folder.iterdir()) == sorted(bundle.FILES)
+    text = (folder / "report.md").read_text()
     assert "| ping | ✅ pass |" in text and healthy.url in text
-    assert json.loads(documents[0].read_text())["ok"] is True
-    for path in (*markdown, *documents):
+    assert json.loads((folder / "report.json").read_text())["ok"] is True
+    assert "assure_doctor.engine: Checking" in (folder / "assure-doctor.log").read_text()
+    assert "curl " in (folder / "reproduce.txt").read_text()
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert healthy.key not in path.read_text()
 
 
@@ -220,3 +240,152 @@ def test_tui_bad_input_is_exit_2() -> None:
     run = run_cli("tui", "--sandbox", "healthy", "--url", "https://127.0.0.1:9/v1/ping")
     assert run.returncode == 2 and "--sandbox" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_keys_move_like_the_arrows_and_the_user_keeps_the_cursor(
+        sandbox_factory: SandboxFactory) -> None:
+    app = make_app(sandbox_factory("http-401"))
+
+    async def steps(pilot: Pilot[None]) -> None:
+        assert app.selected == "ping"
+        await pilot.press("g")
+        assert app.selected == "dns" and "DNS" in detail_text(app)
+        await pilot.press("j", "j", "j")
+        assert app.selected == "tls"
+        await pilot.press("k")
+        assert app.selected == "proxy"
+        await pilot.press("G")
+        assert app.selected == "ping"
+        await pilot.press("k")
+        await pilot.press("f")  # re-run from clock: the ping fails again ...
+        await settle(pilot)
+        assert app.selected == "clock"  # ... but the user moved, so the cursor stays
+
+    drive(app, steps)
+
+
+def test_evidence_and_advice_read_as_text(sandbox_factory: SandboxFactory) -> None:
+    app = make_app(sandbox_factory("tls-unknown-issuer"))
+
+    async def steps(pilot: Pilot[None]) -> None:
+        await select(pilot, "tcp")
+        shown = detail_text(app)
+        assert "attempts: (address 127.0.0.1, port " in shown and "{'" not in shown
+        await select(pilot, "tls")
+        console = Console(width=60, record=True, file=io.StringIO())
+        content: RenderableType = app.query_one("#detail", Static).content  # type: ignore
+        console.print(content)
+        causes = console.export_text().split("Likely causes, most likely first:")[1]
+        lines = [line for line in causes.split("Evidence:")[0].splitlines() if line.strip()]
+        assert len(lines) > 6  # wrapped at 60 columns
+        assert all(re.match(r"^\d\. |^   \S", line) for line in lines), lines
+
+    drive(app, steps)
+
+
+def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> None:
+    from tests.key_echo import MARKUP, PLANTED, KeyEcho
+
+    with KeyEcho(PLANTED, tmp_path) as server:
+        options = CheckOptions(timeout=1.5, retries=0, ca_bundle=str(server.ca_bundle))
+        app = DoctorApp(from_url(f"https://127.0.0.1:{server.port}/v1/ping"), options,
+                        ApiKey(PLANTED, "ASSURE_API_KEY"))
+
+        async def steps(pilot: Pilot[None]) -> None:
+            assert app.is_running and app.selected == "ping"
+            shown = detail_text(app)
+            assert "http_redirect" in shown and MARKUP in shown  # shown, not interpreted
+            for text in (screen_text(app), log_text(app), shown):
+                assert PLANTED not in text and "\x1b]" not in text
+            await select(pilot, "tls")
+            assert PLANTED not in detail_text(app)
+
+        drive(app, steps)
+
+
+def test_a_failing_check_is_one_line_and_the_tui_keeps_running(
+        healthy: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assure_doctor.tui import app as app_module
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"probe broke near {healthy.key}")
+
+    monkeypatch.setattr(app_module, "run_check", broken)
+    app = make_app(healthy)
+
+    async def steps(pilot: Pilot[None]) -> None:
+        assert app.is_running
+        log = " ".join(log_text(app).split())  # the pane wraps long lines
+        assert "the check stopped: RuntimeError: probe broke near [REDACTED]" in log
+        assert "Traceback" not in screen_text(app) and healthy.key not in log
+
+    drive(app, steps)
+
+
+def test_a_crash_prints_one_sanitised_line_without_locals(
+        healthy: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(healthy)
+    secret_local = healthy.key  # a traceback with locals would print this  # noqa: F841
+
+    def crash() -> None:
+        raise ValueError(f"bad \x1b]0;title\x07 value {healthy.key}")
+
+    async def steps(pilot: Pilot[None]) -> None:
+        app.call_later(crash)
+        await pilot.pause()
+
+    with pytest.raises(ValueError):  # Pilot re-raises it for the test; a user sees stderr
+        drive(app, steps)
+    printed = capsys.readouterr().err.strip()
+    assert printed.count("\n") == 0, printed
+    assert printed.startswith("assure-doctor tui stopped: ValueError: bad \\x1b]0;title\\x07")
+    assert healthy.key not in printed and "[REDACTED]" in printed
+
+
+def test_snapshot_dns_failure_opens_on_the_diagnosis(sandbox_factory: SandboxFactory,
+                                                     snap_compare: Callable[..., bool]) -> None:
+    app = make_app(sandbox_factory("dns-nxdomain"), stable=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_http_401_opens_on_the_diagnosis(sandbox_factory: SandboxFactory,
+                                                  snap_compare: Callable[..., bool]) -> None:
+    app = make_app(sandbox_factory("http-401"), stable=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_a_new_check_cancels_the_running_one(sandbox_factory: SandboxFactory) -> None:
+    sandbox = sandbox_factory("http-slow")
+    app = make_app(sandbox)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(100):
+                if app.states["ping"] == "running" and sandbox.traffic.keyed:
+                    break
+                await asyncio.sleep(0.05)
+            assert sandbox.traffic.keyed == 1
+            await pilot.press("r")  # the first ping's retries must not be sent
+            await settle(pilot)
+            assert app.states["ping"] == "fail"
+
+    asyncio.run(main())
+    assert sandbox.traffic.keyed == 1 + 3  # the cancelled check's one, then the new three
+
+
+def test_quitting_does_not_wait_for_a_running_check(sandbox_factory: SandboxFactory) -> None:
+    import time
+
+    sandbox = sandbox_factory("http-slow")
+    app = make_app(sandbox)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            while not sandbox.traffic.keyed:
+                await asyncio.sleep(0.05)
+            await pilot.press("q")
+
+    start = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - start < 3.5  # not the 3 x 1.5 s the ping's attempts would take
+    assert sandbox.traffic.keyed == 1

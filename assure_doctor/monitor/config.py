@@ -1,20 +1,30 @@
-"""What the monitor watches: targets from the command line or a TOML file, validated once."""
+"""What the monitor watches: targets from the command line or a TOML file, validated once.
+
+Every value of the TOML file is checked for its exact type (a bool is a bool, an integer is
+not a float, a string is a string) and range, and errors name the TOML key and table, not
+the command line's flags.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import sys
 import tomllib
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from assure_doctor import apikey, proxyconfig
+from assure_doctor import apikey, localfile, proxyconfig
 from assure_doctor.apikey import ApiKey
-from assure_doctor.errors import InputError
+from assure_doctor.bounds import Bound
+from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
-from assure_doctor.options import CheckOptions
+from assure_doctor.options import BOUNDS as CHECK_BOUNDS
+from assure_doctor.options import CheckOptions, check_ca_bundle
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
@@ -24,6 +34,20 @@ DEFAULT_PING_BUDGET = 100  # 1% of the customer's 10,000 a day
 DEFAULT_PING_INTERVAL = 900.0  # 96 a day: under the budget, with room for retries
 DEFAULT_JITTER = 5.0
 DEFAULT_RETRY_PAUSE = 10.0  # the guide's pause between attempts
+DAILY_QUOTA = 10_000
+CONFIG_LIMIT = localfile.MIB
+APP = "assure-doctor"
+BOUNDS = {
+    "interval": Bound(0, DAY, low_open=True),
+    "ping_interval": Bound(0, 7 * DAY, low_open=True),
+    "ping_budget": Bound(0, DAILY_QUOTA, integer=True, unit=" requests a day"),
+    "jitter": Bound(0, 3600),
+}
+LABEL_LIMIT = 64
+_LABEL_FORBIDDEN = set("\"'`\\[]{}<>")  # break Prometheus' text format, Rich markup, shells
+# Paths where a state directory cannot sensibly live (kernel views and devices).
+_NOT_STATE = ("/proc", "/sys", "/dev")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -57,20 +81,14 @@ class MonitorConfig:
 
     def __post_init__(self) -> None:
         fleet.validate_settings(self.site, self.ledger_url, self.customer_budget)
-        if not self.interval > 0:
-            raise InputError(f"--interval {self.interval:g}: must be more than 0 seconds")
-        if not self.ping_interval > 0:
-            raise InputError(f"--ping-interval {self.ping_interval:g}: must be more than 0")
-        if self.ping_budget < 0:
-            raise InputError(f"--ping-budget {self.ping_budget}: must be 0 or more")
-        if self.jitter < 0:
-            raise InputError(f"--jitter {self.jitter:g}: must be 0 or more")
+        for name, bound in BOUNDS.items():
+            bound.check(getattr(self, name), f"--{name.replace('_', '-')}")
         if not self.targets:
             raise InputError("no target: give --stack, --url, --config FILE or --sandbox")
         labels = [t.label for t in self.targets]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise InputError(f"--config: target label {duplicates[0]!r} is used twice; give "
+            raise InputError(f"--config: target label {shown(duplicates[0])} is used twice; give "
                              "each target a distinct name")
         if not self.allow_exhaustion:
             self._refuse_overspending()
@@ -92,42 +110,138 @@ class MonitorConfig:
                     "more, --no-ping, or --allow-budget-exhaustion")
 
 
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "assure-doctor"
+def default_state_dir(platform: str = sys.platform, environ: Mapping[str, str] | None = None
+                      ) -> Path:
+    """Where the platform keeps per-user state: %LOCALAPPDATA% on Windows, ~/Library/
+    Application Support on macOS, $XDG_STATE_HOME (~/.local/state) elsewhere."""
+    env = os.environ if environ is None else environ
+    if platform == "win32":
+        base = env.get("LOCALAPPDATA") or str(PureWindowsPath(Path.home(), "AppData", "Local"))
+        return Path(str(PureWindowsPath(base, APP)))
+    if platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP
+    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
+
+
+def state_directory(text: str | os.PathLike[str], name: str) -> Path:
+    """A directory we may keep state in (created 0700 if missing); InputError naming `name`."""
+    if not str(text).strip():
+        raise InputError(f"{name} '': give a directory")
+    path = Path(text).expanduser()
+    real = os.path.realpath(path)
+    kernel = next((top for top in _NOT_STATE if real == top or real.startswith(top + "/")), None)
+    if kernel is not None:
+        raise InputError(f"{name} {shown(text)}: not a place for state (it is under {kernel})")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{name} {shown(text)}: exists and is not a directory")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{name} {shown(text)}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{name} {shown(text)}: not writable")
+    return path
+
+
+def check_label(label: str, name: str) -> str:
+    """A target's name as the `target` label: printable, bounded, nothing that breaks the
+    Prometheus text format, a terminal or Rich markup."""
+    if not label or len(label) > LABEL_LIMIT:
+        raise InputError(f"{name}: must be 1 to {LABEL_LIMIT} characters")
+    bad = next((c for c in label if not c.isprintable() or c in _LABEL_FORBIDDEN), None)
+    if bad is not None or label != label.strip():
+        shown = "leading or trailing space" if bad is None else \
+            f"the character {bad!r}" if bad.isprintable() else "a control character"
+        raise InputError(f"{name}: {shown} is not allowed in a target name (letters, digits "
+                         "and . _ - : / @ + and spaces inside)")
+    return label
 
 
 def watched_target(target: Target, options: CheckOptions, key: ApiKey | None,
                    name: str | None = None) -> WatchedTarget:
-    return WatchedTarget(name or target.label, target, options, key)
+    label = name or target.label
+    check_label(label, f"name = {_shown(name)}" if name else f"target {_shown(label)}")
+    return WatchedTarget(label, target, options, key)
+
+
+# --- the TOML file ---------------------------------------------------------------------------
+FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen",
+                 *fleet.FILE_SETTINGS}
+_ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",
+               "no_ping", "timeout", "proxy", "no_proxy"}
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number",
+               str: "a string", list: "a list"}
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type, here: str) -> Any:
+    """The value of `key`, which must be exactly of `kind` (an int is also a float), or None
+    when absent."""
+    if key not in table:
+        return None
+    value = table[key]
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise InputError(f"{here}: {key} = {_shown(value)}: must be {_TYPE_NAMES[kind]}")
+    return value
+
+
+def _shown(value: object) -> str:
+    """A TOML value, shown bounded (the file may hold anything)."""
+    from assure_doctor import sanitize
+
+    return sanitize.text(repr(value), 60)
+
+
+def _number(table: Mapping[str, Any], key: str, bound: Bound, here: str) -> Any:
+    value = _typed(table, key, int if bound.integer else float, here)
+    if value is not None:
+        problem = bound.problem(value)
+        if problem:
+            raise InputError(f"{here}: {key} = {_shown(value)}: {problem}")
+    return value
 
 
 def load_file(path: str, base: CheckOptions) -> tuple[list[WatchedTarget], dict[str, Any]]:
-    """Targets and settings from a TOML file; returns (targets, top-level settings)."""
-    where = f"--config {path}"
+    """Targets and settings from a TOML file; returns (targets, top-level settings), every
+    value of the right type and range."""
+    where = f"--config {shown(path)}"
+    data = localfile.read_regular(path, CONFIG_LIMIT, "--config")
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: not valid TOML ({exc})") from None
-    entries = data.pop("targets", None)
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise InputError(f"{where}: nested too deeply") from None
+    entries = document.pop("targets", None)
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{where}: needs at least one [[targets]] table")
-    unknown = sorted(set(data) - FILE_SETTINGS)
+    unknown = sorted(set(document) - FILE_SETTINGS)
     if unknown:
-        raise InputError(f"{where}: unknown setting {unknown[0]!r} (known: "
+        raise InputError(f"{where}: unknown setting {_shown(unknown[0])} (known: "
                          f"{', '.join(sorted(FILE_SETTINGS))}, [[targets]])")
+    settings: dict[str, Any] = {}
+    for key, bound in BOUNDS.items():
+        value = _number(document, key, bound, where)
+        if value is not None:
+            settings[key] = value
+    state_dir = _typed(document, "state_dir", str, where)
+    if state_dir is not None:
+        settings["state_dir"] = state_directory(state_dir, f"{where}: state_dir =")
+    listen = _typed(document, "listen", str, where)
+    if listen is not None:
+        if not listen.strip():
+            raise InputError(f"{where}: listen = '': give HOST:PORT, e.g. 127.0.0.1:10459")
+        settings["listen"] = listen
     targets = [_entry(entry, index, where, base) for index, entry in enumerate(entries, 1)]
-    return targets, data
-
-
-FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen",
-                 *fleet.FILE_SETTINGS}
-
-
-_ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",
-               "no_ping", "timeout", "proxy", "no_proxy"}
+    for key, kind in (("site", str), ("ledger", str), ("customer_budget", int)):
+        value = _typed(document, key, kind, where)
+        if value is not None:
+            settings[key] = value  # MonitorConfig checks it (fleet.validate_settings)
+    return targets, settings
 
 
 def _entry(entry: object, index: int, where: str, base: CheckOptions) -> WatchedTarget:
@@ -136,37 +250,55 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
         raise InputError(f"{here}: must be a table")
     unknown = sorted(set(entry) - _ENTRY_KEYS)
     if unknown:
-        raise InputError(f"{here}: unknown setting {unknown[0]!r}")
+        raise InputError(f"{here}: unknown setting {_shown(unknown[0])}")
+    name = _typed(entry, "name", str, here)
+    stack = _typed(entry, "stack", str, here)
+    url = _typed(entry, "url", str, here)
+    resolver_texts = _typed(entry, "resolvers", list, here) or []
+    ca_bundle = _typed(entry, "ca_bundle", str, here)
+    timeout = _number(entry, "timeout", CHECK_BOUNDS["timeout"], here)
+    no_ping = _typed(entry, "no_ping", bool, here)
+    key_file = _typed(entry, "key_file", str, here)
+    key_env = _typed(entry, "key_env", str, here)
+    proxy_url = _typed(entry, "proxy", str, here)
+    no_proxy = _typed(entry, "no_proxy", bool, here)
     try:
-        target = resolve_target(entry.get("stack"), entry.get("url"))
-        resolvers = tuple(parse_resolver(str(r)) for r in entry.get("resolvers", []))
-        options = replace(base, resolvers=resolvers or base.resolvers,
-                          ca_bundle=entry.get("ca_bundle", base.ca_bundle),
-                          timeout=float(entry.get("timeout", base.timeout)),
-                          no_ping=bool(entry.get("no_ping", base.no_ping)),
-                          proxy=_proxy(entry, base.proxy))
+        target = resolve_target(stack, url, ("stack =", "url ="))
+        resolvers = []
+        for text in resolver_texts:
+            if not isinstance(text, str):
+                raise InputError(f"resolvers = [{_shown(text)}]: each must be a string")
+            resolvers.append(parse_resolver(text, "resolvers ="))
+        if ca_bundle is not None:  # checked here to be named as the file's key
+            check_ca_bundle(ca_bundle, "ca_bundle =")
+        options = replace(base, resolvers=tuple(resolvers) or base.resolvers,
+                          ca_bundle=ca_bundle if ca_bundle is not None else base.ca_bundle,
+                          timeout=base.timeout if timeout is None else timeout,
+                          no_ping=base.no_ping if no_ping is None else no_ping,
+                          proxy=_proxy(proxy_url, no_proxy, base.proxy))
         key = None
+        if key_file is not None and key_env is not None:
+            raise InputError("key_file and key_env: give one or the other")
         if not options.no_ping:
-            if "key_file" in entry:
-                key = apikey.from_file(entry["key_file"])
+            if key_file is not None:
+                key = apikey.from_file(key_file, "key_file =")
+            elif key_env is not None:
+                if not _ENV_NAME.match(key_env):
+                    raise InputError(f"key_env = {_shown(key_env)}: not a variable name")
+                key = apikey.from_env(variable=key_env)
+                if key is None:
+                    raise InputError(f"key_env = {shown(key_env)}: the variable {key_env} is "
+                                     "not set")
             else:
-                variable = entry.get("key_env", apikey.ENV_VAR)
-                raw = os.environ.get(variable)
-                key = None if raw is None else ApiKey(apikey.validate(raw, variable), variable)
+                key = apikey.from_env()
+        return watched_target(target, options, key, name)
     except InputError as exc:
         raise InputError(f"{here}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{here}: {exc}") from None
-    return watched_target(target, options, key, entry.get("name"))
 
 
-def _proxy(entry: dict[str, Any], base: ProxyRules) -> ProxyRules:
+def _proxy(url: str | None, no_proxy: bool | None, base: ProxyRules) -> ProxyRules:
     """A target's `proxy = "http://..."` or `no_proxy = true`; else the command line's rules."""
-    no_proxy = entry.get("no_proxy", False)
-    if not isinstance(no_proxy, bool):
-        raise InputError("no_proxy must be true or false")
-    if "proxy" in entry and not isinstance(entry["proxy"], str):
-        raise InputError("proxy must be a URL string")
-    if no_proxy or "proxy" in entry:
-        return proxyconfig.load(entry.get("proxy"), no_proxy, {})
+    if no_proxy or url is not None:
+        return proxyconfig.load(url, bool(no_proxy), {})
     return base
+

@@ -1,4 +1,4 @@
-"""The human report: a line per stage, then the diagnosis with causes and advice."""
+"""The human report: the command that ran, a line per stage, then each finding with advice."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import textwrap
 from typing import Any
 
 from assure_doctor import redact
-from assure_doctor.causes import title as condition_title
 from assure_doctor.model import Report, StageResult, Status
+from assure_doctor.options import CheckOptions
+from assure_doctor.render import words
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
-# Evidence a person rarely needs on screen (all of it is in --json and the exports).
+# Evidence a person rarely needs on screen (all of it is in --json and the report bundle).
 _EVIDENCE_SKIP = {"attempts", "history", "answers", "names", "serial", "sha256", "verify_code",
                   "verify_kind", "verified", "valid_now"}
 WIDTH = 96
+EVIDENCE_LIMIT = 200
 
 
 def use_colour(stream: Any) -> bool:
@@ -30,11 +32,13 @@ class _Painter:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
 
 
-def render(report: Report, colour: bool = False) -> str:
+def render(report: Report, options: CheckOptions | None = None, colour: bool = False) -> str:
+    """The report; its first line is a command that repeats the check as printed."""
     paint = _Painter(colour)
     lines = [
-        paint(f"assure-doctor check {report.target.url}", "1"),
-        f"  resolver {report.resolver} · API key {report.key_state}",
+        paint(words.check_command(report.target, options), "1"),
+        f"  resolver {words.outside(report.resolver)} · API key "
+        f"{words.key_text(report.key_info)}",
         "",
     ]
     lines += [stage_line(stage, paint) for stage in report.stages]
@@ -43,7 +47,7 @@ def render(report: Report, colour: bool = False) -> str:
         lines += ["", *_finding("Diagnosis", diagnosis, paint)]
     for stage in report.warnings:
         if stage.condition:
-            lines += ["", *_finding("Warning", stage, paint)]
+            lines += ["", *_finding(None, stage, paint)]
     verdict = paint("OK", "32;1") if report.ok else paint("FAILED", "31;1")
     lines += ["", f"Result: {verdict}"]
     return redact.scrub("\n".join(lines)) + "\n"
@@ -52,33 +56,30 @@ def render(report: Report, colour: bool = False) -> str:
 def stage_line(stage: StageResult, paint: _Painter | None = None) -> str:
     paint = paint or _Painter(False)
     status = paint(f"{stage.status.value.upper():4}", _COLOURS[stage.status])
-    took = f"{stage.duration_ms:6.0f} ms" if stage.status is not Status.SKIP else "       -  "
-    return f"  {status}  {stage.name:<5} {took}  {stage.summary}"
+    took = "-" if stage.status is Status.SKIP else f"{stage.duration_ms:.0f} ms"
+    return f"  {status}  {stage.name:<5} {took:>9}  {words.outside(stage.summary)}"
 
 
-def _finding(heading: str, stage: StageResult, paint: _Painter) -> list[str]:
-    title = condition_title(stage.condition, stage.status) if stage.condition else ""
-    lines = [paint(f"{heading}: {title} [{stage.condition}] at the {stage.name} stage", "1"),
-             f"  {stage.summary}"]
+def _finding(heading: str | None, stage: StageResult, paint: _Painter) -> list[str]:
+    """A failure ('Diagnosis: ...') or a warning ('Warning: ...'), with evidence and causes."""
+    title = words.title(stage.condition, stage.status)
+    head = f"{heading}: {title}" if heading else title
+    lines = [paint(f"{head} [{stage.condition}] at the {stage.name} stage", "1"),
+             f"  {words.outside(stage.summary)}"]
     evidence = _evidence_lines(stage)
     if evidence:
         lines += ["  Evidence:", *evidence]
     if stage.causes:
         lines.append("  Likely causes, most likely first:")
     for number, cause in enumerate(stage.causes, 1):
-        lines.append(f"  {number}. {paint(cause.title, '1')} ({cause.id})")
-        lines += textwrap.wrap(cause.advice, WIDTH, initial_indent="     ",
-                               subsequent_indent="     ", break_on_hyphens=False,
-                               break_long_words=False)
+        lines.append(f"  {number}. {paint(words.outside(cause.title), '1')} ({cause.id})")
+        lines += textwrap.wrap(words.outside(cause.advice, None), WIDTH,
+                               initial_indent="     ", subsequent_indent="     ",
+                               break_on_hyphens=False, break_long_words=False)
     return lines
 
 
 def _evidence_lines(stage: StageResult) -> list[str]:
-    lines = []
-    for key, value in stage.evidence.items():
-        if key in _EVIDENCE_SKIP or value in (None, "", []):
-            continue
-        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        text = " ".join(text.split())
-        lines.append(f"    {key}: {text[:200]}")
-    return lines
+    return [f"    {key}: {words.value(value, EVIDENCE_LIMIT)}"
+            for key, value in stage.evidence.items()
+            if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})]

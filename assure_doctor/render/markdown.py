@@ -1,54 +1,70 @@
-"""A Markdown report of a check, for a support ticket. The key never appears in it."""
+"""`report.md`: a check for a support ticket: summary, stages, diagnosis, evidence, environment.
+
+Every outside string is sanitised; the key never appears in it (only its source and length).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
-from assure_doctor import __version__, redact
-from assure_doctor.causes import title as condition_title
+from assure_doctor import redact, sanitize
 from assure_doctor.model import Report, StageResult
+from assure_doctor.options import CheckOptions
+from assure_doctor.render import environment, words
 
 _ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭ skip"}
 
 
-def render(report: Report) -> str:
+def render(report: Report, options: CheckOptions | None = None) -> str:
+    finding = report.diagnosis
     lines = [
-        f"# assure-doctor report: {report.target.url}",
+        f"# assure-doctor report: {_cell(report.target.url)}",
         "",
-        f"- checked at: {report.started_at}",
-        f"- result: **{'OK' if report.ok else 'FAILED'}**",
-        f"- resolver: {report.resolver}",
-        f"- API key: {report.key_state}",
-        f"- tool: assure-doctor {__version__}",
+        f"- result: **{'OK' if report.ok else 'FAILED'}**"
+        + (f": {_cell(words.title(finding.condition, finding.status))} at the {finding.name} "
+           "stage" if finding else ""),
+        f"- checked at: {_cell(report.started_at)}",
+        f"- repeat it with: `{words.check_command(report.target, options)}`",
+        "",
+        "## Stages",
         "",
         "| stage | status | time | summary |",
         "|---|---|---:|---|",
     ]
     for stage in report.stages:
-        lines.append(f"| {stage.name} | {_ICON[stage.status.value]} | "
-                     f"{stage.duration_ms:.0f} ms | {_cell(stage.summary)} |")
-    diagnosis = report.diagnosis
-    if diagnosis is not None:
-        lines += ["", *_finding("Diagnosis", diagnosis)]
+        took = "-" if stage.status.value == "skip" else f"{stage.duration_ms:.0f} ms"
+        lines.append(f"| {stage.name} | {_ICON[stage.status.value]} | {took} | "
+                     f"{_cell(stage.summary)} |")
+    if finding is not None:
+        lines += ["", *_finding("Diagnosis: ", finding)]
     for stage in report.warnings:
         if stage.condition:
-            lines += ["", *_finding("Warning", stage)]
+            lines += ["", *_finding("", stage)]
     lines += ["", "## Evidence", ""]
     for stage in report.stages:
         if stage.evidence:
-            lines += [f"### {stage.name}", "", "```json",
-                      json.dumps(stage.evidence, indent=2, default=str), "```", ""]
+            text = json.dumps(stage.evidence, indent=2, default=str, ensure_ascii=True)
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)),
+                                         default=0))
+            lines += [f"### {stage.name}", "", f"{fence}json", text, fence, ""]
+    lines += ["## Environment", "", "| | |", "|---|---|"]
+    lines += [f"| {label} | {_cell(value)} |" for label, value in
+              environment.facts(report, options)]
     return redact.scrub("\n".join(lines)) + "\n"
 
 
 def _finding(heading: str, stage: StageResult) -> list[str]:
-    title = condition_title(stage.condition, stage.status) if stage.condition else ""
-    lines = [f"## {heading}: {title} (`{stage.condition}`, {stage.name} stage)", "",
-             stage.summary, "", "Likely causes, most likely first:", ""]
+    title = words.title(stage.condition, stage.status)
+    lines = [f"## {heading}{title} (`{stage.condition}`, {stage.name} stage)", "",
+             _cell(stage.summary), "", "Likely causes, most likely first:", ""]
     for number, cause in enumerate(stage.causes, 1):
-        lines.append(f"{number}. **{cause.title}** (`{cause.id}`): {cause.advice}")
+        lines.append(f"{number}. **{_cell(cause.title)}** (`{cause.id}`): "
+                     f"{_cell(words.outside(cause.advice, None))}")
     return lines
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Sanitised, on one line, with the characters Markdown would act on escaped."""
+    safe = words.outside(text, 500)
+    return re.sub(r"([\\|`\[\]<>])", r"\\\1", sanitize.text(safe, None))

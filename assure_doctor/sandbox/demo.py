@@ -28,7 +28,8 @@ def demo(name: str | None) -> int:
         raise InputError(f"scenario {name!r}: unknown; see `assure-doctor sandbox --list`")
     colour = human.use_colour(sys.stdout)
     misses = [n for n in names if not _one(n, colour)]
-    print(f"{len(names) - len(misses)} of {len(names)} scenarios diagnosed as expected"
+    noun = "scenario" if len(names) == 1 else "scenarios"
+    print(f"{len(names) - len(misses)} of {len(names)} {noun} diagnosed as expected"
           + (f"; not: {', '.join(misses)}" if misses else ""))
     return 1 if misses else 0
 
@@ -44,7 +45,7 @@ def _one(name: str, colour: bool) -> bool:
                                ca_bundle=str(sandbox.ca_bundle), proxy=proxy)
         key = ApiKey(sandbox.key, source="the sandbox's key file")
         report = asyncio.run(run_check(from_url(sandbox.url), options, key))
-    sys.stdout.write(human.render(report, colour=colour))
+    sys.stdout.write(human.render(report, options, colour=colour))
     met = scenario.expect.met_by(report.to_dict())
     print(f"expected: {scenario.expect} … {'as expected' if met else 'NOT AS EXPECTED'}\n",
           flush=True)

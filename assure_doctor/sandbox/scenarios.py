@@ -31,10 +31,13 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
     fail_first: int = 0  # answer this many requests with `status`, then 200
+    every: int = 0  # answer only every n-th request with `status`, the others 200 (flapping)
 
     def for_request(self, number: int) -> Reply:
         """The reply to the number-th keyed request (1-based)."""
         if self.fail_first and number > self.fail_first:
+            return Reply()
+        if self.every and number % self.every:
             return Reply()
         return self
 

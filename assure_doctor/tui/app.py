@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,41 +22,50 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
+from textual.worker import Worker, WorkerState
 
-from assure_doctor import logs
+from assure_doctor import logs, sanitize, warmup
 from assure_doctor.apikey import ApiKey
 from assure_doctor.engine import run_check
-from assure_doctor.model import Report, StageResult
+from assure_doctor.errors import InputError
+from assure_doctor.model import KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 from assure_doctor.probes.registry import TITLES
 from assure_doctor.redact import RedactingFilter
-from assure_doctor.render import json as json_report
-from assure_doctor.render import markdown
+from assure_doctor.render import bundle, markdown, words
 from assure_doctor.target import Target
 from assure_doctor.tui import present
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
 DAILY_QUOTA = 10_000
+LOG_KEEP = 5000  # debug lines kept for the export's assure-doctor.log
+
+
+def crash_line(error: BaseException) -> str:
+    """One sanitised line for an error: never a traceback, never a frame's locals."""
+    return f"{type(error).__name__}: {sanitize.text(error, 200)}"
 
 
 class _PaneHandler(logging.Handler):
     """Engine log lines (guide format, secrets scrubbed) into the log pane."""
 
     def __init__(self, app: DoctorApp) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.DEBUG)
         self.app = app
         self.setFormatter(logs.formatter())
         self.addFilter(RedactingFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.app.is_running:
+        line = sanitize.text(self.format(record), 4000)
+        self.app.log_lines.append(line)  # deque.append is thread-safe
+        if not self.app.is_running or record.levelno < logging.INFO:
             return
-        line = self.format(record)
         if self.app.ui_thread == threading.get_ident():
             self.app.write_log(line)
-        else:  # a record from another thread must reach the UI through its loop
-            self.app.call_from_thread(self.app.write_log, line)
+        else:  # from the check's thread: through the UI's loop, without waiting for it
+            self.app.ui_loop.call_soon_threadsafe(self.app.write_log, line,
+                                                  context=self.app.ui_context)
 
 
 class DoctorApp(App[None]):
@@ -75,6 +90,10 @@ class DoctorApp(App[None]):
         Binding("c", "copy", "Copy"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("j", "move(1)", "Down", show=False),
+        Binding("k", "move(-1)", "Up", show=False),
+        Binding("g", "move_to(0)", "First", show=False),
+        Binding("G", "move_to(-1)", "Last", show=False),
     ]
 
     def __init__(self, target: Target | None, options: CheckOptions, key: ApiKey | None, *,
@@ -94,11 +113,16 @@ class DoctorApp(App[None]):
         self.report: Report | None = None
         self.last_ping: StageResult | None = None  # the last ping that really ran
         self.selected = "dns"
+        self.follow = True  # select the failing stage, until the user moves
+        self.log_lines: deque[str] = deque(maxlen=LOG_KEEP)
         self.pings_spent = 0
         self.last_ping_at: float | None = None
         self.watching = False
         self._frame = 0
         self.ui_thread = 0  # the thread the app runs in: known on mount
+        self.generation = 0  # of the latest check; results of older ones are dropped
+        self.finished = 0  # the generation of the last check that ended (or failed)
+        self._stop_check: Callable[[], object] = lambda: None
         self._handler = _PaneHandler(self)
         self._watch_timer: Timer | None = None
 
@@ -116,6 +140,10 @@ class DoctorApp(App[None]):
 
     def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
+        self.ui_loop = asyncio.get_running_loop()
+        # Textual finds its app through context variables: calls from the check's thread
+        # run in the UI's context.
+        self.ui_context = contextvars.copy_context()
         # Held, not queried: while a modal screen is up, queries search the modal.
         self.table = table = self.query_one("#pipeline", DataTable)
         self.detail_view = self.query_one("#detail", Static)
@@ -132,31 +160,90 @@ class DoctorApp(App[None]):
         self.log_view.border_title = "Log"
         logging.getLogger(logs.LOGGER_NAME).addHandler(self._handler)
         logging.getLogger(logs.LOGGER_NAME).setLevel(logging.DEBUG)
+        warmup.warm()  # the first run's stage times are then the network's, not the imports'
         if not self.stable:
             self.set_interval(0.1, self._spin)
         self._refresh_header()
         if self.target is None:
             self.action_edit_target()
-        else:
-            self.start_check()
+        else:  # after the first paint: its work would slow the first stages down
+            self.call_after_refresh(self.start_check)
 
     def on_unmount(self) -> None:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
+        with contextlib.suppress(RuntimeError):
+            self._stop_check()  # quitting does not wait for a running check's timeouts
 
     # --- running -------------------------------------------------------------------------
     def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
+        """Run a check in a thread with its own event loop, so that painting the screen is
+        never timed as a stage; results come back to the UI's loop in order."""
         if self.target is None:
             return
-        self.run_worker(self._check(start_at, network_only), exclusive=True, group="check")
-
-    async def _check(self, start_at: str, network_only: bool) -> None:
-        assert self.target is not None
+        with contextlib.suppress(RuntimeError):  # its loop may have just closed
+            self._stop_check()  # a thread cannot be cancelled: its check can
+        self.generation += 1
         for name in STAGES[STAGES.index(start_at):]:
             self._show(name, "pending", None)
         options = replace(self.options, no_ping=True) if network_only else self.options
-        report = await run_check(self.target, options, self.key, on_stage=self._on_stage,
-                                 resume=self.report if start_at != "dns" else None,
-                                 start_at=start_at)
+        resume = self.report if start_at != "dns" else None
+        run = partial(self._check, self.generation, self.target, options, resume, start_at,
+                      network_only)
+        self.run_worker(run, exclusive=True, group="check", thread=True, exit_on_error=False)
+
+    def _check(self, generation: int, target: Target, options: CheckOptions,
+               resume: Report | None, start_at: str, network_only: bool) -> None:
+        """The worker thread: one check; every result is posted to the UI, never waited on."""
+
+        def on_stage(name: str, result: StageResult | None) -> None:
+            self._post(generation, self._on_stage, name, result)
+
+        async def check() -> Report:
+            task, loop = asyncio.current_task(), asyncio.get_running_loop()
+            assert task is not None
+            self._stop_check = partial(loop.call_soon_threadsafe, task.cancel)
+            return await run_check(target, options, self.key, on_stage=on_stage,
+                                   resume=resume, start_at=start_at)
+
+        try:
+            report = asyncio.run(check())
+        except asyncio.CancelledError:  # a newer check replaced this one
+            return
+        report = replace(report, key_info=KeyInfo.of(self.key, options.no_ping))
+        self._post(generation, self._finish, report, network_only)
+
+    def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:
+        """Run `call` on the UI's loop, unless a newer check has started since."""
+
+        def current() -> None:
+            if generation == self.generation:
+                call(*args)
+
+        with contextlib.suppress(RuntimeError):  # the app has closed: nobody to tell
+            self.ui_loop.call_soon_threadsafe(current, context=self.ui_context)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A check that raised: one line in the log and a notice, never a traceback."""
+        if event.state is not WorkerState.ERROR or event.worker.error is None:
+            return
+        line = crash_line(event.worker.error)
+        self.finished = self.generation
+        for name, state in self.states.items():
+            if state == "running":
+                self._show(name, "pending", None)
+        self.write_log(f"the check stopped: {line}")
+        self.notify(sanitize.markup(f"The check stopped: {line}"), severity="error")
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's crash report prints every frame's locals, where a key or a hostile
+        string may sit: stop with one sanitised line instead."""
+        self._return_code = 1
+        if self._exception is None:  # Pilot re-raises the first error in tests
+            self._exception = error
+            self._exception_event.set()
+        self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
+
+    def _finish(self, report: Report, network_only: bool) -> None:
         ping = report.stage("ping")
         if ping is not None and ping.evidence.get("attempts"):
             self.pings_spent += int(ping.evidence["attempts"])
@@ -166,6 +253,7 @@ class DoctorApp(App[None]):
             # The watch skipped the ping to spare the quota: show the last real one.
             self._show("ping", self.last_ping.status.value, self.last_ping)
         self.report = report
+        self.finished = self.generation
         self._refresh_header()
 
     def _on_stage(self, name: str, result: StageResult | None) -> None:
@@ -180,10 +268,27 @@ class DoctorApp(App[None]):
         table = self.table
         table.update_cell(name, "status", present.status_cell(state, self._frame))
         table.update_cell(name, "time", self.shown(present.duration_cell(result)))
-        table.update_cell(name, "summary", self.shown(result.summary if result else ""),
-                          update_width=True)
+        summary = words.outside(result.summary, 300) if result else ""
+        table.update_cell(name, "summary", Text(self.shown(summary)), update_width=True)
+        # The table measures new widths when its queue goes idle, but keeps the rows it
+        # rendered before that: touch a cell a moment later, so that they are rendered again
+        # (or a summary stays cut at the old width until the next key press).
+        self.set_timer(0.05, self._touch_table)
+        if result is not None and result.status is Status.FAIL and self.follow:
+            first = next(n for n in STAGES if self.states[n] == "fail")
+            if first != self.selected:
+                self.select(first)
         if name == self.selected:
             self._refresh_detail()
+
+    def _touch_table(self) -> None:
+        self.table.update_cell(STAGES[0], "stage", TITLES[STAGES[0]])
+
+    def select(self, name: str) -> None:
+        """Move the cursor to a stage on the user's behalf (not counted as the user moving)."""
+        self.selected = name
+        self.table.move_cursor(row=self.table.get_row_index(name))
+        self._refresh_detail()
 
     def _spin(self) -> None:
         self._frame += 1
@@ -193,44 +298,52 @@ class DoctorApp(App[None]):
 
     # --- what is shown -------------------------------------------------------------------
     def _refresh_detail(self) -> None:
-        text = present.detail(self.results[self.selected], TITLES[self.selected])
-        self.detail_view.update(Text(self.shown(text.plain), end="")
-                                                 if self.stable else text)
+        self.detail_view.update(present.detail(self.results[self.selected],
+                                               TITLES[self.selected], self.shown))
 
     def _refresh_header(self) -> None:
         target = self.target
         dns, tcp = self.results["dns"], self.results["tcp"]
-        address = ", ".join(dns.evidence.get("addresses", [])) if dns else "not resolved yet"
+        address = ((words.value(dns.evidence.get("addresses", []), 200) or "none found")
+                   if dns else "not resolved yet")
         if tcp is not None and tcp.evidence.get("address"):
-            address += f" (using {tcp.evidence['address']})"
+            address += f" (using {words.outside(tcp.evidence['address'], 60)})"
         resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
-        key = f"present, {self.key.masked}" if self.key else (
-            "missing: set ASSURE_API_KEY or use --api-key-file")
+        key = words.key_text(KeyInfo.of(self.key, self.options.no_ping))
         lines = [
             f"Target    {target.url if target else '(none: press t)'}"
             + (f"   (stack {target.stack})" if target and target.stack else ""),
             f"Address   {address}   Resolver {resolvers}"
             + (f"   CA bundle {self.options.ca_bundle}" if self.options.ca_bundle else ""),
-            f"API key   {key}" + ("   (no-ping: the key is not sent)"
-                                  if self.options.no_ping else ""),
+            f"API key   {key}",
         ]
-        self.target_view.update(self.shown("\n".join(lines)))
+        self.target_view.update(Text(self.shown(sanitize.text("\n".join(lines), 1000,
+                                                              keep_newlines=True))))
         watch = (f"watch on: network every {self.watch_interval:g} s, ping at most every "
                  f"{self.ping_interval:g} s" if self.watching else "watch off (w)")
         status = (f"{watch}   |   key-carrying requests this session: {self.pings_spent} "
                   f"(the customer's quota: {DAILY_QUOTA:,} a day)")
-        self.status_view.update(self.shown(status))
+        self.status_view.update(Text(self.shown(status)))
 
     def write_log(self, line: str) -> None:
-        self.log_view.write(self.shown(line))
+        self.log_view.write(Text(self.shown(sanitize.text(line, 4000))))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value in STAGES:
-            self.selected = event.row_key.value
+        name = event.row_key.value
+        if name in STAGES and name != self.selected:
+            self.follow = False  # the user moved: leave the cursor where they put it
+            self.selected = name
             self._refresh_detail()
+
+    def action_move(self, step: int) -> None:
+        self.table.action_cursor_down() if step > 0 else self.table.action_cursor_up()
+
+    def action_move_to(self, row: int) -> None:
+        self.table.move_cursor(row=row % self.table.row_count)
 
     # --- actions -------------------------------------------------------------------------
     def action_rerun(self) -> None:
+        self.follow = True
         self.start_check()
 
     def action_rerun_from(self) -> None:
@@ -266,32 +379,32 @@ class DoctorApp(App[None]):
             return
         self.target, self.options = settings.target, settings.options
         self.report = None
+        self.follow = True
         self._refresh_header()
         self.start_check()
 
     def action_export(self) -> None:
+        """The support bundle, as `assure-doctor report` writes it, into a new folder."""
         if self.report is None:
             self.notify("Nothing to export yet: the check has not finished", severity="warning")
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = self.export_dir / f"assure-doctor-report-{stamp}"
-        text = markdown.render(self.report)
+        out = self.export_dir / f"assure-doctor-report-{stamp}"
         try:
-            self.export_dir.mkdir(parents=True, exist_ok=True)
-            base.with_suffix(".md").write_text(text, encoding="utf-8")
-            base.with_suffix(".json").write_text(json_report.render(self.report) + "\n",
-                                                 encoding="utf-8")
-        except OSError as exc:
-            self.notify(f"Export failed: {exc.strerror}", severity="error")
+            bundle.prepare(out)
+            bundle.write(out, self.report, self.options, "\n".join(self.log_lines) + "\n")
+        except (OSError, InputError) as exc:
+            self.notify(sanitize.markup(f"Export failed: {crash_line(exc)}"), severity="error")
             return
-        self.copy_to_clipboard(text)
-        self.notify(f"Report written to {base}.md and .json, and copied to the clipboard")
+        self.copy_to_clipboard(markdown.render(self.report, self.options))
+        self.notify(sanitize.markup(f"Support bundle written to {out}/ and the report copied "
+                                    "to the clipboard"))
 
     def action_copy(self) -> None:
         if self.report is None:
             self.notify("Nothing to copy yet", severity="warning")
             return
-        self.copy_to_clipboard(markdown.render(self.report))
+        self.copy_to_clipboard(markdown.render(self.report, self.options))
         self.notify("Report (Markdown) copied to the clipboard")
 
     def action_help(self) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
-from assure_doctor.causes import title
 from assure_doctor.model import StageResult, Status
+from assure_doctor.render import words
+
+Shown = Callable[[str], str]
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STYLES = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "skip": "dim",
@@ -27,32 +33,47 @@ def duration_cell(stage: StageResult | None) -> str:
     return f"{stage.duration_ms:.0f} ms"
 
 
-def detail(stage: StageResult | None, name: str) -> Text:
-    """The detail pane: evidence, the guide's condition, causes most likely first, advice."""
-    text = Text()
-    text.append(f"{name.upper()}\n", style="bold")
+def outside(value: object, shown: Shown, limit: int = 300) -> Text:
+    """A string that may hold what a server sent, as Text: never markup, never an escape."""
+    return Text(shown(words.outside(value, limit)))
+
+
+def detail(stage: StageResult | None, name: str, shown: Shown | None = None) -> Group:
+    """The detail pane: the finding, causes most likely first with advice, then evidence.
+
+    Causes and evidence are indented as blocks, so wrapped lines keep their indent.
+    """
+    show = shown or identity
+    head = Text()
+    head.append(f"{name.upper()}\n", style="bold")
     if stage is None:
-        text.append("not run yet\n", style="dim")
-        return text
-    text.append(f"{stage.status.value}: ", style=STYLES[stage.status.value])
-    text.append(f"{stage.summary}\n")
+        head.append("not run yet", style="dim")
+        return Group(head)
+    parts: list[RenderableType] = [head]
+    head.append(f"{stage.status.value}: ", style=STYLES[stage.status.value])
+    head.append_text(outside(stage.summary, show))
     if stage.condition:
-        text.append("\nCondition: ", style="bold")
-        text.append(f"{title(stage.condition, stage.status)} [{stage.condition}]\n")
+        condition = Text("\n")
+        condition.append(f"{words.title(stage.condition, stage.status)} ", style="bold")
+        condition.append(f"[{stage.condition}]")
+        parts.append(condition)
     if stage.causes:
-        text.append("\nLikely causes, most likely first:\n", style="bold")
+        parts.append(Text("\nLikely causes, most likely first:", style="bold"))
+        causes = Table.grid(padding=(0, 1, 0, 0))  # number | title and advice, wrapped
         for number, cause in enumerate(stage.causes, 1):
-            text.append(f"{number}. {cause.title} ({cause.id})\n", style="bold")
-            text.append(f"   {cause.advice}\n")
+            title = Text(f"{show(words.outside(cause.title))} ({cause.id})", style="bold")
+            causes.add_row(Text(f"{number}.", style="bold"),
+                           Group(title, outside(cause.advice, show, 2000)))
+        parts.append(causes)
     evidence = {k: v for k, v in stage.evidence.items()
-                if k not in _HIDDEN_EVIDENCE and v not in (None, "", [])}
+                if k not in _HIDDEN_EVIDENCE and v not in (None, "", [], {})}
     if evidence:
-        text.append("\nEvidence:\n", style="bold")
+        parts.append(Text("\nEvidence:", style="bold"))
         for key, value in evidence.items():
-            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            text.append(f"  {key}: ", style="cyan")
-            text.append(f"{' '.join(shown.split())[:400]}\n")
-    return text
+            line = Text(f"{show(words.outside(key, 40))}: ", style="cyan")
+            line.append(show(words.value(value, 400)), style="default")
+            parts.append(Padding(line, (0, 0, 0, 2)))
+    return Group(*parts)
 
 
 # Masks for snapshot tests: what changes from run to run (ports, times, dates, paths).
@@ -73,7 +94,6 @@ def stabilise(text: str) -> str:
     for pattern, replacement in _VOLATILE:
         text = pattern.sub(replacement, text)
     return text
-
 
 
 def identity(text: str) -> str:

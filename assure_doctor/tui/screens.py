@@ -98,23 +98,24 @@ class TargetScreen(ModalScreen[Settings | None]):
         return Settings(target, options)
 
 
-HELP = f"""\
-[b]assure-doctor tui[/b]: the staged check, live.
-
-Stages run in order: {" > ".join(TITLES.values())}. Select a stage to see its evidence,
-the guide's condition, and the causes most likely first, each with advice.
-
-  [b]r[/b]  re-run every stage          [b]f[/b]  re-run from the selected stage
-  [b]w[/b]  watch: re-run the network stages on an interval; the key-carrying ping
-     runs no more often than the throttle-safe minimum
-  [b]t[/b]  change the target (stack, URL, resolver, CA bundle, timeout, no-ping)
-  [b]p[/b]  toggle --no-ping            [b]e[/b]  export the report (Markdown and JSON)
-  [b]c[/b]  copy the report to the clipboard
-  [b]q[/b]  quit                        [b]?[/b]  this help
-
-The API key is never shown: only where it came from, its length and, for a long key,
-its last 4 characters.
-"""
+# Each paragraph is one line of text, so that the help wraps at words at any width.
+HELP = "\n\n".join((
+    "[b]assure-doctor tui[/b]: the staged check, live.",
+    f"Stages run in order: {' > '.join(TITLES.values())}. Select a stage to see the guide's "
+    "condition, the causes most likely first with advice, and its evidence. When a stage "
+    "fails it is selected for you, until you move.",
+    "\n".join((
+        "  [b]↑ ↓ j k[/b]  select a stage      [b]g G[/b]  the first / the last stage",
+        "  [b]r[/b]  re-run every stage        [b]f[/b]  re-run from the selected stage",
+        "  [b]w[/b]  watch: the network stages on an interval; the ping no more often than "
+        "the quota allows",
+        "  [b]t[/b]  change the target (stack, URL, resolver, CA bundle, timeout, no-ping)",
+        "  [b]p[/b]  toggle --no-ping          [b]e[/b]  export the support bundle (as `report` "
+        "writes it)",
+        "  [b]c[/b]  copy the report           [b]q[/b]  quit      [b]?[/b]  this help",
+    )),
+    "The API key is never shown: only where it came from and its length.",
+))
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,61 @@
+"""Numbers from outside (flags, TOML): finite, of the right kind, and within a range.
+
+One `Bound` per setting serves the command line (`parse`, an argparse type), the TOML file and
+the options' own checks (`check`), so every door applies the same rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+from assure_doctor.errors import InputError
+
+
+@dataclass(frozen=True)
+class Bound:
+    """`low` to `high` inclusive (`low` excluded when `low_open`); whole numbers if `integer`."""
+
+    low: float
+    high: float
+    integer: bool = False
+    low_open: bool = False
+    unit: str = " seconds"
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.integer else "a number"
+        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        return f"{kind}, {low} and at most {self.high:g}{self.unit}"
+
+    def problem(self, value: float) -> str | None:
+        """Why `value` is out of bounds, or None."""
+        if not math.isfinite(value):
+            return f"must be finite ({self.describe()})"
+        if self.integer and value != int(value):
+            return f"must be {self.describe()}"
+        too_low = value <= self.low if self.low_open else value < self.low
+        if too_low or value > self.high:
+            return f"must be {self.describe()}"
+        return None
+
+    def check(self, value: float, name: str) -> None:
+        """Raise InputError naming `name` (a flag, or a TOML key) when `value` is out of bounds."""
+        problem = self.problem(value)
+        if problem:
+            raise InputError(f"{name} {value:g}: {problem}")
+
+    def parse(self, text: str) -> float:
+        """An argparse type: the number, or an error that does not repeat the text."""
+        try:
+            value: float = int(text.strip()) if self.integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {self.describe()}") from None
+        problem = self.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{value:g}: {problem}")
+        return value
+
+    def parse_int(self, text: str) -> int:
+        """`parse` for an integer bound."""
+        return int(self.parse(text))

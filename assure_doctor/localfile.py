@@ -1,0 +1,131 @@
+"""Local files, read and written defensively.
+
+A path from the user may name `/dev/zero`, a FIFO, a directory or a huge file: `read_regular`
+reads only regular files, never blocks on opening, and stops at a size cap. What we write
+(logs, state, exports, reports) is private to the user: `write_private` creates it 0600,
+atomically, and `open_private` opens a file for appending, 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from io import TextIOWrapper
+from pathlib import Path
+
+from assure_doctor.errors import InputError
+
+KIB = 1024
+MIB = 1024 * KIB
+PRIVATE = 0o600
+KERNEL_TREES = ("/proc", "/sys")
+# O_NONBLOCK: opening a FIFO for reading must not wait for a writer; O_NOCTTY: a terminal
+# device must not become our controlling terminal. Neither exists on Windows.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+    | getattr(os, "O_BINARY", 0)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MIB} MiB" if limit >= MIB and limit % MIB == 0 else f"{limit // KIB} KiB"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; InputError naming `what` otherwise.
+
+    `what` names the input (`--api-key-file`, `--config targets.toml`); the messages add
+    nothing from the path, so a key pasted where a path belongs is never echoed.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read ({exc.strerror or 'error'})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{what}: not a regular file ({_kind(info.st_mode)})")
+        if _kernel_file(path):  # /proc and /sys files look regular, but some block for ever
+            raise InputError(f"{what}: not a regular file (a kernel file)")
+        if info.st_size > limit:
+            raise InputError(f"{what}: larger than {_size(limit)}; is it the right file?")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:  # the file may grow after fstat: read at most limit + 1
+            chunk = os.read(fd, limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise InputError(f"{what}: larger than {_size(limit)}; is it the right file?")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read ({exc.strerror or 'error'})") from None
+    finally:
+        os.close(fd)
+
+
+def _kernel_file(path: str | os.PathLike[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == top or real.startswith(top + "/") for top in KERNEL_TREES)
+
+
+def require_regular(path: str | os.PathLike[str], limit: int, what: str) -> None:
+    """Refuse what `read_regular` would refuse, before another library reads the file (a CA
+    bundle: OpenSSL would read `/dev/zero` for ever)."""
+    read_regular(path, limit, what)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path`, mode 0600, atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over `path` (a reader sees the old file or the new one)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # mkstemp: 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX; Windows cannot open a folder)."""
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def open_private(path: str | os.PathLike[str]) -> TextIOWrapper:
+    """Open `path` for appending UTF-8 text, created 0600; an existing file we own is
+    tightened to 0600."""
+    # O_NONBLOCK: a FIFO without a reader is refused at once (ENXIO) instead of hanging.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0), PRIVATE)
+    try:
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and hasattr(os, "fchmod"):
+            with contextlib.suppress(OSError):  # not ours to change: leave it as it is
+                os.fchmod(fd, PRIVATE)
+        return open(fd, "a", encoding="utf-8", errors="backslashreplace")
+    except BaseException:
+        os.close(fd)
+        raise

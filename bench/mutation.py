@@ -1,0 +1,342 @@
+"""Mutation testing of the diagnosis: would the fast tests notice a wrong ranking? (prints)
+
+An AST mutator: one mutant at a time, it changes one thing in a module (swaps two adjacent
+strings of a tuple, deletes a dict entry or a rule, renames an id or a placeholder, flips a
+comparison or a boolean, moves a number by one, swaps `and`/`or`, drops a `not` or a return
+branch), writes it into a temporary copy of the package, and runs the fast unit tests there
+in a subprocess. A mutant the tests fail on is killed; one they pass on survived: the tests
+would not have noticed that wrong diagnosis. Prose (titles, advice sentences) is not mutated;
+the placeholders in it are.
+
+The worktree is never written: each worker has its own copy of the package and the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each module and the fast unit tests of it (a mutant runs only its module's tests).
+RANKING_TESTS = ("tests/test_ranking.py", "tests/test_ranking_full.py")
+TESTS: dict[str, tuple[str, ...]] = {
+    "assure_doctor/ranking.py": RANKING_TESTS,
+    "assure_doctor/causes.py": RANKING_TESTS,
+    "assure_doctor/probes/netclass.py": ("tests/test_netclass.py", "tests/test_pure.py"),
+    "assure_doctor/probes/certinfo.py": ("tests/test_certinfo.py", "tests/test_pure.py"),
+}
+TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One changed module: where, what, and the whole mutated source."""
+
+    path: str  # relative to the project root
+    line: int
+    description: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.description}"
+
+
+# A mutation replaces fields of the node it was found on: field name -> new value.
+Edit = dict[str, object]
+
+
+def _short(node: ast.AST) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 50 else text[:47] + "..."
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _is_id(node: ast.AST) -> bool:
+    """An identifier-like constant (an id, a kind, a name) or a number: not prose."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(_IDENTIFIER.match(node.value))
+    return isinstance(node, ast.Constant | ast.Attribute)
+
+
+def _likeness(node: ast.AST) -> str | None:
+    """The kind of element a literal holds, for deletions: an id, a tuple, a dict, or None."""
+    if _is_id(node):
+        return "id"
+    return type(node).__name__ if isinstance(node, ast.Tuple | ast.Dict) else None
+
+
+def _skipped(tree: ast.AST) -> set[int]:
+    """Nodes not worth mutating: docstrings, annotations, f-string parts, tuples of ids' items
+    (their swaps and deletions cover them)."""
+    skip: set[int] = set()
+
+    def under(node: ast.AST | None) -> None:
+        if node is not None:
+            skip.update(id(child) for child in ast.walk(node))
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and _is_str(body[0].value):
+            under(body[0])
+        if isinstance(node, ast.arg | ast.AnnAssign):
+            under(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            under(node.returns)
+        if isinstance(node, ast.JoinedStr):
+            under(node)
+        if isinstance(node, ast.Tuple | ast.List) and len(node.elts) > 1 \
+                and all(_is_id(elt) and _is_str(elt) for elt in node.elts):
+            skip.update(id(elt) for elt in node.elts)
+    return skip
+
+
+def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
+    """Every mutation of this one node: (description, the fields it replaces)."""
+    if isinstance(node, ast.Tuple | ast.List | ast.Set) and isinstance(
+            getattr(node, "ctx", ast.Load()), ast.Load) and len(node.elts) > 1:
+        elts = node.elts
+        for i in range(len(elts) - 1):
+            if not isinstance(node, ast.Set) and _is_id(elts[i]) and _is_id(elts[i + 1]):
+                swapped = [*elts[:i], elts[i + 1], elts[i], *elts[i + 2:]]
+                yield f"swap {_short(elts[i])} and {_short(elts[i + 1])}", {"elts": swapped}
+        # Only where the elements are alike (rules, ids): dropping half of a (facts, causes)
+        # pair would only break the unpacking, which any test notices.
+        if len({_likeness(elt) for elt in elts}) == 1 and None not in map(_likeness, elts):
+            for i, elt in enumerate(elts):
+                yield f"delete {_short(elt)}", {"elts": elts[:i] + elts[i + 1:]}
+    elif isinstance(node, ast.Dict):
+        for i, key in enumerate(node.keys):
+            if key is not None:
+                yield (f"delete entry {_short(key)}: {_short(node.values[i])}",
+                       {"keys": node.keys[:i] + node.keys[i + 1:],
+                        "values": node.values[:i] + node.values[i + 1:]})
+    elif isinstance(node, ast.Constant):
+        yield from _constant_edits(node.value)
+    elif isinstance(node, ast.Compare):
+        for i, op in enumerate(node.ops):
+            flipped = _FLIP.get(type(op))
+            if flipped is not None:
+                yield (f"{_short(node)}: {type(op).__name__} -> {flipped.__name__}",
+                       {"ops": [*node.ops[:i], flipped(), *node.ops[i + 1:]]})
+    elif isinstance(node, ast.BoolOp):
+        other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        yield f"{_short(node)}: {type(node.op).__name__} -> {type(other).__name__}", \
+            {"op": other}
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield f"drop `not` in {_short(node)}", {  # not x -> not not x
+            "operand": ast.UnaryOp(ast.Not(), node.operand)}
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id in ("all", "any"):
+        name = "any" if node.func.id == "all" else "all"
+        yield f"{node.func.id}() -> {name}()", {"func": ast.Name(name)}
+    elif isinstance(node, ast.IfExp):
+        yield f"{_short(node)}: always the if branch", {"test": ast.Constant(True)}
+        yield f"{_short(node)}: always the else branch", {"test": ast.Constant(False)}
+    yield from _branch_edits(node)
+
+
+def _constant_edits(value: object) -> Iterator[tuple[str, Edit]]:
+    if isinstance(value, bool):
+        yield f"{value} -> {not value}", {"value": not value}
+    elif isinstance(value, int | float):
+        yield f"{value} -> {value + 1}", {"value": value + 1}
+    elif isinstance(value, str) and _IDENTIFIER.match(value):
+        yield f"{value!r} -> {value + 'X'!r}", {"value": value + "X"}
+    elif isinstance(value, str):
+        for name in dict.fromkeys(_PLACEHOLDER.findall(value)):
+            yield (f"placeholder {{{name}}} -> {{{name}X}}",
+                   {"value": value.replace(f"{{{name}}}", f"{{{name}X}}")})
+
+
+def _branch_edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
+    """Delete an `if` whose branch returns or raises: that case then falls through."""
+    body = getattr(node, "body", None)
+    if not isinstance(body, list):
+        return
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, ast.If) and isinstance(stmt.body[-1], ast.Return | ast.Raise):
+            yield (f"delete the branch `if {_short(stmt.test)}:` (line {stmt.lineno})",
+                   {"body": body[:i] + body[i + 1:] or [ast.Pass()]})
+
+
+def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
+    """Every mutant of one module, in source order."""
+    source = (root / path).read_text()
+    tree = ast.parse(source)
+    skip = _skipped(tree)
+    unchanged = ast.unparse(tree)
+    found: list[Mutant] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        for description, edit in list(_edits(node)):
+            saved = {field: getattr(node, field) for field in edit}
+            for field, value in edit.items():
+                setattr(node, field, value)
+            text = ast.unparse(tree)
+            for field, value in saved.items():
+                setattr(node, field, value)
+            if text != unchanged:
+                line = re.search(r"\(line (\d+)\)\Z", description)
+                found.append(Mutant(path, int(line[1]) if line else getattr(node, "lineno", 0),
+                                    description, text))
+    return sorted(found, key=lambda mutant: mutant.line)
+
+
+class Workspace:
+    """A private copy of the package and the tests, where mutants are written and tested."""
+
+    def __init__(self, tests: Sequence[str], root: Path = ROOT) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="assure-mutant-"))
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(root / "assure_doctor", self.dir / "assure_doctor", ignore=ignore)
+        (self.dir / "tests").mkdir()
+        for test in tests:
+            shutil.copy2(root / test, self.dir / test)
+
+    def passes(self, tests: Sequence[str], mutant: Mutant | None = None) -> bool:
+        """Whether `tests` pass with `mutant` in place (None: the code as it is)."""
+        target = self.dir / mutant.path if mutant else None
+        original = target.read_text() if target else ""
+        if target and mutant:
+            target.write_text(mutant.source)
+        env = {**os.environ, "PYTHONPATH": str(self.dir), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                 "--noconftest", "--rootdir", str(self.dir), *tests],
+                cwd=self.dir, env=env, capture_output=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return False
+        finally:
+            if target:
+                target.write_text(original)
+        return done.returncode == 0
+
+    def imports_its_copy(self) -> bool:
+        """The tests must import this copy, not the installed package."""
+        done = subprocess.run(
+            [sys.executable, "-c", "import assure_doctor; print(assure_doctor.__file__)"],
+            cwd=self.dir, env={**os.environ, "PYTHONPATH": str(self.dir)},
+            capture_output=True, text=True, check=True)
+        return Path(done.stdout.strip()).is_relative_to(self.dir)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def workspaces(count: int, tests: Sequence[str]) -> Iterator[queue.Queue[Workspace]]:
+    """`count` checked workspaces, in a queue that workers borrow them from."""
+    made = [Workspace(tests) for _ in range(count)]
+    try:
+        for space in made:
+            if not space.imports_its_copy():
+                raise SystemExit("the tests would not import the mutated copy")
+        if not made[0].passes(tests):
+            raise SystemExit("the tests fail without any mutant: fix them first")
+        pool: queue.Queue[Workspace] = queue.Queue()
+        for space in made:
+            pool.put(space)
+        yield pool
+    finally:
+        for space in made:
+            space.close()
+
+
+def killed(pool: queue.Queue[Workspace], mutant: Mutant, tests: Sequence[str]) -> bool:
+    space = pool.get()
+    try:
+        return not space.passes(tests, mutant)
+    finally:
+        pool.put(space)
+
+
+class Progress:
+    """A line on stderr every `every` mutants, so a long run shows it is moving."""
+
+    def __init__(self, total: int, every: int = 50) -> None:
+        self.total, self.every, self.done = total, every, 0
+        self.lock = threading.Lock()
+        self.start = time.perf_counter()
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done % self.every == 0:
+                print(f"  {self.done}/{self.total} in {time.perf_counter() - self.start:.0f} s",
+                      file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", default=list(TESTS), help="modules to mutate")
+    parser.add_argument("--tests", nargs="+", help="the fast tests to run for every mutant "
+                        "(default: the module's own, see TESTS)")
+    parser.add_argument("--workers", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    args = parser.parse_args()
+    everything = [mutant for path in args.files for mutant in mutants_of(path)]
+    if args.list:
+        for mutant in everything:
+            print(mutant)
+        return
+    start = time.perf_counter()
+    progress = Progress(len(everything))
+
+    def tests_of(mutant: Mutant) -> Sequence[str]:
+        return args.tests or TESTS.get(mutant.path) or everything_tests
+
+    def run(mutant: Mutant) -> bool:
+        dead = killed(pool, mutant, tests_of(mutant))
+        progress.tick()
+        return dead
+
+    everything_tests = args.tests or sorted({test for tests in TESTS.values() for test in tests})
+    with workspaces(args.workers, everything_tests) as pool, \
+            ThreadPoolExecutor(args.workers) as executor:
+        outcomes = list(executor.map(run, everything))
+    seconds = time.perf_counter() - start
+    survivors = [mutant for mutant, dead in zip(everything, outcomes, strict=True) if not dead]
+    for path in args.files:
+        mine = [dead for mutant, dead in zip(everything, outcomes, strict=True)
+                if mutant.path == path]
+        print(f"{path:36}: {len(mine):4} mutants, {len(mine) - sum(mine):3} survived")
+    print(f"mutants {len(everything)}, killed {len(everything) - len(survivors)}, "
+          f"survived {len(survivors)}")
+    for mutant in survivors:
+        print(f"  survived  {mutant}")
+    rate = len(survivors) / len(everything) if everything else 0.0
+    print(f"survival rate: {rate:.1%} (aim: under 10%) in {seconds:.0f} s "
+          f"with {args.workers} workers")
+
+
+if __name__ == "__main__":
+    main()
