@@ -371,6 +371,10 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "the TCP MSS on the VPN or firewall (or lower the tunnel's MTU), and to let ICMP "
            "'fragmentation needed' (IPv4) and 'packet too big' (IPv6) through.",
            kind=HandshakeKind.MTU),
+        _a("Full-size packets are lost on the way while small segments get through: a path "
+           "MTU black hole, typical of VPNs and tunnels. Ask your network team to clamp the "
+           "TCP MSS on the VPN or firewall, and to let ICMP 'fragmentation needed' (IPv4) and "
+           "'packet too big' (IPv6) through.", kind=HandshakeKind.MTU),
         _a("A handshake that stalls after connecting can also be a path MTU black hole "
            "(large packets dropped, e.g. on a VPN). Ask your IT team to check MTU / MSS "
            "clamping.", kind=HandshakeKind.TIMEOUT),

@@ -62,8 +62,12 @@ RULES: list[tuple[str, F, tuple[str, ...]]] = [
     ("tls_certificate_error", {"kind": "self_signed"},
      ("tls_interception", "config", "platform")),
     ("tls_certificate_error", {"kind": "expiring"}, ("platform", "tls_interception")),
+    # Verified only by this machine's store: an inspecting proxy whose root it trusts.
+    ("tls_certificate_error", {"kind": "system_only"}, ("tls_interception", "config")),
     ("tls_certificate_error", {}, ("config", "clock", "platform")),
     # Handshakes: silence or a cut after connecting is a middlebox; plain HTTP is a wrong port.
+    # Stalled at full size but through with small segments: a path MTU black hole.
+    ("tls_handshake_failed", {"kind": "mtu"}, ("routing", "firewall", "platform")),
     ("tls_handshake_failed", {"kind": "timeout"}, ("firewall", "routing", "platform")),
     ("tls_handshake_failed", {"kind": "reset"}, ("firewall", "tls_interception", "platform")),
     ("tls_handshake_failed", {"kind": "not_tls"}, ("config", "tls_interception", "platform")),
@@ -89,10 +93,19 @@ RULES: list[tuple[str, F, tuple[str, ...]]] = [
     ("http_unexpected", {"kind": "disconnect"}, ("platform", "firewall", "config")),
     ("http_unexpected", {}, ("config", "platform")),
     # Proxies: the proxy's own configuration or policy first.
+    # A proxy name that does not exist is its setting; one that does not resolve is DNS.
+    ("proxy_connect_failed", {"step": "dns", "kind": "nxdomain"}, ("proxy", "dns_service")),
+    ("proxy_connect_failed", {"step": "dns"}, ("dns_service", "proxy", "firewall")),
+    ("proxy_connect_failed", {"kind": "unreachable"}, ("routing", "proxy", "firewall")),
+    ("proxy_connect_failed", {"kind": "timeout"}, ("proxy", "firewall", "routing")),
     ("proxy_connect_failed", {}, ("proxy", "firewall", "routing")),
     ("proxy_auth_required", {}, ("proxy", "config")),
-    ("proxy_refused", {}, ("proxy", "firewall", "config")),
-    ("proxy_upstream_failed", {}, ("proxy", "platform", "routing")),
+    # A 403 is the proxy's policy; no HTTP answer at all is likely not an HTTP proxy.
+    ("proxy_refused", {"kind": "refused"}, ("proxy", "config")),
+    ("proxy_refused", {}, ("config", "proxy")),
+    # No answer to CONNECT: the proxy is stuck; a 502/503/504: beyond the proxy.
+    ("proxy_upstream_failed", {"kind": "timeout"}, ("proxy", "platform", "firewall")),
+    ("proxy_upstream_failed", {}, ("platform", "proxy", "firewall")),
     # The tool itself: a bug, nothing else.
     ("internal_error", {}, ("tool",)),
 ]
