@@ -173,15 +173,11 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
 def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Report:
     """One check, its report describing the key as data."""
     import asyncio
-    from dataclasses import replace
 
     from assure_doctor import warmup
     from assure_doctor.engine import run_check
-    from assure_doctor.model import KeyInfo
-
     warmup.warm()  # the stage times are then the network's, not the imports'
-    report = asyncio.run(run_check(target, options, key))
-    return replace(report, key_info=KeyInfo.of(key, options.no_ping))
+    return asyncio.run(run_check(target, options, key))
 
 
 def _check(args: argparse.Namespace) -> int:

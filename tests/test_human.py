@@ -87,8 +87,10 @@ def test_the_first_line_is_a_command_that_runs_as_printed(healthy: Sandbox) -> N
     first = run.stdout.splitlines()[0]
     args = shlex.split(first)
     assert args[:2] == ["assure-doctor", "check"] and "--resolver" in args
-    again = run_cli(*args[1:], env=clean_env(ASSURE_API_KEY=healthy.key))
+    assert args[args.index("--api-key-file") + 1] == str(healthy.key_file)
+    again = run_cli(*args[1:])  # the key comes from the file the command names
     assert again.returncode == 0 and again.stdout.splitlines()[0] == first
+    assert healthy.traffic.keyed == 2
 
 
 def test_first_line_quotes_for_the_shell(tmp_path: Path) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from assure_doctor import proxyconfig
-from assure_doctor.apikey import ApiKey
+from assure_doctor import apikey, proxyconfig
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
@@ -43,7 +42,7 @@ def _one(name: str, colour: bool) -> bool:
         options = CheckOptions(timeout=2.0, retries=1, retry_pause=0.5,
                                resolvers=(parse_resolver(sandbox.resolver),),
                                ca_bundle=str(sandbox.ca_bundle), proxy=proxy)
-        key = ApiKey(sandbox.key, source="the sandbox's key file")
+        key = apikey.from_file(sandbox.key_file)
         report = asyncio.run(run_check(from_url(sandbox.url), options, key))
     sys.stdout.write(human.render(report, options, colour=colour))
     met = scenario.expect.met_by(report.to_dict())

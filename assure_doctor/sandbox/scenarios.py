@@ -13,7 +13,7 @@ from typing import Any
 DAY = 86400.0
 DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
                   "drop_aaaa")
-SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain")
+SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain", "ipv6_blackhole")
 CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
               "self_signed", "server_time")
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
@@ -116,6 +116,9 @@ _ALL = (
              server="refuse", expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
              server="blackhole", expect=Expect("tcp", "connect_timeout", "firewall")),
+    Scenario("ipv6-broken", "Connection timeout on IPv6 only: IPv4 works (half-broken IPv6)",
+             server="ipv6_blackhole",
+             expect=Expect("tcp", "connect_timeout", "routing", status="warn")),
     Scenario("tls-handshake-stall", "Connected, but the TLS handshake never completes (DPI)",
              server="stall", expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-handshake-reset", "Connected, but the TLS handshake is cut (reset)",
