@@ -260,3 +260,16 @@ def test_cancelling_mid_stage_stops_the_side_probe(
 
     asyncio.run(main())
     assert counter.connections == (0 if cancel else 1)
+
+
+def test_resolvers_are_built_once_per_configuration() -> None:
+    """Work done once: the same options reuse one resolver; other servers get their own."""
+    from assure_doctor.probes import dns as dns_probe
+    from assure_doctor.target import parse_resolver
+
+    one = (parse_resolver("127.0.0.1:5353"),)
+    first = dns_probe._built(one, 2.0, None)
+    assert dns_probe._built(one, 2.0, None) is first
+    assert dns_probe._built((parse_resolver("[::1]:5353"),), 2.0, None) is not first
+    resolver, described = first
+    assert described == "127.0.0.1:5353" and resolver.lifetime == 2.0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +20,10 @@ from assure_doctor import logs, sanitize
 from assure_doctor.kinds import DNS_SEVERITY, Condition, DnsKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context
+from assure_doctor.target import ResolverAddress
 
 log = logs.get("dns")
+_RESOLV_CONF = "/etc/resolv.conf"  # what dnspython reads on POSIX
 
 _SUMMARY = {
     DnsKind.NXDOMAIN: "{host} does not exist (NXDOMAIN) according to {resolver}",
@@ -192,15 +196,29 @@ def _failure(ctx: Context, host: str, kind: DnsKind, described: str, evidence: d
 
 
 def _resolver(ctx: Context) -> tuple[dns.asyncresolver.Resolver, str]:
-    timeout = ctx.options.timeout
-    if ctx.options.resolvers:
+    """The resolver for these options, built once and reused by every check (the system's is
+    built again when its configuration file changes: a VPN may rewrite it)."""
+    return _built(ctx.options.resolvers, ctx.options.timeout,
+                  None if ctx.options.resolvers else _system_stamp())
+
+
+def _system_stamp() -> tuple[int, int] | None:
+    try:
+        info = os.stat(_RESOLV_CONF)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _built(resolvers: tuple[ResolverAddress, ...], timeout: float,
+           _stamp: tuple[int, int] | None) -> tuple[dns.asyncresolver.Resolver, str]:
+    if resolvers:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [
-            dns.nameserver.Do53Nameserver(r.host, r.port) for r in ctx.options.resolvers
-        ]
-        described = ", ".join(str(r) for r in ctx.options.resolvers)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(r.host, r.port) for r in resolvers]
+        described = ", ".join(str(r) for r in resolvers)
     else:
-        resolver = dns.asyncresolver.Resolver()
+        resolver = dns.asyncresolver.Resolver()  # NoResolverConfiguration is not cached
         servers = ", ".join(str(ns) for ns in resolver.nameservers) or "none"
         described = f"system ({servers})"
     resolver.lifetime = timeout
