@@ -9,13 +9,15 @@ changes what `rank` returns and one of these rows fails. Only `rank()`'s public 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
 import pytest
 
 from assure_doctor.causes import ADVICE, GENERIC, RANKING
-from assure_doctor.ranking import rank
+from assure_doctor.kinds import CauseId, Condition
+from assure_doctor.ranking import advice_for, rank
 
 F = Mapping[str, object]
 Row = tuple[str, F, tuple[str, ...]]
@@ -417,3 +419,19 @@ def test_specific_advice_differs_by_condition() -> None:
     assert "refused" in firewall["connect_failed"]
     assert "stealth" in firewall["connect_timeout"]
     assert "TLS" in firewall["tls_handshake_failed"]
+
+
+def test_a_wording_keeps_to_its_facts_where_no_rule_ranks_it_yet() -> None:
+    """The MTU wording claims a stall: a rule added later that ranks routing for a handshake
+    that was cut must not get it."""
+    stalled = advice_for(Condition.TLS_HANDSHAKE_FAILED, CauseId.ROUTING, {"kind": "timeout"})
+    assert "stalls" in stalled.text
+    cut = advice_for(Condition.TLS_HANDSHAKE_FAILED, CauseId.ROUTING, {"kind": "reset"})
+    assert "stalls" not in cut.text and cut.text.startswith("If packets from this machine")
+
+
+def test_the_advice_tables_cannot_be_changed_at_run_time() -> None:
+    """Advice variants are shared by every check (and every monitor thread)."""
+    variant = ADVICE[Condition.CLOCK_SKEW, CauseId.CLOCK][0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        variant.text = "changed"  # type: ignore[misc]
