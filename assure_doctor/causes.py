@@ -25,6 +25,8 @@ from assure_doctor.kinds import (
     Family,
     HandshakeKind,
     HttpKind,
+    ProxyKind,
+    ProxyStep,
 )
 from assure_doctor.model import Status
 
@@ -58,7 +60,7 @@ WARNING_TITLES: Mapping[str, str] = {
     C.DNS_LOOKUP_FAILED: "Some address lookups went unanswered",
     C.CONNECT_FAILED: "Some addresses of the API host refuse connections",
     C.CONNECT_TIMEOUT: "Some addresses of the API host do not answer",
-    C.TLS_CERTIFICATE_ERROR: "SSL certificate expiring soon",
+    C.TLS_CERTIFICATE_ERROR: "SSL certificate expiring soon, or trusted only by this machine",
     C.TLS_HANDSHAKE_FAILED: "A TLS handshake stalled before one succeeded",
     C.CLOCK_SKEW: "The local clock disagrees with the API's",
     C.HTTP_REDIRECT: "A redirect before the ping succeeded",
@@ -334,6 +336,12 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "explains it, contact Evotix support with this report."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.TLS_INTERCEPTION): (
+        _a("A TLS-inspecting proxy ({product}, issuer {issuer}) re-signs the API's "
+           "certificate, and this machine's trust store trusts its root. PowerShell, .NET and "
+           "browsers will work; clients with their own CA list will fail: Python requests "
+           "(certifi), many Java (cacerts) and Node apps. Ask your network team to exempt "
+           "{host} from inspection, or give the integration the inspection root "
+           "(REQUESTS_CA_BUNDLE, keytool, NODE_EXTRA_CA_CERTS).", kind=CertKind.SYSTEM_ONLY),
         _a("The certificate verified and was issued by {issuer}. If that is your "
            "organisation's TLS-inspecting proxy rather than a public CA, it is the proxy's "
            "certificate for {host} that expires soon: tell your network team.",
@@ -352,11 +360,22 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team to exempt {host} from TLS inspection."),
     ),
     (C.TLS_HANDSHAKE_FAILED, K.FIREWALL): (
+        _a("Less likely here: {mss}-byte segments completed the handshake, so nothing blocks "
+           "TLS to {host} as such; only the packet size matters.", kind=HandshakeKind.MTU),
         _a("The TCP connection opened but the TLS handshake {kind_text}: typical of a "
            "firewall or deep packet inspection. Ask your network team to allow TLS to {host} "
            "port {port}."),
     ),
     (C.TLS_HANDSHAKE_FAILED, K.ROUTING): (
+        _a("Full-size packets are lost on the way while {mss}-byte segments get through: a "
+           "path MTU black hole, typical of VPNs and tunnels. Ask your network team to clamp "
+           "the TCP MSS on the VPN or firewall (or lower the tunnel's MTU), and to let ICMP "
+           "'fragmentation needed' (IPv4) and 'packet too big' (IPv6) through.",
+           kind=HandshakeKind.MTU),
+        _a("Full-size packets are lost on the way while small segments get through: a path "
+           "MTU black hole, typical of VPNs and tunnels. Ask your network team to clamp the "
+           "TCP MSS on the VPN or firewall, and to let ICMP 'fragmentation needed' (IPv4) and "
+           "'packet too big' (IPv6) through.", kind=HandshakeKind.MTU),
         _a("A handshake that stalls after connecting can also be a path MTU black hole "
            "(large packets dropped, e.g. on a VPN). Ask your IT team to check MTU / MSS "
            "clamping.", kind=HandshakeKind.TIMEOUT),
@@ -432,24 +451,85 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
         _a("The API answered an unexpected {status_code}. Check the URL and method; the ping "
            "is GET /v1/ping. Response: {response_body}"),
     ),
+    (C.PROXY_CONNECT_FAILED, K.PROXY): (
+        _a("The proxy host in {proxy} (from {proxy_source}) does not exist according to "
+           "{resolver}: check the proxy setting, or ask your IT team which proxy this machine "
+           "must use.", step=ProxyStep.DNS, kind=DnsKind.NXDOMAIN),
+        _a("The proxy {proxy} (from {proxy_source}) cannot be reached ({error}). Check its "
+           "host and port there, or ask your IT team which proxy this machine must use."),
+        _a("The proxy {proxy} cannot be reached. Check its host and port, or ask your IT "
+           "team which proxy this machine must use."),
+    ),
+    (C.PROXY_CONNECT_FAILED, K.FIREWALL): (
+        _a("Connections to the proxy {proxy} are blocked or dropped ({error}): ask your "
+           "network team to allow this machine to reach it.", step=ProxyStep.TCP),
+    ),
+    (C.PROXY_CONNECT_FAILED, K.ROUTING): (
+        _a("There seems to be no route to the proxy at {address}: ask your IT team to check "
+           "this machine's gateway and VPN.", step=ProxyStep.TCP,
+           kind=ConnectKind.UNREACHABLE),
+    ),
+    (C.PROXY_CONNECT_FAILED, K.DNS_SERVICE): (
+        _a("The proxy's name does not resolve reliably via {resolver}: ask your IT team to "
+           "fix the local DNS service, or give the proxy by address.", step=ProxyStep.DNS),
+    ),
     (C.PROXY_AUTH_REQUIRED, K.PROXY): (
+        _a("The proxy {proxy} refused the credentials given (it offers {schemes}): check the "
+           "user name and password with your proxy team, and give the integration's HTTP "
+           "client the right ones.", kind=ProxyKind.ANSWERABLE, has_credentials=True),
+        _a("The proxy {proxy} asks for credentials ({schemes}) and can take Basic: give them "
+           "in the proxy URL (--proxy http://user:password@host:port, or HTTPS_PROXY) and "
+           "configure the integration's HTTP client with them too.",
+           kind=ProxyKind.ANSWERABLE),
+        _a("The proxy {proxy} offers only {schemes}: Windows-integrated sign-in, which "
+           "assure-doctor cannot answer (it can answer Basic). PowerShell and .NET clients "
+           "using the system proxy answer it as the logged-on user; a service account or a "
+           "Python, Java or Node integration usually cannot. Ask your proxy team to allow "
+           "{host} without authentication, or for Basic credentials for the integration.",
+           kind=ProxyKind.UNANSWERABLE),
         _a("The proxy ({proxy}) wants credentials; it offers {proxy_authenticate}. Give them "
            "in the proxy URL (--proxy http://user:pass@host:port) and configure your "
            "integration the same way."),
         _a("The proxy wants credentials: give them in the proxy URL (--proxy "
            "http://user:pass@host:port) and configure your integration the same way."),
     ),
+    (C.PROXY_AUTH_REQUIRED, K.CONFIG): (
+        _a("Configure the integration's HTTP client with the same proxy and credentials: a "
+           "client that ignores the proxy settings, or has none, fails here the same way."),
+    ),
     (C.PROXY_REFUSED, K.PROXY): (
-        _a("The proxy ({proxy}) refused to connect to {host}: its policy blocks the API. "
-           "Ask your network team to allow {host} port {port} through the proxy."),
+        _a("The proxy {proxy} refuses to tunnel to {host}:{port} (HTTP {status_code}, page: "
+           "{title}): its policy blocks the API host. Ask your proxy team to allow CONNECT to "
+           "{host} port {port}.", kind=ProxyKind.REFUSED),
         _a("The proxy refused to connect to the API: its policy blocks it. Ask your network "
-           "team to allow the API host through the proxy."),
+           "team to allow the API host through the proxy.", kind=ProxyKind.REFUSED),
+    ),
+    (C.PROXY_REFUSED, K.CONFIG): (
+        *(_a("Check that {proxy} (from {proxy_source}) is the proxy this machine should use, "
+             "and that it is an HTTP proxy: CONNECT got no proper HTTP answer there.", kind=k)
+          for k in (ProxyKind.NOT_HTTP, ProxyKind.CLOSED, ProxyKind.ERROR)),
+        _a("Check that {proxy} (from {proxy_source}) is the proxy this machine should use: "
+           "your integration must use the same one."),
+    ),
+    (C.PROXY_UPSTREAM_FAILED, K.PLATFORM): (
+        _a("The proxy is reachable but cannot reach {host} (HTTP {status_code}, page: "
+           "{title}): the problem is beyond the proxy. If other sites work through the proxy, "
+           "the API may be down: check from another network and contact Evotix support with "
+           "this report.", kind=ProxyKind.UPSTREAM),
     ),
     (C.PROXY_UPSTREAM_FAILED, K.PROXY): (
-        _a("The proxy ({proxy}) answered, but could not reach {host} itself: the problem is "
-           "beyond the proxy (its own DNS, routing or firewall). Tell your network team."),
+        _a("The proxy {proxy} took the connection but gave no answer to CONNECT within "
+           "{timeout} s: it may be stuck reaching {host}. Ask your proxy team to look for "
+           "{host} in its logs.", kind=ProxyKind.TIMEOUT),
+        _a("The proxy ({proxy}) answered, but could not reach {host} itself: its own DNS, "
+           "routing or outbound firewall may be failing for it. Ask your proxy team to look "
+           "for {host} in its logs.", kind=ProxyKind.UPSTREAM),
         _a("The proxy answered, but could not reach the API itself: the problem is beyond "
-           "the proxy. Tell your network team."),
+           "the proxy. Tell your network team.", kind=ProxyKind.UPSTREAM),
+    ),
+    (C.PROXY_UPSTREAM_FAILED, K.FIREWALL): (
+        _a("A firewall between the proxy and the internet may block {host} port {port}: ask "
+           "your network team."),
     ),
 }
 
@@ -494,9 +574,11 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({"kind": CertKind.UNKNOWN_ISSUER}, (K.TLS_INTERCEPTION, K.PLATFORM, K.CONFIG)),
         ({"kind": CertKind.SELF_SIGNED}, (K.TLS_INTERCEPTION, K.CONFIG, K.PLATFORM)),
         ({"kind": CertKind.EXPIRING}, (K.PLATFORM, K.TLS_INTERCEPTION)),
+        ({"kind": CertKind.SYSTEM_ONLY}, (K.TLS_INTERCEPTION, K.CONFIG)),
         ({}, (K.CONFIG, K.CLOCK, K.PLATFORM)),
     ),
     C.TLS_HANDSHAKE_FAILED: (
+        ({"kind": HandshakeKind.MTU}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
         ({"kind": HandshakeKind.TIMEOUT}, (K.FIREWALL, K.ROUTING, K.PLATFORM)),
         ({"kind": HandshakeKind.RESET}, (K.FIREWALL, K.TLS_INTERCEPTION, K.PLATFORM)),
         ({"kind": HandshakeKind.NOT_TLS}, (K.CONFIG, K.TLS_INTERCEPTION, K.PLATFORM)),
@@ -540,16 +622,22 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.PLATFORM)),
     ),
     C.PROXY_CONNECT_FAILED: (
+        ({"step": ProxyStep.DNS, "kind": DnsKind.NXDOMAIN}, (K.PROXY, K.DNS_SERVICE)),
+        ({"step": ProxyStep.DNS}, (K.DNS_SERVICE, K.PROXY, K.FIREWALL)),
+        ({"kind": ConnectKind.UNREACHABLE}, (K.ROUTING, K.PROXY, K.FIREWALL)),
+        ({"kind": ConnectKind.TIMEOUT}, (K.PROXY, K.FIREWALL, K.ROUTING)),
         ({}, (K.PROXY, K.FIREWALL, K.ROUTING)),
     ),
     C.PROXY_AUTH_REQUIRED: (
         ({}, (K.PROXY, K.CONFIG)),
     ),
     C.PROXY_REFUSED: (
-        ({}, (K.PROXY, K.FIREWALL, K.CONFIG)),
+        ({"kind": ProxyKind.REFUSED}, (K.PROXY, K.CONFIG)),
+        ({}, (K.CONFIG, K.PROXY)),
     ),
     C.PROXY_UPSTREAM_FAILED: (
-        ({}, (K.PROXY, K.PLATFORM, K.ROUTING)),
+        ({"kind": ProxyKind.TIMEOUT}, (K.PROXY, K.PLATFORM, K.FIREWALL)),
+        ({}, (K.PLATFORM, K.PROXY, K.FIREWALL)),
     ),
     C.INTERNAL_ERROR: (
         ({}, (K.TOOL,)),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs
+from assure_doctor import __version__, apikey, logs, proxyconfig
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
 from assure_doctor.model import Report
@@ -24,7 +25,6 @@ from assure_doctor.options import (
     DEFAULT_RETRY_PAUSE,
     DEFAULT_TIMEOUT,
     CheckOptions,
-    check_ca_bundle,
 )
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
@@ -47,6 +47,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            # With -4/-6 defined, argparse reads a value such as -1 as an option.
+            message += " (a negative number? write it as --OPTION=VALUE)"
         self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
@@ -96,6 +99,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolver", action="append", default=[], metavar="ADDRESS[:PORT]",
                        help="DNS server to use instead of the system's (repeatable)")
     group.add_argument("--ca-bundle", metavar="PATH", help="extra trust anchors (PEM)")
+    group.add_argument("--proxy", metavar="URL", help="http://[user:pass@]host:port: go "
+                       "through this proxy (default: HTTPS_PROXY / ALL_PROXY / the system's)")
+    group.add_argument("--no-proxy", action="store_true",
+                       help="connect directly, whatever the environment says")
     family = group.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=Family.IPV4,
                         help="use only IPv4 addresses")
@@ -152,12 +159,12 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         max_retry_after=args.max_retry_after,
         max_skew=args.max_skew,
         resolvers=tuple(parse_resolver(text) for text in args.resolver),
-        ca_bundle=args.ca_bundle,
+        ca_bundle=args.ca_bundle,  # loaded (or refused) here, before any traffic
         no_ping=args.no_ping,
+        proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
+                               proxyconfig.system_settings()),
         family=getattr(args, "family", None),
     )
-    if options.ca_bundle is not None:  # a bad bundle is bad input: refuse it before any traffic
-        check_ca_bundle(options.ca_bundle)
     # Read even with --no-ping, so that what is said about the key is true (it is not sent).
     key = apikey.load(args.api_key_file)
     return target, options, key
@@ -166,15 +173,11 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
 def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Report:
     """One check, its report describing the key as data."""
     import asyncio
-    from dataclasses import replace
 
     from assure_doctor import warmup
     from assure_doctor.engine import run_check
-    from assure_doctor.model import KeyInfo
-
     warmup.warm()  # the stage times are then the network's, not the imports'
-    report = asyncio.run(run_check(target, options, key))
-    return replace(report, key_info=KeyInfo.of(key, options.no_ping))
+    return asyncio.run(run_check(target, options, key))
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -224,6 +227,8 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
         args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
         args.api_key_file = args.api_key_file or str(sandbox.key_file)
+        if sandbox.proxy_url and not args.no_proxy:
+            args.proxy = args.proxy or sandbox.proxy_url
         yield
 
 

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from assure_doctor import logs, sanitize
 from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import Condition, Facts
-from assure_doctor.model import Cause, Outcome, Report, StageResult, Status
+from assure_doctor.model import Cause, KeyInfo, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, Probe, registry, tlsctx
+from assure_doctor.probes import Context, Probe, registry
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
@@ -61,7 +61,7 @@ async def run_check(
     if start_at not in names:
         raise ValueError(f"unknown stage {start_at!r}")
     reused = names[:names.index(start_at)] if resume is not None else []
-    ctx = Context(target, options, key, tlsctx.verifying(options.ca_bundle))
+    ctx = Context(target, options, key, options.anchors.strict)
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
              ", ".join(map(str, options.resolvers)) or "system",
@@ -96,7 +96,8 @@ async def run_check(
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
                     resolver=_resolver(ctx),
-                    key_state=key.masked if key else "absent")
+                    key_state=key.masked if key else "absent",
+                    key_info=KeyInfo.of(key, options.no_ping))
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
              "ok" if diagnosis is None else f"{diagnosis.name} {diagnosis.condition}")

@@ -97,6 +97,7 @@ class CertKind(StrEnum):
     REVOKED = "revoked"
     OTHER = "other"
     EXPIRING = "expiring"  # verified, but renewal is due: a warning
+    SYSTEM_ONLY = "system_only"  # only the OS store verified it: an inspection root (a warning)
 
 
 class HandshakeKind(StrEnum):
@@ -105,6 +106,7 @@ class HandshakeKind(StrEnum):
     NOT_TLS = "not_tls"
     ALERT = "alert"
     ERROR = "error"
+    MTU = "mtu"  # stalled at full size, completed with small segments: a path MTU black hole
 
 
 class HttpKind(StrEnum):
@@ -125,6 +127,26 @@ class ClockKind(StrEnum):
     BEHIND = "behind"
 
 
+class ProxyKind(StrEnum):
+    """How a proxy answered CONNECT, when it opened no tunnel."""
+
+    ANSWERABLE = "answerable"  # 407 offering Basic, which our credentials can answer
+    UNANSWERABLE = "unanswerable"  # 407 offering only NTLM / Negotiate / ...
+    UPSTREAM = "upstream"  # 502/503/504: the proxy cannot reach the API
+    REFUSED = "refused"  # 403 or another refusal: the proxy's policy
+    TIMEOUT = "timeout"  # no answer to CONNECT in time
+    CLOSED = "closed"  # the proxy closed the connection without an answer
+    NOT_HTTP = "not_http"  # something answered, but not like an HTTP proxy
+    ERROR = "error"
+
+
+class ProxyStep(StrEnum):
+    """Where reaching the proxy itself failed (proxy_connect_failed)."""
+
+    DNS = "dns"
+    TCP = "tcp"
+
+
 class Family(StrEnum):
     """An IP address family, named as people say it (warnings name the family)."""
 
@@ -140,7 +162,7 @@ class Family(StrEnum):
         return Family.IPV4 if self is Family.IPV6 else Family.IPV6
 
 
-Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ClockKind
+Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ClockKind | ProxyKind
 
 
 class Facts(TypedDict, total=False):
@@ -173,6 +195,8 @@ class Facts(TypedDict, total=False):
     not_after: str
     same_domain: bool
     kind_text: str
+    product: str  # the TLS-inspection product named from the issuer
+    mss: int  # the segment size that got a stalled handshake through
     # http
     location_host: str
     status_code: int | None
@@ -180,12 +204,17 @@ class Facts(TypedDict, total=False):
     retry_after: str
     response_body: str
     # proxy
-    proxy: str
+    proxy: str  # the proxy URL, credentials masked ("none" when direct)
+    proxy_source: str
     proxy_authenticate: str
+    step: ProxyStep  # proxy_connect_failed: the dns or tcp stage
+    schemes: str
+    has_credentials: bool
+    title: str  # the proxy's error page title
     # internal_error
     exception: str
 
 
 KNOWN_KINDS: frozenset[str] = frozenset(
     member.value for family in (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind,
-                                ClockKind) for member in family)
+                                ClockKind, ProxyKind) for member in family)

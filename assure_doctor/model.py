@@ -115,13 +115,16 @@ class KeyInfo:
     source: str | None = None  # ENV_VAR or "file"
     length: int | None = None
     sent: bool = False  # False with --no-ping: the check sends nothing that carries it
+    path: str | None = None  # the key file's path (a path, not a secret), for commands
 
     @classmethod
     def of(cls, key: ApiKey | None, no_ping: bool) -> KeyInfo:
         if key is None:
             return cls()
-        source = ENV_VAR if key.source == ENV_VAR else "file"
-        return cls(True, source, len(key.reveal()), not no_ping)
+        if key.source == ENV_VAR:
+            return cls(True, ENV_VAR, len(key.reveal()), not no_ping)
+        path = key.source.removeprefix("file ") if key.source.startswith("file ") else None
+        return cls(True, "file", len(key.reveal()), not no_ping, path)
 
     def to_dict(self) -> dict[str, Any]:
         return {"present": self.present, "source": self.source, "length": self.length,

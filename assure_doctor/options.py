@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assure_doctor import localfile, sanitize
 from assure_doctor.bounds import Bound
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
+from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import ResolverAddress
+
+if TYPE_CHECKING:
+    from assure_doctor.probes.tlsctx import Trust
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
@@ -42,10 +47,27 @@ class CheckOptions:
     ca_bundle: str | None = None
     no_ping: bool = False
     family: Family | None = None  # -4 / -6: only this address family, for dns and tcp
+    # Direct unless the edge (cli.inputs, the monitor's config) loaded the proxy settings.
+    proxy: ProxyRules = field(default_factory=ProxyRules)
+    # The anchors for ca_bundle, loaded when the options are made (a file that later vanishes
+    # cannot break a running check); re-loaded when a copy names another bundle.
+    trust: Trust | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name, bound in BOUNDS.items():
             bound.check(getattr(self, name), f"--{name.replace('_', '-')}")
+        if self.trust is None or self.trust.ca_bundle != self.ca_bundle:
+            from assure_doctor.probes import tlsctx  # the probes package imports this module
+
+            if self.ca_bundle is not None:
+                check_ca_bundle(self.ca_bundle)  # bad input, named, before any traffic
+            object.__setattr__(self, "trust", tlsctx.load(self.ca_bundle))
+
+    @property
+    def anchors(self) -> Trust:
+        """The loaded trust (always set once the options exist)."""
+        assert self.trust is not None
+        return self.trust
 
     @property
     def attempts(self) -> int:

@@ -40,7 +40,7 @@ def served(scenario: str) -> Iterator[Served]:
     try:
         assert process.stdout is not None
         line = next(line for line in process.stdout if "assure-doctor check" in line)
-        args = line.split()[2:]
+        args = [arg for arg in line.split()[2:] if arg != "--no-proxy"]  # the one bare flag
         value = dict(zip(args[::2], args[1::2], strict=True))
         url = value["--url"]
         yield Served(url, int(url.split(":")[2].split("/")[0]), value["--resolver"],

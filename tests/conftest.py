@@ -31,9 +31,19 @@ class Run:
     def json(self) -> dict[str, Any]:
         return json.loads(self.stdout)
 
+    def stage(self, name: str) -> dict[str, Any]:
+        """One stage of the `check --json` document, by name."""
+        found: dict[str, Any] = next(s for s in self.json()["stages"] if s["name"] == name)
+        return found
+
+
+# The machine's own proxy settings must not steer the tests; a test sets them when it means to.
+_PROXY_VARIABLES = {"https_proxy", "all_proxy", "no_proxy"}
+
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ASSURE_API_KEY", "NO_COLOR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ASSURE_API_KEY", "NO_COLOR")
+           and k.lower() not in _PROXY_VARIABLES}
     env.update(extra)
     return env
 

@@ -23,6 +23,8 @@ from assure_doctor.kinds import (
     Family,
     HandshakeKind,
     HttpKind,
+    ProxyKind,
+    ProxyStep,
 )
 from assure_doctor.model import Status
 from assure_doctor.ranking import UNKNOWN, placeholders, rank
@@ -40,15 +42,22 @@ SAMPLE: Mapping[Condition, dict[str, Any]] = {
         "verify_error": "certificate has expired", "issuer": "CN=Example CA",
         "cert_names": "api.uk2.sheassure.net", "not_before": "2026-01-01 00:00 UTC",
         "not_after": "2026-04-01 00:00 UTC", "same_domain": False,
-        "skew_text": "3 days 0 h behind the API's"},
-    Condition.TLS_HANDSHAKE_FAILED: {"kind_text": "got no answer", "error": "timed out"},
+        "skew_text": "3 days 0 h behind the API's", "product": "Zscaler"},
+    Condition.TLS_HANDSHAKE_FAILED: {"kind_text": "got no answer", "error": "timed out",
+                                     "mss": 500},
     Condition.CLOCK_SKEW: {"kind": "behind", "skew_text": "90.0 s behind the API's"},
     Condition.HTTP_REDIRECT: {"status_code": 301, "location": "/v2/ping",
                               "location_host": "same"},
+    Condition.PROXY_CONNECT_FAILED: {"proxy": "http://proxy.example:3128",
+                                     "proxy_source": "HTTPS_PROXY",
+                                     "error": "Connection refused"},
     Condition.PROXY_AUTH_REQUIRED: {"proxy": "http://proxy.example:3128",
-                                    "proxy_authenticate": "Basic, NTLM"},
-    Condition.PROXY_REFUSED: {"proxy": "http://proxy.example:3128"},
-    Condition.PROXY_UPSTREAM_FAILED: {"proxy": "http://proxy.example:3128"},
+                                    "proxy_authenticate": "Basic, NTLM", "schemes": "NTLM",
+                                    "proxy_source": "--proxy", "status_code": 407},
+    Condition.PROXY_REFUSED: {"proxy": "http://proxy.example:3128", "status_code": 403,
+                              "title": "Access Denied", "proxy_source": "HTTPS_PROXY"},
+    Condition.PROXY_UPSTREAM_FAILED: {"proxy": "http://proxy.example:3128", "status_code": 502,
+                                      "title": "Bad Gateway", "proxy_source": "system"},
     Condition.INTERNAL_ERROR: {"exception": "RuntimeError: boom"},
 }
 HTTP_SAMPLE = {"status_code": 500, "response_body": '{"message": "x"}', "retry_after": "2",
@@ -59,7 +68,7 @@ def status_of(condition: Condition, facts: Mapping[str, Any]) -> Status:
     """The status a stage reports for these facts: the warnings the probes give."""
     if condition is Condition.CLOCK_SKEW or facts.get("failed_family") is not None:
         return Status.WARN
-    if facts.get("kind") == CertKind.EXPIRING:
+    if facts.get("kind") in (CertKind.EXPIRING, CertKind.SYSTEM_ONLY):
         return Status.WARN
     return Status.FAIL
 
@@ -95,6 +104,16 @@ CLAIMS: tuple[tuple[str, Callable[[Mapping[str, Any], Condition], bool]], ...] =
     (r"does not speak TLS", _is("kind", HandshakeKind.NOT_TLS)),
     (r"TCP and TLS to \S+ worked", _http),
     (r"answer 502/503/504", _is("kind", HttpKind.GATEWAY)),
+    (r"trust store trusts its root", _is("kind", CertKind.SYSTEM_ONLY)),
+    (r"segments (get through|completed)", _is("kind", HandshakeKind.MTU)),
+    (r"refused the credentials", _is("has_credentials", True)),
+    (r"can take Basic", _is("kind", ProxyKind.ANSWERABLE)),
+    (r"offers only", _is("kind", ProxyKind.UNANSWERABLE)),
+    (r"no answer to CONNECT", _is("kind", ProxyKind.TIMEOUT)),
+    (r"no proper HTTP answer",
+     lambda f, _c: f.get("kind") in (ProxyKind.NOT_HTTP, ProxyKind.CLOSED, ProxyKind.ERROR)),
+    (r"proxy's name does not resolve", _is("step", ProxyStep.DNS)),
+    (r"Connections to the proxy", _is("step", ProxyStep.TCP)),
 )
 
 
@@ -181,7 +200,7 @@ def test_every_condition_has_a_failure_and_a_warning_title() -> None:
         assert title(condition, Status.FAIL) == CONDITIONS[condition]
         warning = title(condition, Status.WARN)
         assert not re.search(r"\b(error|fail\w*)\b", warning, re.I), warning
-    assert title("tls_certificate_error", Status.WARN) == "SSL certificate expiring soon"
+    assert title("tls_certificate_error", Status.WARN).startswith("SSL certificate expiring soon")
     assert title("tls_certificate_error", Status.FAIL) == "SSL certificate error"
 
 
@@ -205,7 +224,7 @@ def test_known_contradictions_are_gone(condition: Condition, facts: dict[str, An
 
 def test_every_kind_the_tables_name_is_an_enum_member() -> None:
     """A misspelt kind would silently fall through to a catch-all rule."""
-    kinds = (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind)
+    kinds = (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind, ProxyKind)
     whens = [when for rules in RANKING.values() for when, _ in rules]
     whens += [a.when for variants in (*ADVICE.values(), *GENERIC.values()) for a in variants]
     for when in whens:

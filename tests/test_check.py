@@ -23,7 +23,8 @@ def test_json_document_has_the_contract_shape(healthy: Sandbox) -> None:
     assert document["schema"] == 1 and document["ok"] is True
     assert document["target"] == {"url": healthy.url, "host": HOST, "port": healthy.port,
                                   "stack": None}
-    assert [s["name"] for s in document["stages"]] == ["dns", "tcp", "tls", "clock", "ping"]
+    assert [s["name"] for s in document["stages"]] == ["dns", "tcp", "proxy", "tls", "clock",
+                                                         "ping"]
     for stage in document["stages"]:
         assert set(stage) >= {"name", "status", "duration_ms", "summary", "condition", "causes",
                               "evidence"}
@@ -53,8 +54,9 @@ def test_no_key_runs_the_network_stages_and_says_the_key_was_not_checked(
     run = run_cli("check", *without_key_file(healthy.check_args()), "--json")
     document = run.json()
     assert run.returncode == 0 and document["diagnosis"] is None
-    assert [s["status"] for s in document["stages"]] == ["pass"] * 4 + ["skip"]
-    assert document["stages"][4]["summary"] == (
+    assert [s["status"] for s in document["stages"]] == ["pass", "pass", "skip", "pass",
+                                                          "pass", "skip"]
+    assert run.stage("ping")["summary"] == (
         "not checked: no API key (set ASSURE_API_KEY or --api-key-file)")
     assert "http_unauthorized" not in run.stdout and healthy.traffic.keyed == 0
 
@@ -62,7 +64,7 @@ def test_no_key_runs_the_network_stages_and_says_the_key_was_not_checked(
 def test_no_ping_sends_no_key(healthy: Sandbox) -> None:
     run = run_cli("check", *healthy.check_args(), "--no-ping", "--json")
     assert run.returncode == 0
-    assert run.json()["stages"][4]["status"] == "skip"
+    assert run.json()["stages"][5]["status"] == "skip"
     assert healthy.traffic.keyed == 0
 
 
@@ -100,7 +102,7 @@ def test_retry_after_is_honoured_over_the_pause(sandbox_factory: Callable[[str],
     sandbox = sandbox_factory("http-429")
     run = run_cli("check", *sandbox.check_args(), "--retries", "2", "--retry-pause", "0",
                   "--json")
-    ping = run.json()["stages"][4]["evidence"]
+    ping = run.json()["stages"][5]["evidence"]
     assert ping["attempts"] == 3 and ping["retry_after"] == 1.0
     times = [r["at"] for r in sandbox.traffic.requests if r["keyed"]]
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -111,16 +113,16 @@ def test_a_retry_after_beyond_the_limit_stops_retrying(sandbox_factory: Callable
                                                        ) -> None:
     sandbox = sandbox_factory("http-429")
     run = run_cli("check", *sandbox.check_args(), "--max-retry-after", "0.5", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 1
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 1
     assert sandbox.traffic.keyed == 1
 
 
 def test_retries_follow_the_guide(sandbox_factory: Callable[[str], Sandbox]) -> None:
     sandbox = sandbox_factory("http-500")
     run = run_cli("check", *sandbox.check_args(), "--retries", "0", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 1
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 1
     run = run_cli("check", *sandbox.check_args(), "--retry-pause", "0.05", "--json")
-    assert run.json()["stages"][4]["evidence"]["attempts"] == 3  # the default: 3 attempts
+    assert run.json()["stages"][5]["evidence"]["attempts"] == 3  # the default: 3 attempts
     assert sandbox.traffic.keyed == 4
 
 
@@ -155,12 +157,12 @@ def test_clock_runs_after_a_certificate_failure_but_not_after_a_connect_failure(
         sandbox_factory: Callable[[str], Sandbox]) -> None:
     ahead = sandbox_factory("clock-server-ahead")
     stages = run_cli("check", *ahead.check_args(), *FAST, "--json").json()["stages"]
-    assert stages[2]["status"] == "fail" and stages[3]["status"] == "warn"
-    assert 2.9 * 86400 < stages[3]["evidence"]["skew_seconds"] < 3.1 * 86400
-    assert stages[4]["status"] == "skip"
+    assert stages[3]["status"] == "fail" and stages[4]["status"] == "warn"
+    assert 2.9 * 86400 < stages[4]["evidence"]["skew_seconds"] < 3.1 * 86400
+    assert stages[5]["status"] == "skip"
     refused = sandbox_factory("tcp-refused")
     stages = run_cli("check", *refused.check_args(), *FAST, "--json").json()["stages"]
-    assert [s["status"] for s in stages] == ["pass", "fail", "skip", "skip", "skip"]
+    assert [s["status"] for s in stages] == ["pass", "fail", "skip", "skip", "skip", "skip"]
 
 
 def test_stealth_firewall_is_reported_within_the_timeout(

@@ -8,7 +8,7 @@ from assure_doctor.model import Cause, StageResult, Status
 from assure_doctor.monitor.collector import AssureCollector, Health
 from assure_doctor.monitor.watch import Snapshot
 
-STAGE_NAMES = ("dns", "tcp", "tls", "clock", "ping")
+STAGE_NAMES = ("dns", "tcp", "proxy", "tls", "clock", "ping")
 
 
 def snapshot(failing: str | None) -> Snapshot:

@@ -18,7 +18,7 @@ def test_a_healthy_check_makes_one_tls_connection(healthy: Sandbox) -> None:
     assert run.returncode == 0, run.stdout
     assert healthy.traffic.connections == 1
     assert [r["keyed"] for r in healthy.traffic.requests] == [False, True]
-    ping = run.json()["stages"][4]["evidence"]
+    ping = run.stage("ping")["evidence"]
     assert ping["connections"] == {"reused": 1, "opened": 0}
     assert abs(ping["clock"]["skew_seconds"]) < 2  # the ping's Date, a second clock sample
 
@@ -26,7 +26,7 @@ def test_a_healthy_check_makes_one_tls_connection(healthy: Sandbox) -> None:
 def test_retries_reuse_the_connection_too(sandbox_factory: Callable[[str], Sandbox]) -> None:
     sandbox = sandbox_factory("http-503-flaky")
     run = run_cli("check", *sandbox.check_args(), "--retry-pause", "0.05", "--json")
-    assert run.json()["stages"][4]["status"] == "warn"
+    assert run.stage("ping")["status"] == "warn"
     assert sandbox.traffic.connections == 1 and sandbox.traffic.keyed == 2
 
 
@@ -36,7 +36,7 @@ def test_a_closed_connection_is_replaced_by_a_verified_one() -> None:
         run = run_cli("check", *server.check_args(), "--json")
         assert run.returncode == 0, run.stdout
         assert server.seen.connections == 2 and server.seen.keyed == 1
-        assert run.json()["stages"][4]["evidence"]["connections"] == {"reused": 0, "opened": 1}
+        assert run.stage("ping")["evidence"]["connections"] == {"reused": 0, "opened": 1}
 
 
 def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy: Sandbox
@@ -52,3 +52,14 @@ def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy:
 
     assert asyncio.run(opened(verifying)) is True
     assert asyncio.run(opened(tlsctx.looking())) is False
+
+
+def test_a_healthy_proxied_check_makes_one_tunnel(sandbox_factory: Callable[[str], Sandbox]
+                                                  ) -> None:
+    """Through a proxy the verified stream is the tunnel: the clock and the ping reuse it."""
+    sandbox = sandbox_factory("proxy-open")
+    run = run_cli("check", *sandbox.check_args(), "--json")
+    assert run.returncode == 0, run.stdout
+    assert run.stage("proxy")["status"] == "pass"
+    assert sandbox.traffic.connections == 1 and sandbox.traffic.keyed == 1
+    assert run.stage("ping")["evidence"]["connections"] == {"reused": 1, "opened": 0}

@@ -78,12 +78,13 @@ def test_a_failure_without_a_condition_or_a_cause_cannot_be_made() -> None:
 
 # --- one list of stages ------------------------------------------------------------------------
 def test_everything_that_lists_stages_derives_from_the_registry() -> None:
-    assert registry.STAGE_NAMES == ("dns", "tcp", "tls", "clock", "ping")
+    assert registry.STAGE_NAMES == ("dns", "tcp", "proxy", "tls", "clock", "ping")
     assert model.STAGES == registry.STAGE_NAMES
     assert set(model.EVIDENCE_DEFAULTS) == set(registry.STAGE_NAMES)
-    assert registry.TITLES == {"dns": "DNS", "tcp": "TCP", "tls": "TLS", "clock": "Clock",
-                               "ping": "Ping"}
-    assert registry.NETWORK_STAGES == ("dns", "tcp", "tls", "clock")
+    assert registry.TITLES == {"dns": "DNS", "tcp": "TCP", "proxy": "Proxy", "tls": "TLS",
+                               "clock": "Clock", "ping": "Ping"}
+    assert registry.NETWORK_STAGES == ("dns", "tcp", "proxy", "tls", "clock")
+    assert set(registry.OPTIONAL_STAGES) == {"proxy"}
     source = inspect.getsource(engine)
     for name in registry.STAGE_NAMES:
         assert f'"{name}"' not in source, f"the engine names the {name} stage"
@@ -91,19 +92,20 @@ def test_everything_that_lists_stages_derives_from_the_registry() -> None:
 
 def test_a_new_stage_is_one_entry_in_the_list(monkeypatch: pytest.MonkeyPatch,
                                               healthy: Sandbox) -> None:
-    async def direct(ctx: Context) -> Outcome:
-        return Outcome(Status.SKIP, "direct: no proxy applies", {"proxy": None})
+    async def nothing(ctx: Context) -> Outcome:
+        return Outcome(Status.SKIP, "nothing to do here", {"hops": None})
 
-    extra = Probe("proxy", "Proxy", direct, evidence={"proxy": None, "source": None})
+    extra = Probe("hop", "Hop", nothing, evidence={"hops": None, "via": None})
     probes = list(registry.PROBES)
-    probes.insert(2, extra)
+    probes.insert(3, extra)
     monkeypatch.setattr(registry, "PROBES", tuple(probes))
     report = asyncio.run(engine.run_check(from_url(healthy.url), options_for(healthy),
                                           key_for(healthy)))
-    assert [s.name for s in report.stages] == ["dns", "tcp", "proxy", "tls", "clock", "ping"]
-    assert report.ok and report.stage("proxy") is not None
-    proxy = report.stage("proxy")
-    assert proxy is not None and proxy.evidence == {"proxy": None, "source": None}
+    assert [s.name for s in report.stages] == ["dns", "tcp", "proxy", "hop", "tls", "clock",
+                                               "ping"]
+    assert report.ok
+    hop = report.stage("hop")
+    assert hop is not None and hop.evidence == {"hops": None, "via": None}
     assert [s.status for s in report.stages].count(Status.PASS) == 5
 
 
@@ -130,7 +132,7 @@ def test_an_overrunning_stage_fails_with_its_timeout_condition(
     limit = engine.deadline(registry.probe("tls"), options)
     assert tls.evidence["deadline_seconds"] == pytest.approx(limit)
     assert took < limit + 2
-    assert [s.status for s in report.stages[3:]] == [Status.SKIP, Status.SKIP]
+    assert [s.status for s in report.stages[4:]] == [Status.SKIP, Status.SKIP]
 
 
 # --- failure: a probe's bug is contained -----------------------------------------------------
@@ -201,7 +203,8 @@ def test_the_monitor_publishes_a_probe_bug(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_without_a_key_the_network_stages_run_and_the_ping_is_not_checked(
         healthy: Sandbox) -> None:
     report = asyncio.run(engine.run_check(from_url(healthy.url), options_for(healthy), None))
-    assert [s.status for s in report.stages] == [Status.PASS] * 4 + [Status.SKIP]
+    assert [s.status for s in report.stages] == [Status.PASS, Status.PASS, Status.SKIP,
+                                                 Status.PASS, Status.PASS, Status.SKIP]
     ping = report.stage("ping")
     assert ping is not None and ping.condition is None
     assert ping.summary == "not checked: no API key (set ASSURE_API_KEY or --api-key-file)"
@@ -257,3 +260,16 @@ def test_cancelling_mid_stage_stops_the_side_probe(
 
     asyncio.run(main())
     assert counter.connections == (0 if cancel else 1)
+
+
+def test_resolvers_are_built_once_per_configuration() -> None:
+    """Work done once: the same options reuse one resolver; other servers get their own."""
+    from assure_doctor.probes import dns as dns_probe
+    from assure_doctor.target import parse_resolver
+
+    one = (parse_resolver("127.0.0.1:5353"),)
+    first = dns_probe._built(one, 2.0, None)
+    assert dns_probe._built(one, 2.0, None) is first
+    assert dns_probe._built((parse_resolver("[::1]:5353"),), 2.0, None) is not first
+    resolver, described = first
+    assert described == "127.0.0.1:5353" and resolver.lifetime == 2.0

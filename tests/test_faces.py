@@ -56,7 +56,7 @@ def test_sandbox_lists_its_scenarios() -> None:
 def test_demo_diagnoses_its_faults() -> None:
     run = run_cli("demo")
     assert run.returncode == 0, run.stdout[-2000:]
-    assert "7 of 7 scenarios diagnosed as expected" in run.stdout
+    assert "8 of 8 scenarios diagnosed as expected" in run.stdout
     assert "Result: OK" in run.stdout and "Diagnosis:" in run.stdout
 
 

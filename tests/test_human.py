@@ -7,6 +7,8 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
+import certifi
+
 from assure_doctor.model import Cause, KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.render import human, words
@@ -85,14 +87,18 @@ def test_the_first_line_is_a_command_that_runs_as_printed(healthy: Sandbox) -> N
     first = run.stdout.splitlines()[0]
     args = shlex.split(first)
     assert args[:2] == ["assure-doctor", "check"] and "--resolver" in args
-    again = run_cli(*args[1:], env=clean_env(ASSURE_API_KEY=healthy.key))
+    assert args[args.index("--api-key-file") + 1] == str(healthy.key_file)
+    again = run_cli(*args[1:])  # the key comes from the file the command names
     assert again.returncode == 0 and again.stdout.splitlines()[0] == first
+    assert healthy.traffic.keyed == 2
 
 
-def test_first_line_quotes_for_the_shell() -> None:
-    options = CheckOptions(resolvers=(parse_resolver("[::1]:5353"),), ca_bundle="/tmp/my ca.pem")
+def test_first_line_quotes_for_the_shell(tmp_path: Path) -> None:
+    bundle = tmp_path / "my ca.pem"  # options load their bundle: it must be a real one
+    bundle.write_bytes(Path(certifi.where()).read_bytes())
+    options = CheckOptions(resolvers=(parse_resolver("[::1]:5353"),), ca_bundle=str(bundle))
     line = human.render(_report(_stage("dns", Status.PASS)), options).splitlines()[0]
-    assert shlex.split(line)[-4:] == ["--resolver", "[::1]:5353", "--ca-bundle", "/tmp/my ca.pem"]
+    assert shlex.split(line)[-4:] == ["--resolver", "[::1]:5353", "--ca-bundle", str(bundle)]
 
 
 def test_no_ping_with_a_key_file_tells_the_truth(healthy: Sandbox) -> None:

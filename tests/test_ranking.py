@@ -65,6 +65,18 @@ def test_tables_use_exactly_the_contract_ids() -> None:
     ("http_redirect", {"location_host": "same"}, "config"),
     ("http_throttled", {}, "rate_limited"),
     ("http_server_error", {"kind": "api"}, "platform"),
+    ("tls_certificate_error", {"kind": "system_only"}, "tls_interception"),
+    ("tls_handshake_failed", {"kind": "mtu"}, "routing"),
+    ("tls_handshake_failed", {"kind": "timeout"}, "firewall"),  # small segments stalled too
+    ("proxy_connect_failed", {"step": "dns", "kind": "nxdomain"}, "proxy"),
+    ("proxy_connect_failed", {"step": "dns", "kind": "timeout"}, "dns_service"),
+    ("proxy_connect_failed", {"step": "tcp", "kind": "refused"}, "proxy"),
+    ("proxy_connect_failed", {"step": "tcp", "kind": "unreachable"}, "routing"),
+    ("proxy_auth_required", {"kind": "unanswerable"}, "proxy"),
+    ("proxy_refused", {"kind": "refused"}, "proxy"),
+    ("proxy_refused", {"kind": "not_http"}, "config"),
+    ("proxy_upstream_failed", {"kind": "upstream"}, "platform"),
+    ("proxy_upstream_failed", {"kind": "timeout"}, "proxy"),
 ])
 def test_evidence_decides_the_most_likely_cause(condition: str, facts: dict[str, object],
                                                 first: str) -> None:
@@ -92,3 +104,18 @@ def test_advice_is_filled_from_facts_and_never_leaks_braces() -> None:
 def test_unknown_condition_is_an_error() -> None:
     with pytest.raises(ValueError):
         rank("no_such_condition", {})
+
+
+def test_kind_specific_advice_comes_before_the_general_wording() -> None:
+    ntlm = rank("proxy_auth_required", {"kind": "unanswerable", "schemes": "NTLM",
+                                        "proxy": "http://p:8080", "host": "api"})[0].advice
+    basic = rank("proxy_auth_required", {"kind": "answerable", "schemes": "Basic",
+                                         "proxy": "http://p:8080", "host": "api"})[0].advice
+    refused = rank("proxy_auth_required", {"kind": "answerable", "schemes": "Basic",
+                                           "has_credentials": True, "proxy": "http://p:8080",
+                                           "host": "api"})[0].advice
+    assert "only NTLM" in ntlm and "cannot answer" in ntlm
+    assert "--proxy http://user:password@host:port" in basic
+    assert "refused the credentials given" in refused
+    mtu = rank("tls_handshake_failed", {"kind": "mtu", "mss": 500, "host": "api"})[0].advice
+    assert "MTU" in mtu and "500-byte" in mtu

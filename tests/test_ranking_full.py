@@ -66,8 +66,12 @@ RULES: list[Row] = [
     row("tls_certificate_error", "tls_interception platform config", kind="unknown_issuer"),
     row("tls_certificate_error", "tls_interception config platform", kind="self_signed"),
     row("tls_certificate_error", "platform tls_interception", kind="expiring"),
+    # Verified only by this machine's store: an inspecting proxy whose root it trusts.
+    row("tls_certificate_error", "tls_interception config", kind="system_only"),
     row("tls_certificate_error", "config clock platform"),
     # Handshakes: silence or a cut after connecting is a middlebox; plain HTTP is a wrong port.
+    # Stalled at full size but through with small segments: a path MTU black hole.
+    row("tls_handshake_failed", "routing firewall platform", kind="mtu"),
     row("tls_handshake_failed", "firewall routing platform", kind="timeout"),
     row("tls_handshake_failed", "firewall tls_interception platform", kind="reset"),
     row("tls_handshake_failed", "config tls_interception platform", kind="not_tls"),
@@ -91,10 +95,19 @@ RULES: list[Row] = [
     row("http_unexpected", "platform firewall config", kind="disconnect"),
     row("http_unexpected", "config platform"),
     # Proxies: the proxy's own configuration or policy first.
+    # A proxy name that does not exist is its setting; one that does not resolve is DNS.
+    row("proxy_connect_failed", "proxy dns_service", step="dns", kind="nxdomain"),
+    row("proxy_connect_failed", "dns_service proxy firewall", step="dns"),
+    row("proxy_connect_failed", "routing proxy firewall", kind="unreachable"),
+    row("proxy_connect_failed", "proxy firewall routing", kind="timeout"),
     row("proxy_connect_failed", "proxy firewall routing"),
     row("proxy_auth_required", "proxy config"),
-    row("proxy_refused", "proxy firewall config"),
-    row("proxy_upstream_failed", "proxy platform routing"),
+    # A 403 is the proxy's policy; no HTTP answer at all is likely not an HTTP proxy.
+    row("proxy_refused", "proxy config", kind="refused"),
+    row("proxy_refused", "config proxy"),
+    # No answer to CONNECT: the proxy is stuck; a 502/503/504: beyond the proxy.
+    row("proxy_upstream_failed", "proxy platform firewall", kind="timeout"),
+    row("proxy_upstream_failed", "platform proxy firewall"),
     # The tool itself: a bug, nothing else.
     row("internal_error", "tool"),
 ]
@@ -172,6 +185,8 @@ FACTS: dict[str, object] = {
     "response_body": "odd body 4711", "timeout": 7.5, "retry_after": 42,
     "url": "https://api.zz9.sheassure.net:8443/v2/pong", "proxy": "http://proxy.zz9:3128",
     "proxy_authenticate": "Negotiate-77", "exception": "RuntimeError: boom-77",
+    "proxy_source": "PROXY-SOURCE-77", "schemes": "Negotiate-78", "title": "Page-77",
+    "mss": 577, "product": "Inspector-77",
 }
 Said = tuple[str, str, str, tuple[str, ...], F]
 
@@ -298,11 +313,51 @@ SAID: list[Said] = [
     said("http_unexpected", "config", "answered an unexpected", "status_code response_body"),
     said("http_unexpected", "wrong_url", "has no method at", "url", kind="method"),
     said("http_unexpected", "platform", "^Unlikely, but possible", kind="disconnect"),
-    said("proxy_connect_failed", "proxy", "^Check the proxy this machine uses", "proxy host"),
+    said("tls_certificate_error", "tls_interception", "re-signs the API's certificate",
+         "product issuer host", kind="system_only"),
+    said("tls_handshake_failed", "firewall", "segments completed the handshake", "mss host",
+         kind="mtu"),
+    said("tls_handshake_failed", "routing", r"while \d+-byte segments get through", "mss",
+         kind="mtu"),
+    said("proxy_connect_failed", "proxy", "does not exist according to",
+         "proxy proxy_source resolver", step="dns", kind="nxdomain"),
+    said("proxy_connect_failed", "proxy", r"cannot be reached \(", "proxy proxy_source error"),
+    said("proxy_connect_failed", "firewall", "are blocked or dropped", "proxy error",
+         step="tcp"),
+    said("proxy_connect_failed", "firewall", "^Ask your network team to allow outbound HTTPS",
+         "host port"),
+    said("proxy_connect_failed", "routing", "no route to the proxy", "address", step="tcp",
+         kind="unreachable"),
+    said("proxy_connect_failed", "dns_service", "does not resolve reliably via", "resolver",
+         step="dns"),
+    said("proxy_auth_required", "proxy", "refused the credentials given", "proxy schemes",
+         kind="answerable", has_credentials=True),
+    said("proxy_auth_required", "proxy", "can take Basic", "proxy schemes", kind="answerable"),
+    said("proxy_auth_required", "proxy", "Windows-integrated sign-in", "proxy schemes host",
+         kind="unanswerable"),
     said("proxy_auth_required", "proxy", "wants credentials; it offers",
          "proxy proxy_authenticate"),
-    said("proxy_refused", "proxy", "refused to connect to", "proxy host port"),
-    said("proxy_upstream_failed", "proxy", "could not reach .* itself", "proxy host"),
+    said("proxy_auth_required", "config", "same proxy and credentials"),
+    said("proxy_refused", "proxy", "refuses to tunnel to", "proxy host port status_code title",
+         kind="refused"),
+    said("proxy_refused", "proxy", "^Check the proxy this machine uses", "proxy host",
+         kind="closed"),
+    said("proxy_refused", "config", "is an HTTP proxy: CONNECT got no proper",
+         "proxy proxy_source", kind="not_http"),
+    said("proxy_refused", "config", "is an HTTP proxy: CONNECT got no proper",
+         "proxy proxy_source", kind="closed"),
+    said("proxy_refused", "config", "is an HTTP proxy: CONNECT got no proper",
+         "proxy proxy_source", kind="error"),
+    said("proxy_refused", "config", "should use: your integration", "proxy proxy_source",
+         kind="refused"),
+    said("proxy_upstream_failed", "platform", "If other sites work through the proxy",
+         "host status_code title", kind="upstream"),
+    said("proxy_upstream_failed", "proxy", "gave no answer to CONNECT within",
+         "proxy timeout host", kind="timeout"),
+    said("proxy_upstream_failed", "proxy", "its own DNS, routing or outbound firewall",
+         "proxy host", kind="upstream"),
+    said("proxy_upstream_failed", "firewall", "between the proxy and the internet",
+         "host port"),
     said("internal_error", "tool", "itself failed here", "exception"),
 ]
 
@@ -344,7 +399,7 @@ UNSTATED: list[tuple[str, str, F, str]] = [
      "The customer's limit is 10 requests a second (bursts of 20) and 10,000 a day, shared by "
      "every integration using your keys. Wait before retrying, and find what else is spending "
      "requests."),
-    ("proxy_refused", "proxy", {"host": "h.example", "port": 443},
+    ("proxy_refused", "proxy", {"kind": "refused", "host": "h.example", "port": 443},
      "The proxy refused to connect to the API: its policy blocks it. Ask your network team to "
      "allow the API host through the proxy."),
     ("tls_certificate_error", "clock", {"kind": "expired"},
@@ -363,9 +418,17 @@ UNSTATED: list[tuple[str, str, F, str]] = [
     ("proxy_auth_required", "proxy", {"proxy_authenticate": "Basic"},
      "The proxy wants credentials: give them in the proxy URL (--proxy "
      "http://user:pass@host:port) and configure your integration the same way."),
-    ("proxy_upstream_failed", "proxy", {"host": "h.example"},
+    ("proxy_upstream_failed", "proxy", {"kind": "upstream", "host": "h.example"},
      "The proxy answered, but could not reach the API itself: the problem is beyond the proxy. "
      "Tell your network team."),
+    ("proxy_connect_failed", "proxy", {"proxy": "http://p.example:3128"},
+     "The proxy http://p.example:3128 cannot be reached. Check its host and port, or ask your "
+     "IT team which proxy this machine must use."),
+    ("tls_handshake_failed", "routing", {"kind": "mtu"},
+     "Full-size packets are lost on the way while small segments get through: a path MTU "
+     "black hole, typical of VPNs and tunnels. Ask your network team to clamp the TCP MSS on "
+     "the VPN or firewall, and to let ICMP 'fragmentation needed' (IPv4) and 'packet too big' "
+     "(IPv6) through."),
     ("internal_error", "tool", {},
      "assure-doctor itself failed here: this is a bug in the tool, not a finding about your "
      "network. Please report it to the assure-doctor maintainers with the JSON report (--json) "

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 
 from assure_doctor.render import bundle
@@ -104,6 +105,8 @@ def test_reproduce_quotes_hostile_values(tmp_path: Path) -> None:
     from assure_doctor.target import from_url
 
     bundle_path = str(tmp_path / "it's $(touch pwned) `x`.pem")
+    # Options load their bundle when made: it must be a real one.
+    Path(bundle_path).write_bytes(Path(certifi.where()).read_bytes())
     options = CheckOptions(ca_bundle=bundle_path)
     text = reproduce.render(Report(from_url("https://api.uk2.sheassure.net/v1/ping"), (),
                                    "now", "system", "absent"), options)

@@ -18,6 +18,7 @@ from assure_doctor import __version__
 from assure_doctor.model import Status
 from assure_doctor.monitor.ledger import SERIES
 from assure_doctor.monitor.watch import Snapshot
+from assure_doctor.probes.registry import OPTIONAL_STAGES
 
 _GAUGE, _COUNTER = GaugeMetricFamily, CounterMetricFamily
 # Scrapes are answered from the last cycle's results: running a check per scrape would spend
@@ -137,6 +138,8 @@ def _add_target(snap: Snapshot, families: Families) -> None:
     if snap.up is not None:
         families["assure_up"].add_metric([label], 1.0 if snap.up else 0.0)
     for name, stage in snap.stages.items():
+        if name in OPTIONAL_STAGES and stage.status is Status.SKIP:
+            continue  # direct: no proxy applies, so there is no proxy stage to report on
         ok = stage.status in (Status.PASS, Status.WARN)
         families["assure_stage_success"].add_metric([label, name], 1.0 if ok else 0.0)
         families["assure_stage_duration_seconds"].add_metric([label, name],

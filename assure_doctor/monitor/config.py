@@ -18,13 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from assure_doctor import apikey, localfile
+from assure_doctor import apikey, localfile, proxyconfig
 from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
 from assure_doctor.options import CheckOptions, check_ca_bundle
+from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 DAY = 86400
@@ -167,7 +168,7 @@ def watched_target(target: Target, options: CheckOptions, key: ApiKey | None,
 FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen",
                  *fleet.FILE_SETTINGS}
 _ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",
-               "no_ping", "timeout"}
+               "no_ping", "timeout", "proxy", "no_proxy"}
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number",
                str: "a string", list: "a list"}
 
@@ -259,6 +260,8 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
     no_ping = _typed(entry, "no_ping", bool, here)
     key_file = _typed(entry, "key_file", str, here)
     key_env = _typed(entry, "key_env", str, here)
+    proxy_url = _typed(entry, "proxy", str, here)
+    no_proxy = _typed(entry, "no_proxy", bool, here)
     try:
         target = resolve_target(stack, url, ("stack =", "url ="))
         resolvers = []
@@ -266,12 +269,13 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
             if not isinstance(text, str):
                 raise InputError(f"resolvers = [{_shown(text)}]: each must be a string")
             resolvers.append(parse_resolver(text, "resolvers ="))
+        if ca_bundle is not None:  # checked here to be named as the file's key
+            check_ca_bundle(ca_bundle, "ca_bundle =")
         options = replace(base, resolvers=tuple(resolvers) or base.resolvers,
                           ca_bundle=ca_bundle if ca_bundle is not None else base.ca_bundle,
                           timeout=base.timeout if timeout is None else timeout,
-                          no_ping=base.no_ping if no_ping is None else no_ping)
-        if ca_bundle is not None:
-            check_ca_bundle(ca_bundle, "ca_bundle =")
+                          no_ping=base.no_ping if no_ping is None else no_ping,
+                          proxy=_proxy(proxy_url, no_proxy, base.proxy))
         key = None
         if key_file is not None and key_env is not None:
             raise InputError("key_file and key_env: give one or the other")
@@ -290,4 +294,11 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
         return watched_target(target, options, key, name)
     except InputError as exc:
         raise InputError(f"{here}: {exc}") from None
+
+
+def _proxy(url: str | None, no_proxy: bool | None, base: ProxyRules) -> ProxyRules:
+    """A target's `proxy = "http://..."` or `no_proxy = true`; else the command line's rules."""
+    if no_proxy or url is not None:
+        return proxyconfig.load(url, bool(no_proxy), {})
+    return base
 

@@ -16,7 +16,7 @@ from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
 from assure_doctor.monitor.ledger import Ledger, LedgerView
-from assure_doctor.probes.registry import NETWORK_STAGES
+from assure_doctor.probes.registry import NETWORK_STAGES, OPTIONAL_STAGES
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 
 MAX_BACKOFF = 64  # the ping interval grows at most to 64x after repeated 429s
@@ -44,7 +44,10 @@ class Snapshot:
         wanted = STAGES if self.pings else NETWORK_STAGES
         if not all(name in self.stages for name in wanted):
             return None
-        return all(self.stages[name].status in (Status.PASS, Status.WARN) for name in wanted)
+        return all(self.stages[name].status in (Status.PASS, Status.WARN)
+                   # a direct target skips the proxy stage: nothing is wrong with that
+                   or (name in OPTIONAL_STAGES and self.stages[name].status is Status.SKIP)
+                   for name in wanted)
 
     @property
     def diagnosis(self) -> StageResult | None:

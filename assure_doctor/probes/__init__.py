@@ -19,6 +19,7 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import SERVER_ANSWERED, Condition, Facts, Kind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CheckOptions
+from assure_doctor.proxyconfig import Route
 from assure_doctor.target import Target
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -35,6 +36,20 @@ class Context:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     # Live connections a stage leaves for the next: each reuse saves round trips.
     streams: dict[str, Stream] = field(default_factory=dict)
+    # Direct, or through a proxy: then dns and tcp are about the proxy host.
+    route: Route = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.route = self.options.proxy.route(self.target.host, self.target.port)
+
+    @property
+    def dial_host(self) -> str:
+        """The host the dns and tcp stages look up and connect to."""
+        return self.route.proxy.host if self.route.proxy else self.target.host
+
+    @property
+    def dial_port(self) -> int:
+        return self.route.proxy.port if self.route.proxy else self.target.port
 
     def hand_over(self, stage: str, stream: Stream) -> None:
         self.streams[stage] = stream
@@ -66,6 +81,8 @@ class Context:
             timeout=self.options.timeout,
             resolver=str(self.evidence("dns").get("resolver") or "the system resolver"),
             address=str(self.evidence("tcp").get("address") or self.target.host),
+            proxy=self.route.proxy.masked_url if self.route.proxy else "none",
+            proxy_source=self.route.source,
         )
 
     def first_failure(self) -> tuple[str, Outcome] | None:
@@ -114,6 +131,8 @@ class Probe:
     overrun: Overrun = None
     # Facts its ranking takes from other stages' evidence (a TLS failure reads the clock's).
     cross_facts: Callable[[Context], Facts] | None = None
+    # Skipped is not a fault: the proxy stage of a direct check has nothing to do.
+    optional: bool = False
 
     @property
     def keyed(self) -> bool:

@@ -25,8 +25,7 @@ from typing import Any
 from assure_doctor import httpmsg, logs, sanitize
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, netclass, tlsctx
-from assure_doctor.probes.connect import open_tls
+from assure_doctor.probes import Context, netclass, path, tlsctx
 
 NAME = "clock"
 log = logs.get(NAME)
@@ -50,8 +49,7 @@ async def run(ctx: Context) -> Outcome:
     try:
         async with asyncio.timeout_at(deadline):
             if stream is None:
-                stream = await open_tls(ctx.address, target.port, ctx.options.timeout, context,
-                                        target.host)
+                stream = await path.open_tls(ctx, context)  # tunnelled when proxied
             reader, writer = stream
             local_before = time.time()
             writer.write(request)

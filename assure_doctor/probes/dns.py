@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +17,13 @@ import dns.rcode
 import dns.resolver
 
 from assure_doctor import logs, sanitize
-from assure_doctor.kinds import DNS_SEVERITY, Condition, DnsKind, Facts, Family
+from assure_doctor.kinds import DNS_SEVERITY, Condition, DnsKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context
+from assure_doctor.target import ResolverAddress
 
 log = logs.get("dns")
+_RESOLV_CONF = "/etc/resolv.conf"  # what dnspython reads on POSIX
 
 _SUMMARY = {
     DnsKind.NXDOMAIN: "{host} does not exist (NXDOMAIN) according to {resolver}",
@@ -50,24 +54,65 @@ class _Lookup:
 
 
 async def run(ctx: Context) -> Outcome:
-    target = ctx.target
-    if target.host_is_address:
-        return Outcome(Status.PASS, f"{target.host} is an address: nothing to look up",
-                       {"addresses": [target.host], "resolver": "none (address in URL)"})
-    if _is_localhost(target.host) and not ctx.options.resolvers:
-        return await _system_lookup(ctx, "localhost names never go to DNS (RFC 6761)")
+    proxy = ctx.route.proxy
+    if proxy is None:
+        return _logged(await _resolve(ctx, ctx.target.host, ctx.target.port))
+    # Through a proxy only the proxy host must resolve here: on proxied networks only the
+    # proxy resolves external names. The API host's own answer is recorded, not required.
+    async with asyncio.TaskGroup() as group:
+        api_task = group.create_task(_resolve(ctx, ctx.target.host, ctx.target.port))
+        own = _logged(await _resolve(ctx, proxy.host, proxy.port))
+        done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long
+        if not done:
+            api_task.cancel()
+    evidence = {**own.evidence, "proxy_host": proxy.host}
+    if done:
+        api = api_task.result()
+        log.info("The API host's own lookup (not needed through a proxy): %s", api.summary)
+        api_host = {"host": ctx.target.host, "status": api.status.value,
+                    "summary": api.summary, "addresses": api.evidence.get("addresses", [])}
+        if _is_address(proxy.host):  # then the resolver asked was the API name's
+            evidence["resolver"] = api.evidence.get("resolver", evidence.get("resolver"))
+    else:
+        api_host = {"host": ctx.target.host, "status": "unknown", "addresses": [],
+                    "summary": "no answer within the grace period (not needed: the proxy "
+                    "resolves it)"}
+    evidence["api_host"] = api_host
+    summary = sanitize.text(f"proxy {own.summary}")
+    if own.status is Status.FAIL:
+        facts = Facts(**own.facts)
+        facts.update(Facts(step=ProxyStep.DNS, proxy=proxy.masked_url))
+        return Outcome(Status.FAIL, summary, evidence, Condition.PROXY_CONNECT_FAILED, facts)
+    return Outcome(own.status, summary, evidence, own.condition, own.facts)
+
+
+def _logged(outcome: Outcome) -> Outcome:
+    if outcome.status is Status.FAIL:
+        log.warning("DNS lookup failed: %s", outcome.summary)
+    return outcome
+
+
+async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
+    """One name's lookup: the API host's, or the proxy's."""
+    if _is_address(host):
+        return Outcome(Status.PASS, f"{host} is an address: nothing to look up",
+                       {"addresses": [host.strip("[]")], "resolver": "none (address given)"})
+    if _is_localhost(host) and not ctx.options.resolvers:
+        return await _system_lookup(ctx, host, port,
+                                    "localhost names never go to DNS (RFC 6761)")
 
     try:
         resolver, described = _resolver(ctx)
     except dns.resolver.NoResolverConfiguration:
-        fallback = await _system_lookup(ctx, "no DNS server configured; used the system's hosts")
+        fallback = await _system_lookup(ctx, host, port,
+                                        "no DNS server configured; used the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-        return _failure(ctx, DnsKind.NO_RESOLVER, "system (none configured)", {})
+        return _failure(ctx, host, DnsKind.NO_RESOLVER, "system (none configured)", {})
 
     rdtypes = _wanted(ctx)
-    log.info("Resolving %s (%s) via %s", target.host, ", ".join(rdtypes), described)
-    lookups = await _all(resolver, target.host, rdtypes)
+    log.info("Resolving %s (%s) via %s", host, ", ".join(rdtypes), described)
+    lookups = await _all(resolver, host, rdtypes)
     addresses = [address for lookup in lookups for address in lookup.addresses]
     evidence: dict[str, Any] = {
         "addresses": addresses,
@@ -76,20 +121,21 @@ async def run(ctx: Context) -> Outcome:
     }
     if addresses:
         if all(ipaddress.ip_address(a) in _SINKHOLES for a in addresses):
-            return _failure(ctx, DnsKind.SINKHOLE, described, evidence)
-        log.info("%s resolved to %s", target.host, listed(addresses))
+            return _failure(ctx, host, DnsKind.SINKHOLE, described, evidence)
+        log.info("%s resolved to %s", host, listed(addresses))
         return Outcome(Status.PASS, sanitize.text(
-            f"{target.host} → {listed(addresses)} (via {described})"), evidence)
+            f"{host} → {listed(addresses)} (via {described})"), evidence)
 
     kind = min((lookup.kind or DnsKind.ERROR for lookup in lookups), key=DNS_SEVERITY.index)
     failed = next(lookup for lookup in lookups if lookup.kind == kind)
     evidence.update(rcode=failed.rcode, error=failed.error)
     if not ctx.options.resolvers and kind in (DnsKind.NXDOMAIN, DnsKind.NODATA):
         # The system resolver also reads the hosts file, as the integration's own client would.
-        fallback = await _system_lookup(ctx, f"DNS said {kind}; found in the system's hosts")
+        fallback = await _system_lookup(ctx, host, port,
+                                        f"DNS said {kind}; found in the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-    return _failure(ctx, kind, described, evidence)
+    return _failure(ctx, host, kind, described, evidence)
 
 
 def listed(addresses: list[str]) -> str:
@@ -131,7 +177,8 @@ async def _all(resolver: dns.asyncresolver.Resolver, host: str, rdtypes: tuple[s
             for rdtype in rdtypes]
 
 
-def _failure(ctx: Context, kind: DnsKind, described: str, evidence: dict[str, Any]) -> Outcome:
+def _failure(ctx: Context, host: str, kind: DnsKind, described: str, evidence: dict[str, Any]
+             ) -> Outcome:
     evidence = {"addresses": [], "resolver": described, **evidence}
     families = (" or ".join(str(f) for f in Family) if ctx.options.family is None
                 else str(ctx.options.family))
@@ -142,23 +189,36 @@ def _failure(ctx: Context, kind: DnsKind, described: str, evidence: dict[str, An
         addresses=listed(evidence["addresses"]) or "nothing",
         error=sanitize.text(evidence.get("error")),
         timeout=ctx.options.timeout,
-        host=ctx.target.host,
+        host=host,
     )
     summary = sanitize.text(_SUMMARY[kind].format_map({**facts, "families": families}))
-    log.warning("DNS lookup failed: %s", summary)
     return Outcome(Status.FAIL, summary, evidence, Condition.DNS_LOOKUP_FAILED, facts)
 
 
 def _resolver(ctx: Context) -> tuple[dns.asyncresolver.Resolver, str]:
-    timeout = ctx.options.timeout
-    if ctx.options.resolvers:
+    """The resolver for these options, built once and reused by every check (the system's is
+    built again when its configuration file changes: a VPN may rewrite it)."""
+    return _built(ctx.options.resolvers, ctx.options.timeout,
+                  None if ctx.options.resolvers else _system_stamp())
+
+
+def _system_stamp() -> tuple[int, int] | None:
+    try:
+        info = os.stat(_RESOLV_CONF)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _built(resolvers: tuple[ResolverAddress, ...], timeout: float,
+           _stamp: tuple[int, int] | None) -> tuple[dns.asyncresolver.Resolver, str]:
+    if resolvers:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [
-            dns.nameserver.Do53Nameserver(r.host, r.port) for r in ctx.options.resolvers
-        ]
-        described = ", ".join(str(r) for r in ctx.options.resolvers)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(r.host, r.port) for r in resolvers]
+        described = ", ".join(str(r) for r in resolvers)
     else:
-        resolver = dns.asyncresolver.Resolver()
+        resolver = dns.asyncresolver.Resolver()  # NoResolverConfiguration is not cached
         servers = ", ".join(str(ns) for ns in resolver.nameservers) or "none"
         described = f"system ({servers})"
     resolver.lifetime = timeout
@@ -199,11 +259,19 @@ def _short(exc: BaseException) -> str:
     return str(exc).split(". ")[0][:200]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _is_localhost(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-async def _system_lookup(ctx: Context, how: str) -> Outcome:
+async def _system_lookup(ctx: Context, host: str, port: int, how: str) -> Outcome:
     """getaddrinfo: the hosts file and the system's own resolution, as most clients do it."""
     loop = asyncio.get_running_loop()
     family = {None: socket.AF_UNSPEC, Family.IPV4: socket.AF_INET,
@@ -211,13 +279,12 @@ async def _system_lookup(ctx: Context, how: str) -> Outcome:
     described = "system (getaddrinfo)"
     try:
         async with asyncio.timeout(ctx.options.timeout):
-            infos = await loop.getaddrinfo(ctx.target.host, ctx.target.port, family=family,
-                                           type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     except TimeoutError:
-        return _failure(ctx, DnsKind.TIMEOUT, described, {})
+        return _failure(ctx, host, DnsKind.TIMEOUT, described, {})
     except OSError as exc:  # socket.gaierror: the name is unknown to the system
-        return _failure(ctx, DnsKind.SYSTEM_FAILED, described,
+        return _failure(ctx, host, DnsKind.SYSTEM_FAILED, described,
                         {"error": exc.strerror or str(exc)})
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    return Outcome(Status.PASS, sanitize.text(f"{ctx.target.host} → {listed(addresses)} ({how})"),
+    return Outcome(Status.PASS, sanitize.text(f"{host} → {listed(addresses)} ({how})"),
                    {"addresses": addresses, "resolver": described, "note": how})

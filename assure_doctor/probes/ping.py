@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +18,10 @@ import httpcore
 import httpx
 
 from assure_doctor import __version__, httpmsg, logs, sanitize
+from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, Stream, certinfo, clock, netclass
-from assure_doctor.probes.connect import open_tls
+from assure_doctor.probes import Context, Stream, certinfo, clock, netclass, path
 from assure_doctor.probes.stream_backend import HandOverBackend
 
 NAME = "ping"
@@ -99,12 +99,12 @@ async def run(ctx: Context) -> Outcome:
 
 def _backend(ctx: Context) -> HandOverBackend:
     """The clock stage's keep-alive connection first (or the tls stage's, when the clock did
-    not run); a fresh verified one, to the same address, only when the server closed it."""
+    not run); a fresh verified one, to the same address, only when the server closed it.
+    Through a proxy the handed-over stream is the tunnel, and a fresh one is a new tunnel."""
     target = ctx.target
 
     def opener() -> Awaitable[Stream]:
-        return open_tls(ctx.address, target.port, ctx.options.timeout, ctx.verify_context,
-                        target.host)
+        return path.open_tls(ctx, ctx.verify_context)
 
     handed = ctx.take("clock") or ctx.take("tls")
     return HandOverBackend(handed, opener, ctx.verify_context, target.host)
@@ -135,7 +135,8 @@ async def _attempt(ctx: Context, client: httpx.AsyncClient, backend: HandOverBac
     backend.connecting = False
     try:
         async with asyncio.timeout(ctx.options.timeout):
-            async with client.stream("GET", target.url, headers=_headers(ctx)) as response:
+            async with client.stream("GET", target.url, headers=_headers(ctx),
+                                     auth=_KeyAuth(ctx.key)) as response:
                 headers_at = time.time()
                 sample = httpmsg.BodySample(BODY_LIMIT,
                                             response.headers.get("content-encoding"))
@@ -157,8 +158,19 @@ async def _attempt(ctx: Context, client: httpx.AsyncClient, backend: HandOverBac
 
 def _headers(ctx: Context) -> dict[str, str]:
     return {"Host": ctx.target.host_header, "User-Agent": f"assure-doctor/{__version__}",
-            "Accept": "application/json", "Accept-Encoding": "identity",
-            "x-api-key": ctx.key.reveal() if ctx.key else ""}
+            "Accept": "application/json", "Accept-Encoding": "identity"}
+
+
+class _KeyAuth(httpx.Auth):
+    """Adds `x-api-key` as the request leaves, so the key sits in no dict of ours that a
+    traceback with locals could print (httpx's Request repr shows no headers)."""
+
+    def __init__(self, key: ApiKey | None) -> None:
+        self._key = key  # ApiKey's repr is masked
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["x-api-key"] = self._key.reveal() if self._key else ""
+        yield request
 
 
 def _answer(ctx: Context, response: httpx.Response, sample: httpmsg.BodySample, cut: bool,

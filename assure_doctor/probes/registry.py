@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assure_doctor.kinds import Condition, ConnectKind, DnsKind, HandshakeKind, HttpKind
-from assure_doctor.probes import Need, Probe, clock, crossfacts, dns, ping, tcp, tls
+from assure_doctor.kinds import (
+    Condition,
+    ConnectKind,
+    DnsKind,
+    HandshakeKind,
+    HttpKind,
+    ProxyKind,
+)
+from assure_doctor.probes import Need, Probe, clock, crossfacts, dns, ping, proxy, tcp, tls
 
 PROBES: tuple[Probe, ...] = (
     Probe("dns", "DNS", dns.run, needs=(), operations=2,
@@ -19,8 +26,13 @@ PROBES: tuple[Probe, ...] = (
           overrun=(Condition.DNS_LOOKUP_FAILED, DnsKind.TIMEOUT)),
     Probe("tcp", "TCP", tcp.run, operations=2, evidence={"address": None, "port": None},
           overrun=(Condition.CONNECT_TIMEOUT, ConnectKind.TIMEOUT)),
+    Probe("proxy", "Proxy", proxy.run, operations=3, optional=True,
+          evidence={"proxy": None, "source": None, "connect_status": None,
+                    "proxy_authenticate": []},
+          overrun=(Condition.PROXY_UPSTREAM_FAILED, ProxyKind.TIMEOUT)),
     Probe("tls", "TLS", tls.run, operations=4, cross_facts=crossfacts.tls_facts,
-          evidence={"not_before": None, "not_after": None, "issuer": None, "subject": None},
+          evidence={"not_before": None, "not_after": None, "issuer": None, "subject": None,
+                    "trust": None},
           overrun=(Condition.TLS_HANDSHAKE_FAILED, HandshakeKind.TIMEOUT)),
     Probe("clock", "Clock", clock.run, needs=(Need.REACHABLE_SERVER,), operations=3,
           evidence={"skew_seconds": None, "source": None}),
@@ -42,3 +54,4 @@ STAGE_NAMES: tuple[str, ...] = tuple(p.name for p in PROBES)
 TITLES: Mapping[str, str] = {p.name: p.title for p in PROBES}
 EVIDENCE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {p.name: p.evidence for p in PROBES}
 NETWORK_STAGES: tuple[str, ...] = tuple(p.name for p in PROBES if not p.keyed)
+OPTIONAL_STAGES: frozenset[str] = frozenset(p.name for p in PROBES if p.optional)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assure_doctor import logs, sanitize
-from assure_doctor.kinds import CONNECT_SEVERITY, Condition, ConnectKind, Facts, Family
+from assure_doctor.kinds import CONNECT_SEVERITY, Condition, ConnectKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import Context, netclass
@@ -32,8 +32,13 @@ _SHOWN = 3  # failures named in a summary; the evidence has them all
 
 
 async def run(ctx: Context) -> Outcome:
-    port, timeout = ctx.target.port, ctx.options.timeout
-    resolved = [str(a) for a in ctx.evidence("dns").get("addresses") or [ctx.target.host]]
+    """Connect to the API host, or to the proxy when one applies."""
+    return _through_proxy(ctx, await _connect(ctx))
+
+
+async def _connect(ctx: Context) -> Outcome:
+    port, timeout = ctx.dial_port, ctx.options.timeout
+    resolved = [str(a) for a in ctx.evidence("dns").get("addresses") or [ctx.dial_host]]
     allowed = [a for a in resolved if _permitted(a, ctx.options)]
     if not allowed:
         wanted = ctx.options.family
@@ -55,6 +60,17 @@ async def run(ctx: Context) -> Outcome:
     side_result = None if side.cancelled() else side.result()
     attempts.sort(key=lambda a: allowed.index(a.address))  # reported in the resolver's order
     return _outcome(ctx, attempts, race.winner, side_result, not_tried=len(allowed) - len(tried))
+
+
+def _through_proxy(ctx: Context, outcome: Outcome) -> Outcome:
+    """With a proxy, a failure to connect is the proxy's: proxy_connect_failed, step tcp."""
+    proxy = ctx.route.proxy
+    if proxy is None or outcome.condition is None:
+        return outcome
+    facts = Facts(**outcome.facts)
+    facts.update(Facts(step=ProxyStep.TCP, proxy=proxy.masked_url))
+    return replace(outcome, summary=f"proxy {proxy.masked_url}: {outcome.summary}",
+                   condition=Condition.PROXY_CONNECT_FAILED, facts=facts)
 
 
 def happy_order(addresses: list[str]) -> list[str]:
@@ -177,7 +193,7 @@ def _when(scope: asyncio.Timeout) -> float:
 
 def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
              side_result: bool | None, not_tried: int) -> Outcome:
-    port = ctx.target.port
+    port = ctx.dial_port
     good = [a for a in attempts if a.ok]
     bad = [a for a in attempts if not a.ok]
     for a in attempts:
@@ -206,7 +222,7 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
     condition = netclass.connect_condition(_kind(worst))
     failures = _failures(bad)
     if winner is None:
-        log.warning("TCP connect to %s port %d failed: %s", ctx.target.host, port, failures)
+        log.warning("TCP connect to %s port %d failed: %s", ctx.dial_host, port, failures)
         return Outcome(Status.FAIL, f"cannot connect: {failures}", evidence, condition, facts)
     failed_family = _failed_family(attempts)
     works = f"connected to {_where(winner)} in {winner.ms:.0f} ms"
@@ -218,7 +234,7 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
                        address=worst_of_family.address, error=worst_of_family.error,
                        kind=_kind(worst_of_family)))
     evidence["failed_family"] = str(failed_family)
-    summary = (f"{failed_family} to {ctx.target.host} {_verb(_kind(worst_of_family))} "
+    summary = (f"{failed_family} to {ctx.dial_host} {_verb(_kind(worst_of_family))} "
                f"({failures}); {failed_family.other} works: {works}")
     log.warning("TCP: %s", summary)
     return Outcome(Status.WARN, sanitize.text(summary), evidence,

@@ -1,17 +1,37 @@
-"""Stage 3: the TLS handshake with full verification; on failure, read what was presented."""
+"""Stage 4: the TLS handshake with full verification; on failure, read what was presented.
+
+It verifies against certifi plus --ca-bundle first, and records which anchors verify the API
+(certifi, the machine's store, --ca-bundle): a certificate only the machine's store trusts is a
+TLS-inspecting proxy that some clients accept and others refuse. A handshake that stalls is
+tried once more with small TCP segments, to tell a path MTU black hole from a firewall.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
+
 from assure_doctor import logs
-from assure_doctor.kinds import Condition, Facts
+from assure_doctor.kinds import CertKind, Condition, Facts, HandshakeKind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
-from assure_doctor.probes import Context, certinfo, netclass, tlsctx
-from assure_doctor.probes.connect import connect, handshake, open_tls
+from assure_doctor.probes import (
+    Context,
+    Stream,
+    certinfo,
+    chaincheck,
+    inspection,
+    netclass,
+    path,
+    tlsctx,
+)
+from assure_doctor.probes.connect import handshake
 
 NAME = "tls"
 log = logs.get(NAME)
@@ -27,24 +47,127 @@ _VERIFY_TEXT = {
 }
 
 
+# Which anchor sets verify a certificate is asked again at most once a minute: the TUI's watch
+# and the monitor check every few seconds, each time with three extra handshakes otherwise.
+_TRUST_TTL = 60.0
+_TRUST_SEEN_MAX = 64
+_TRUST_SEEN: dict[tuple[object, ...], tuple[float, tuple[bool, bool, bool | None]]] = {}
+_SMALL_MSS = 500  # bytes: segments this small pass any sane path MTU (IPv6 minimum 1280)
+_CAN_CLAMP = hasattr(socket, "TCP_MAXSEG")
+_HANDSHAKE_TEXT = {**netclass.HANDSHAKE_TEXT,
+                   HandshakeKind.MTU: "stalled until its segments were small"}
+
+
 async def run(ctx: Context) -> Outcome:
     target, address, timeout = ctx.target, ctx.address, ctx.options.timeout
-    log.info("TLS handshake with %s at %s port %d (SNI %s)", target.host, address, target.port,
-             target.host)
-    stream = ctx.take("tcp")
+    via = f" via {ctx.route.proxy.masked_url}" if ctx.route.proxy else ""
+    log.info("TLS handshake with %s at %s port %d (SNI %s)%s", target.host, address,
+             target.port, target.host, via)
+    stream = ctx.take("proxy") if ctx.route.proxy else ctx.take("tcp")
     if stream is None:
         try:
-            stream = await connect(address, target.port, timeout)
+            stream = await path.open_stream(ctx)
         except (OSError, TimeoutError) as exc:
             return _connect_failure(ctx, exc)
-    writer = stream[1]
     try:
-        await handshake(writer, ctx.verify_context, target.host, timeout)
+        await handshake(stream[1], ctx.verify_context, target.host, timeout)
     except ssl.SSLCertVerificationError as exc:
-        return await _verify_failure(ctx, exc)
+        system = await _verified_stream(ctx, ctx.options.anchors.system)
+        if system is None:
+            outcome = await _verify_failure(ctx, exc)
+            return _with_trust(outcome, ctx, False, False)
+        # Only the machine's store trusts it: a TLS-inspecting proxy this machine trusts.
+        ctx.verify_context = ctx.options.anchors.system
+        return _with_trust(_verified(ctx, system, only_system=True), ctx, False, True)
     except (OSError, TimeoutError, EOFError) as exc:
-        return _handshake_failure(ctx, exc)
+        return _with_trust(await _handshake_failure(ctx, exc), ctx, False, False)
+    chain = chaincheck.presented_chain(stream[1].get_extra_info("ssl_object"))
+    outcome = _verified(ctx, stream, only_system=False)
+    offline = None if chain is None else _offline_verdicts(ctx, chain)
+    if offline is not None:
+        return _with_trust(outcome, ctx, *offline)
+    key = (ctx.options.anchors, target.host, target.port, outcome.evidence.get("sha256"))
+    known = _TRUST_SEEN.get(key)
+    if known is not None and time.monotonic() - known[0] < _TRUST_TTL:
+        return _with_trust(outcome, ctx, *known[1])  # the same certificate, seen moments ago
+    verdicts = await _each_anchor_set(ctx)
+    if len(_TRUST_SEEN) >= _TRUST_SEEN_MAX:
+        _TRUST_SEEN.pop(next(iter(_TRUST_SEEN)))
+    _TRUST_SEEN[key] = (time.monotonic(), verdicts)
+    return _with_trust(outcome, ctx, *verdicts)
 
+
+def _offline_verdicts(ctx: Context, chain: list[x509.Certificate]
+                      ) -> tuple[bool, bool, bool | None] | None:
+    """(certifi, system, --ca-bundle) from the chain already received: no new connection.
+    None when an anchor set cannot be read, or the offline verdict disagrees with OpenSSL's
+    (certifi + bundle verified): then the handshakes ask."""
+    anchors = ctx.options.anchors
+    verdicts: list[bool | None] = []
+    for context in (anchors.certifi, anchors.system, anchors.bundle):
+        if context is None:
+            verdicts.append(None)
+            continue
+        found = chaincheck.store_of(context)
+        verdict = None if found is None else chaincheck.verifies(found, chain, ctx.target.host)
+        if verdict is None:
+            return None
+        verdicts.append(verdict)
+    certifi_ok, system_ok, bundle_ok = verdicts
+    if certifi_ok is None or system_ok is None or not (certifi_ok or bundle_ok):
+        return None
+    return certifi_ok, system_ok, bundle_ok
+
+
+async def _each_anchor_set(ctx: Context) -> tuple[bool, bool, bool | None]:
+    """(certifi, system, --ca-bundle) verifying the API alone, after certifi + bundle did."""
+    anchors = ctx.options.anchors
+    checks = [_verifies(ctx, anchors.system)]
+    if anchors.bundle is not None:
+        checks += [_verifies(ctx, anchors.certifi), _verifies(ctx, anchors.bundle)]
+    results = await asyncio.gather(*checks)
+    if anchors.bundle is None:
+        return True, results[0], None
+    return results[1], results[0], results[2]
+
+
+def _with_trust(outcome: Outcome, ctx: Context, certifi_ok: bool, system_ok: bool,
+                bundle_ok: bool | None = None) -> Outcome:
+    """The outcome with the contract's `trust` evidence: which anchors verified the API."""
+    if bundle_ok is None and ctx.options.anchors.bundle is not None:
+        bundle_ok = False  # certifi + bundle failed, so the bundle alone fails too
+    trust = {"certifi": certifi_ok, "system": system_ok, "ca_bundle": bundle_ok}
+    return Outcome(outcome.status, outcome.summary, {**outcome.evidence, "trust": trust},
+                   outcome.condition, outcome.facts)
+
+
+async def _verified_stream(ctx: Context, context: ssl.SSLContext) -> Stream | None:
+    """A new connection verified with `context`, or None when it does not verify."""
+    try:
+        return await path.open_tls(ctx, context)
+    except (OSError, TimeoutError, EOFError) as exc:
+        log.info("Verification with the %s anchors: %s", _anchor_name(ctx, context),
+                 netclass.describe(exc))
+        return None
+
+
+async def _verifies(ctx: Context, context: ssl.SSLContext) -> bool:
+    stream = await _verified_stream(ctx, context)
+    if stream is None:
+        return False
+    stream[1].transport.abort()
+    return True
+
+
+def _anchor_name(ctx: Context, context: ssl.SSLContext) -> str:
+    anchors = ctx.options.anchors
+    names = {id(anchors.system): "system", id(anchors.certifi): "certifi"}
+    return names.get(id(context), "--ca-bundle")
+
+
+def _verified(ctx: Context, stream: Stream, only_system: bool) -> Outcome:
+    """A verified connection: its facts, handed over for the clock and the ping."""
+    address, writer = ctx.address, stream[1]
     ssl_object = writer.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     version = ssl_object.version() if ssl_object else None
@@ -56,6 +179,8 @@ async def run(ctx: Context) -> Outcome:
     if info is None:
         return Outcome(Status.PASS, f"verified {version}", evidence)
     evidence.update(info.to_evidence())
+    if only_system:
+        return _only_system(ctx, info, evidence)
     days = certinfo.days_left(info)
     evidence["days_left"] = round(days, 2)
     log.info("TLS verified: %s, subject %s, issuer %s, expires %s", version, info.subject,
@@ -63,8 +188,8 @@ async def run(ctx: Context) -> Outcome:
     summary = (f"verified {version}, certificate valid until {info.not_after:%Y-%m-%d} "
                f"({days:.0f} days)")
     if days < CERT_WARN_DAYS:
-        facts: Facts = {"kind": "expiring", "verify_error": f"expires in {days:.1f} days",
-                 "issuer": info.issuer}
+        facts = Facts(kind=CertKind.EXPIRING, verify_error=f"expires in {days:.1f} days",
+                      issuer=info.issuer)
         return Outcome(Status.WARN, summary + ": renewal is due", evidence,
                        Condition.TLS_CERTIFICATE_ERROR, facts)
     return Outcome(Status.PASS, summary, evidence)
@@ -92,16 +217,36 @@ async def _verify_failure(ctx: Context, exc: ssl.SSLCertVerificationError) -> Ou
                      not_after=f"{info.not_after:%Y-%m-%d %H:%M} UTC",
                      same_domain=certinfo.same_domain(info, target.host)))
     summary = _VERIFY_TEXT[kind].format(host=target.host, issuer=facts.get("issuer", "?"))
+    product = inspection.product(info.issuer if info else None)
+    if product is not None:
+        evidence["inspection_product"] = product
+        summary += f": {product} TLS inspection"
     log.warning("TLS certificate verification failed for %s: %s", target.host,
                 evidence["verify_error"])
     return Outcome(Status.FAIL, summary, evidence, Condition.TLS_CERTIFICATE_ERROR, facts)
 
 
+def _only_system(ctx: Context, info: certinfo.CertInfo, evidence: dict[str, Any]) -> Outcome:
+    """Verified by the machine's store, not by certifi: passes, with a warning naming who fails.
+    """
+    product = inspection.product(info.issuer)
+    who = f"a TLS-inspecting proxy ({product})" if product else "a TLS-inspecting proxy"
+    evidence["inspection_product"] = product
+    summary = (f"verified only by this machine's trust store: {who} whose root this machine "
+               "trusts re-signs the API's certificate; clients that use certifi (Python "
+               "requests, many Java and Node apps) will fail, PowerShell, .NET and browsers "
+               "will work")
+    facts = Facts(kind=CertKind.SYSTEM_ONLY, issuer=info.issuer, product=product or "unnamed",
+                  verify_error="not trusted by certifi",
+                  cert_names=", ".join(info.names) or info.subject)
+    log.warning("TLS verified only by the system trust store (issuer %s)", info.issuer)
+    return Outcome(Status.WARN, summary, evidence, Condition.TLS_CERTIFICATE_ERROR, facts)
+
+
 async def _presented_certificate(ctx: Context) -> certinfo.CertInfo | None:
     """A second, unverified handshake only to read the certificate; nothing is sent over it."""
     try:
-        _, writer = await open_tls(ctx.address, ctx.target.port, ctx.options.timeout,
-                                   tlsctx.looking(), ctx.target.host)
+        _, writer = await path.open_tls(ctx, tlsctx.looking())
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         log.info("Could not read the presented certificate: %s", netclass.describe(exc))
         return None
@@ -123,15 +268,37 @@ def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:
                    netclass.connect_condition(kind), facts)
 
 
-def _handshake_failure(ctx: Context, exc: BaseException) -> Outcome:
+async def _handshake_failure(ctx: Context, exc: BaseException) -> Outcome:
     error = netclass.describe(exc)
     # No certificate was seen; the contract's verify_error still says why TLS failed.
     evidence: dict[str, Any] = {"verified": False, "error": error, "verify_error": error,
                                 "address": ctx.address}
     kind = netclass.handshake_kind(exc)
+    if kind is HandshakeKind.TIMEOUT and _CAN_CLAMP:
+        small = await _small_segments_get_through(ctx)
+        evidence["small_mss_retry"] = "completed" if small else "stalled too"
+        if small:
+            kind = HandshakeKind.MTU
     evidence["handshake"] = kind
-    facts: Facts = {"kind": kind, "kind_text": netclass.HANDSHAKE_TEXT[kind],
-             "error": evidence["error"]}
+    facts = Facts(kind=kind, kind_text=_HANDSHAKE_TEXT[kind], error=evidence["error"])
     log.warning("TLS handshake with %s failed: %s", ctx.target.host, evidence["error"])
-    return Outcome(Status.FAIL, f"TLS handshake {netclass.HANDSHAKE_TEXT[kind]}: "
+    if kind is HandshakeKind.MTU:
+        facts.update(Facts(mss=_SMALL_MSS))
+        return Outcome(Status.FAIL, f"TLS handshake got no answer, but completed with "
+                       f"{_SMALL_MSS}-byte segments: a path MTU black hole", evidence,
+                       Condition.TLS_HANDSHAKE_FAILED, facts)
+    return Outcome(Status.FAIL, f"TLS handshake {_HANDSHAKE_TEXT[kind]}: "
                    f"{evidence['error']}", evidence, Condition.TLS_HANDSHAKE_FAILED, facts)
+
+
+async def _small_segments_get_through(ctx: Context) -> bool:
+    """One more handshake on a new connection whose MSS is clamped small: if it completes
+    where the normal one stalled, large packets are being dropped on the path (MTU)."""
+    log.info("TLS handshake stalled: retrying once with TCP MSS %d", _SMALL_MSS)
+    try:
+        _, writer = await path.open_tls(ctx, tlsctx.looking(), mss=_SMALL_MSS)
+    except (OSError, TimeoutError, EOFError) as exc:
+        log.info("The small-segment handshake failed too: %s", netclass.describe(exc))
+        return False
+    writer.transport.abort()
+    return True

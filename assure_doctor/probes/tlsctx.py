@@ -1,45 +1,138 @@
-"""The SSL contexts the stages use: certifi plus --ca-bundle, and an unverified one for looking."""
+"""The trust anchors a check verifies against, loaded once at the edge, and the SSL contexts.
+
+Three sets of anchors: certifi's bundle (what Python requests and many Java and Node apps
+trust), the machine's own store through `truststore` (what PowerShell, .NET and browsers
+trust), and the user's --ca-bundle. `Trust` holds them for one configuration: the bundle file is
+read once, and each context is built on first use and then kept.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import ssl
+import stat
+import sys
+from dataclasses import dataclass, field
 
 import certifi
+import truststore
 
 from assure_doctor.errors import InputError
 
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # a bundle of every public root is ~250 KB
+# Where distributions keep the system bundle when OpenSSL's compiled-in paths are empty (the
+# same candidates truststore tries).
+_CA_FILES = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+             "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt",
+             "/etc/ssl/ca-bundle.pem")
+_ALPN = ["http/1.1"]
 
-def verifying(ca_bundle: str | None) -> ssl.SSLContext:
-    """A context that verifies against certifi and the extra PEM anchors, hostname included.
 
-    Loading the anchors costs tens of milliseconds, so a context is reused until its bundle
-    file changes (the TUI and the monitor check again and again).
+@dataclass(frozen=True)
+class Trust:
+    """One trust configuration: certifi, the system store and an optional --ca-bundle."""
+
+    ca_bundle: str | None = None
+    ca_pem: str | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def strict(self) -> ssl.SSLContext:
+        """certifi plus --ca-bundle: the context the stages verify with first."""
+        context = _certifi()
+        if self.ca_pem is not None:
+            context.load_verify_locations(cadata=self.ca_pem)
+        return context
+
+    @functools.cached_property
+    def certifi(self) -> ssl.SSLContext:
+        return _certifi()
+
+    @functools.cached_property
+    def bundle(self) -> ssl.SSLContext | None:
+        """--ca-bundle alone, or None when none was given."""
+        if self.ca_pem is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cadata=self.ca_pem)
+        context.set_alpn_protocols(_ALPN)
+        return context
+
+    @functools.cached_property
+    def system(self) -> ssl.SSLContext:
+        """The machine's trust store: Windows CryptoAPI and macOS Security through truststore;
+        elsewhere OpenSSL's default paths (SSL_CERT_FILE / SSL_CERT_DIR), which is what
+        truststore uses there too, but read once instead of at every handshake (~100 ms)."""
+        if sys.platform in ("win32", "darwin"):
+            context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        else:
+            context = ssl.create_default_context()
+            if not _default_paths_exist():
+                found = next((path for path in _CA_FILES if os.path.isfile(path)), None)
+                if found is not None:
+                    context.load_verify_locations(cafile=found)
+        context.set_alpn_protocols(_ALPN)
+        return context
+
+
+def _default_paths_exist() -> bool:
+    paths = ssl.get_default_verify_paths()
+    return bool(paths.cafile) or bool(paths.capath and os.path.isdir(paths.capath)
+                                      and os.listdir(paths.capath))
+
+
+def _certifi() -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(_ALPN)
+    return context
+
+
+def load(ca_bundle: str | None) -> Trust:
+    """The trust for a --ca-bundle path (None: certifi and the system only); raises InputError.
+
+    The same unchanged file gives the same `Trust`, so the TUI and the monitor reuse contexts.
     """
-    stamp = None
-    if ca_bundle is not None:
-        with contextlib.suppress(OSError):
-            info = os.stat(ca_bundle)
-            stamp = (info.st_mtime_ns, info.st_size)
-    return _verifying(ca_bundle, stamp)
+    if ca_bundle is None:
+        return _NO_BUNDLE
+    try:
+        info = os.stat(ca_bundle)
+    except FileNotFoundError:
+        raise InputError(f"--ca-bundle {ca_bundle}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"--ca-bundle {ca_bundle}: cannot read ({exc.strerror})") from None
+    return _load(ca_bundle, (info.st_mtime_ns, info.st_size, info.st_ino))
+
+
+_NO_BUNDLE = Trust()
 
 
 @functools.lru_cache(maxsize=16)
-def _verifying(ca_bundle: str | None, _stamp: tuple[int, int] | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=certifi.where())
-    if ca_bundle is not None:
-        try:
-            context.load_verify_locations(cafile=ca_bundle)
-        except FileNotFoundError:
-            raise InputError(f"--ca-bundle {ca_bundle}: no such file") from None
-        except (OSError, ssl.SSLError) as exc:
-            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-            raise InputError(f"--ca-bundle {ca_bundle}: not a PEM certificate file ({reason})"
-                             ) from None
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+def _load(ca_bundle: str, _stamp: tuple[int, int, int]) -> Trust:
+    where = f"--ca-bundle {ca_bundle}"
+    try:
+        fd = os.open(ca_bundle, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device could block or never end
+        os.close(fd)
+        raise InputError(f"{where}: not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise InputError(f"{where}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB")
+    try:
+        pem = data.decode("ascii")
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.load_verify_locations(cadata=pem)
+    except (UnicodeDecodeError, ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise InputError(f"{where}: not a PEM certificate file ({reason})") from None
+    return Trust(ca_bundle, pem)
+
+
+def verifying(ca_bundle: str | None) -> ssl.SSLContext:
+    """certifi plus the --ca-bundle anchors (kept for callers that need only this context)."""
+    return load(ca_bundle).strict
 
 
 @functools.cache
@@ -48,5 +141,5 @@ def looking() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(_ALPN)
     return context

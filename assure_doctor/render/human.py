@@ -36,7 +36,7 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
     """The report; its first line is a command that repeats the check as printed."""
     paint = _Painter(colour)
     lines = [
-        paint(words.check_command(report.target, options), "1"),
+        paint(words.check_command(report.target, options, key=report.key_info), "1"),
         f"  resolver {words.outside(report.resolver)} · API key "
         f"{words.key_text(report.key_info)}",
         "",

@@ -25,7 +25,7 @@ def render(report: Report, options: CheckOptions | None = None) -> str:
         + (f": {_cell(words.title(finding.condition, finding.status))} at the {finding.name} "
            "stage" if finding else ""),
         f"- checked at: {_cell(report.started_at)}",
-        f"- repeat it with: `{words.check_command(report.target, options)}`",
+        f"- repeat it with: `{words.check_command(report.target, options, key=report.key_info)}`",
         "",
         "## Stages",
         "",

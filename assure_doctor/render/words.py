@@ -12,6 +12,7 @@ from typing import Any
 
 from assure_doctor import apikey, sanitize
 from assure_doctor.causes import title as condition_title
+from assure_doctor.kinds import Family
 from assure_doctor.model import KeyInfo, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.target import Target
@@ -43,12 +44,16 @@ def key_text(info: KeyInfo) -> str:
                                                      ", not sent (--no-ping)")
 
 
-def check_command(target: Target, options: CheckOptions | None, *, command: str = "check"
-                  ) -> str:
+def check_command(target: Target, options: CheckOptions | None, *, command: str = "check",
+                  key: KeyInfo | None = None) -> str:
     """The `assure-doctor check ...` command line for this target, quoted for a POSIX shell."""
     args = ["assure-doctor", command]
     args += ["--stack", target.stack] if target.stack else ["--url", target.url]
+    if key is not None and key.path is not None:
+        args += ["--api-key-file", key.path]
     if options is not None:
+        if options.family is not None:
+            args.append("-4" if options.family is Family.IPV4 else "-6")
         for resolver in options.resolvers:
             args += ["--resolver", str(resolver)]
         if options.ca_bundle:

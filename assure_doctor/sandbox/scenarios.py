@@ -13,9 +13,12 @@ from typing import Any
 DAY = 86400.0
 DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
                   "drop_aaaa")
-SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain")
+SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain", "ipv6_blackhole")
 CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
               "self_signed", "server_time")
+# The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
+# cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
+PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,10 @@ class Expect:
         """Whether a `check --json` document shows this diagnosis."""
         stages = {stage["name"]: stage for stage in document["stages"]}
         if self.stage is None:
-            return bool(document["ok"]) and all(s["status"] == "pass" for s in stages.values())
+            # The proxy stage is skipped where no proxy applies.
+            return bool(document["ok"]) and all(
+                s["status"] == "pass" or (name == "proxy" and s["status"] == "skip")
+                for name, s in stages.items())
         found = stages[self.stage]
         causes = found["causes"]
         if self.status == "fail" and (document["diagnosis"] or {}).get("stage") != self.stage:
@@ -76,10 +82,11 @@ class Scenario:
     clock_offset: float = 0.0  # the server's clock minus the real time, seconds
     reply: Reply = field(default_factory=Reply)
     expect: Expect = field(default_factory=Expect)
+    proxy: str | None = None  # one of PROXY_KINDS: the check goes through the sandbox's proxy
 
     def __post_init__(self) -> None:
         for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
-                             (self.cert, CERT_KINDS)):
+                             (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS)):
             if value not in known:
                 raise ValueError(f"scenario {self.name}: {value!r} is not one of {known}")
 
@@ -109,6 +116,9 @@ _ALL = (
              server="refuse", expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
              server="blackhole", expect=Expect("tcp", "connect_timeout", "firewall")),
+    Scenario("ipv6-broken", "Connection timeout on IPv6 only: IPv4 works (half-broken IPv6)",
+             server="ipv6_blackhole",
+             expect=Expect("tcp", "connect_timeout", "routing", status="warn")),
     Scenario("tls-handshake-stall", "Connected, but the TLS handshake never completes (DPI)",
              server="stall", expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-handshake-reset", "Connected, but the TLS handshake is cut (reset)",
@@ -173,8 +183,22 @@ _ALL = (
              expect=Expect("ping", "http_server_error", "platform", status="warn")),
     Scenario("http-slow", "Connected, but no response in time",
              reply=Reply(delay=60.0), expect=Expect("ping", "http_timeout", "platform")),
+    # Corporate proxies. The API's name does not resolve here: only the proxy reaches it.
+    Scenario("proxy-open", "Through an open proxy, the only way out (the API's name does not "
+             "resolve locally)", dns="nxdomain", proxy="open"),
+    Scenario("proxy-auth-basic", "The proxy answers CONNECT with 407, Basic offered",
+             proxy="basic", expect=Expect("proxy", "proxy_auth_required", "proxy")),
+    Scenario("proxy-auth-ntlm", "The proxy answers CONNECT with 407, only NTLM / Negotiate",
+             proxy="ntlm", expect=Expect("proxy", "proxy_auth_required", "proxy")),
+    Scenario("proxy-denied", "The proxy's policy refuses CONNECT to the API (403)",
+             proxy="deny", expect=Expect("proxy", "proxy_refused", "proxy")),
+    Scenario("proxy-upstream-502", "The proxy cannot reach the API (502): beyond the proxy",
+             proxy="upstream", expect=Expect("proxy", "proxy_upstream_failed", "platform")),
+    Scenario("proxy-intercept", "A TLS-inspecting proxy re-signs the API's certificate",
+             proxy="intercept",
+             expect=Expect("tls", "tls_certificate_error", "tls_interception")),
 )
 
 SCENARIOS: Mapping[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
 DEMO_SET = ("healthy", "dns-nxdomain", "tcp-timeout", "tls-unknown-issuer",
-            "clock-server-ahead", "http-401", "http-429")
+            "clock-server-ahead", "http-401", "http-429", "proxy-denied")

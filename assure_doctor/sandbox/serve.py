@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from assure_doctor.sandbox import proxyserver
 from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import HOST, Sandbox
 
@@ -31,6 +32,10 @@ def serve(name: str, list_only: bool = False) -> int:
         print(f"  DNS    udp/{sandbox.resolver} answers for {HOST}")
         print(f"  HTTPS  127.0.0.1:{sandbox.port}{' and [::1]' if sandbox.ipv6 else ''} "
               f"(CA {sandbox.ca_bundle})")
+        if sandbox.proxy_url:
+            login = (f"; it takes Basic {proxyserver.USER}:{proxyserver.PASSWORD}"
+                     if scenario.proxy == "basic" else "")
+            print(f"  PROXY  {sandbox.proxy_url} ({scenario.proxy}{login})")
         print(f"  expect {scenario.expect}")
         print("Check it with:")
         print(f"  assure-doctor check {shlex.join(sandbox.check_args())}")

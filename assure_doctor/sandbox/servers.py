@@ -156,6 +156,23 @@ async def listen(kind: str, api: PingApi, tls: ssl.SSLContext) -> Listening:
         sock.listen(0)
         filler = socket.create_connection(sock.getsockname())
         return Listening(sock.getsockname()[1], False, sockets=[sock, filler])
+    if kind == "ipv6_blackhole":
+        # HTTPS on IPv4; on ::1 the same port drops SYNs (a full backlog): IPv6 half broken.
+        listening = await listen("https", api, tls)
+        for server in listening.servers[1:]:
+            server.close()
+        del listening.servers[1:]
+        sock6 = socket.socket(socket.AF_INET6)
+        try:
+            sock6.bind(("::1", listening.port))
+        except OSError:
+            sock6.close()
+            listening.ipv6 = False
+            return listening
+        sock6.listen(0)
+        listening.sockets += [sock6, socket.create_connection(("::1", listening.port))]
+        listening.ipv6 = True
+        return listening
     handlers: dict[str, tuple[Handler, ssl.SSLContext | None]] = {
         "https": (api.handle, tls), "stall": (_stall, None), "reset": (_reset, None),
         "plain": (_plain, None),

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Self
 
-from assure_doctor.sandbox import dnsserver, pki, servers
+from assure_doctor.sandbox import dnsserver, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
 HOST = "api.sandbox.sheassure.net"
@@ -31,6 +31,12 @@ def sandbox_ca() -> pki.Issued:
 def proxy_ca() -> pki.Issued:
     """A CA nobody trusts, as a TLS-inspecting proxy's would be."""
     return pki.make_ca("Corporate TLS Inspection CA (sandbox)")
+
+
+@cache
+def inspection_ca() -> pki.Issued:
+    """The root of the sandbox's TLS-inspecting proxy, named as a real product's would be."""
+    return pki.make_ca("Zscaler Root CA (assure-doctor sandbox)")
 
 
 def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
@@ -72,6 +78,8 @@ class Sandbox:
         self.key_file = self.workdir / "api-key"
         self.dns_port = 0
         self.port = 0
+        self.proxy_port = 0
+        self.proxy: proxyserver.SandboxProxy | None = None
         self.ipv6 = False
         self._dns: dnsserver.DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,10 +105,17 @@ class Sandbox:
     def dns_queries(self) -> list[tuple[str, str]]:
         return self._dns.queries if self._dns else []
 
+    @property
+    def proxy_url(self) -> str | None:
+        """The scenario's proxy, without credentials (see `proxyserver.USER`)."""
+        return f"http://127.0.0.1:{self.proxy_port}" if self.proxy else None
+
     def check_args(self) -> list[str]:
-        """The target options that point `check` (or tui, monitor) at this sandbox."""
+        """The target options that point `check` (or tui, monitor) at this sandbox: through
+        its proxy where the scenario has one, else directly whatever the environment says."""
+        route = ["--proxy", self.proxy_url] if self.proxy_url else ["--no-proxy"]
         return ["--url", self.url, "--resolver", self.resolver, "--ca-bundle",
-                str(self.ca_bundle), "--api-key-file", str(self.key_file)]
+                str(self.ca_bundle), "--api-key-file", str(self.key_file), *route]
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> Self:
@@ -143,10 +158,13 @@ class Sandbox:
         try:
             loop.run_forever()
         finally:
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
+            # Let every handler finish unwinding (a proxy tunnel closes two connections).
             with contextlib.suppress(BaseException):
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.wait_for(
+                    asyncio.gather(*tasks, return_exceptions=True), 5))
             for close in self._closers:
                 close()  # type: ignore[operator]
             loop.close()
@@ -163,7 +181,25 @@ class Sandbox:
         listening = await servers.listen(scenario.server, self.api, tls)
         self.port, self.ipv6 = listening.port, listening.ipv6
         self._closers.append(listening.close)
+        if scenario.proxy is not None:
+            await self._serve_proxy(scenario.proxy)
         zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else ())
         transport, self._dns = await dnsserver.start(zone)
         self.dns_port = transport.get_extra_info("sockname")[1]
         self._closers.append(transport.close)
+
+    async def _serve_proxy(self, kind: str) -> None:
+        intercept = None
+        if kind == "intercept":
+            real_now = datetime.now(UTC)
+            leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
+                                 real_now - timedelta(days=1), real_now + timedelta(days=30))
+            cert_file, key_file = self.workdir / "inspect.pem", self.workdir / "inspect.key"
+            cert_file.write_bytes(leaf.cert_pem)
+            key_file.write_bytes(leaf.key_pem)
+            intercept = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            intercept.load_cert_chain(cert_file, key_file)
+        self.proxy = proxyserver.SandboxProxy(kind, self.port, intercept)
+        server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0)
+        self.proxy_port = server.sockets[0].getsockname()[1]
+        self._closers.append(server.close)

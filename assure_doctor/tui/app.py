@@ -209,7 +209,6 @@ class DoctorApp(App[None]):
             report = asyncio.run(check())
         except asyncio.CancelledError:  # a newer check replaced this one
             return
-        report = replace(report, key_info=KeyInfo.of(self.key, options.no_ping))
         self._post(generation, self._finish, report, network_only)
 
     def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:

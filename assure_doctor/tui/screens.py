@@ -14,6 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import tlsctx
+from assure_doctor.probes.registry import TITLES
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 
@@ -100,7 +101,7 @@ class TargetScreen(ModalScreen[Settings | None]):
 # Each paragraph is one line of text, so that the help wraps at words at any width.
 HELP = "\n\n".join((
     "[b]assure-doctor tui[/b]: the staged check, live.",
-    "Stages run in order: DNS > TCP > TLS > Clock > Ping. Select a stage to see the guide's "
+    f"Stages run in order: {' > '.join(TITLES.values())}. Select a stage to see the guide's "
     "condition, the causes most likely first with advice, and its evidence. When a stage "
     "fails it is selected for you, until you move.",
     "\n".join((

@@ -1,0 +1,204 @@
+"""Which proxy a check goes through, and why: --proxy, --no-proxy, the environment, the system.
+
+Pure: the environment and the system's settings are handed in, so every rule is unit-tested.
+The environment follows curl: `https_proxy` before `HTTPS_PROXY`, then `all_proxy` before
+`ALL_PROXY`; `no_proxy` before `NO_PROXY`.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import sys
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import unquote, urlsplit
+
+from assure_doctor import redact
+from assure_doctor.errors import InputError
+
+DEFAULT_PROXY_PORT = 1080  # curl's default for a proxy URL without a port
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+_NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
+# urllib's readers of the OS settings: the Windows registry, macOS' SystemConfiguration.
+_SYSTEM_READERS = {"win32": "getproxies_registry", "darwin": "getproxies_macosx_sysconf"}
+
+
+class Source(StrEnum):
+    """Where the proxy setting came from, when it is not an environment variable's name."""
+
+    FLAG = "--proxy"
+    NO_PROXY_FLAG = "--no-proxy"
+    SYSTEM = "system"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy. The password is a secret: only `masked_url` is ever shown."""
+
+    host: str
+    port: int
+    source: str
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def masked_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = "" if self.username is None else f"{self.username}:****@"
+        return f"http://{user}{host}:{self.port}"
+
+    @property
+    def authorization(self) -> str | None:
+        """The Proxy-Authorization value for Basic, when credentials were given."""
+        if self.username is None:
+            return None
+        pair = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one target is reached: through `proxy`, or directly (proxy None), and why."""
+
+    proxy: Proxy | None
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProxyRules:
+    """The proxy settings as loaded once at the edge; `route` applies them to a target."""
+
+    proxy: Proxy | None = None
+    no_proxy: str = ""
+    no_proxy_source: str | None = None
+    forced_direct: bool = False
+
+    def route(self, host: str, port: int) -> Route:
+        if self.forced_direct:
+            return Route(None, Source.NO_PROXY_FLAG, "--no-proxy: connect directly")
+        if self.proxy is None:
+            return Route(None, Source.NONE, "no proxy is configured")
+        if self.proxy.source != Source.FLAG and bypassed(host, port, self.no_proxy):
+            return Route(None, self.no_proxy_source or Source.NONE,
+                         f"{self.no_proxy_source} lists {host}")
+        return Route(self.proxy, self.proxy.source, f"proxy from {self.proxy.source}")
+
+
+def parse(url: str, source: str) -> Proxy:
+    """An `http://[user:pass@]host[:port]` proxy URL; raises InputError naming `source`."""
+    text = url.strip()
+    if not text:
+        raise InputError(f"{source}: empty proxy URL")
+    if "://" not in text:
+        text = "http://" + text  # curl and the Windows registry allow host:port alone
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise InputError(f"{source}: not a proxy URL ({_mask(exc)})") from None
+    if parts.scheme.lower() != "http":
+        raise InputError(f"{source}: only http:// proxies are supported (got {parts.scheme}://)")
+    if not parts.hostname:
+        raise InputError(f"{source}: the proxy URL has no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InputError(f"{source}: a proxy URL is http://[user:pass@]host:port, nothing more")
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    proxy = Proxy(parts.hostname, port or DEFAULT_PROXY_PORT, source, username, password)
+    if password:
+        redact.register(password)
+        redact.register(parts.password or "")
+    if proxy.authorization:
+        redact.register(proxy.authorization.removeprefix("Basic "))
+    return proxy
+
+
+def _mask(exc: Exception) -> str:
+    return redact.scrub(str(exc))
+
+
+def load(flag: str | None, no_proxy_flag: bool, environ: Mapping[str, str],
+         system: Mapping[str, str] | None = None) -> ProxyRules:
+    """The rules from --proxy / --no-proxy, the environment, then the system's settings."""
+    if no_proxy_flag:
+        if flag:
+            raise InputError("--proxy and --no-proxy: give one of them")
+        return ProxyRules(forced_direct=True)
+    no_proxy_name = next((name for name in _NO_PROXY_VARIABLES if name in environ), None)
+    no_proxy = environ.get(no_proxy_name, "") if no_proxy_name else ""
+    if flag:
+        return ProxyRules(parse(flag, Source.FLAG))
+    for name in _PROXY_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            return ProxyRules(parse(value, name), no_proxy, no_proxy_name)
+    if system:
+        value = system.get("https") or system.get("all") or ""
+        if value:
+            bypass = system.get("no", "")
+            return ProxyRules(parse(value, Source.SYSTEM), bypass or no_proxy,
+                              Source.SYSTEM if bypass else no_proxy_name)
+    return ProxyRules(no_proxy=no_proxy, no_proxy_source=no_proxy_name)
+
+
+def system_settings() -> dict[str, str]:
+    """The OS's own proxy settings: the Windows registry or macOS' configuration. On Linux
+    the environment is the system's setting, read by `load` already."""
+    reader = _SYSTEM_READERS.get(sys.platform)
+    if reader is None:
+        return {}
+    found = getattr(urllib.request, reader)()
+    return {key: value for key, value in found.items() if isinstance(value, str)}
+
+
+def bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts host:port, as curl reads it: `*` alone matches everything;
+    a name matches itself and its subdomains (a leading dot is optional); an IP address or
+    CIDR range matches addresses; `name:port` matches only that port."""
+    host = host.lower().strip("[]").rstrip(".")
+    address = _address(host)
+    for raw in no_proxy.replace(" ", ",").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry, entry_port = _split_port(entry)
+        if entry_port is not None and entry_port != port:
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = entry.removeprefix("*").strip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """`host:port`, `[v6]:port` or a bare entry (an IPv6 address or range has many colons)."""
+    if entry.startswith("["):
+        inside, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return inside, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        name, _, port = entry.partition(":")
+        if port.isdigit():
+            return name, int(port)
+    return entry, None

@@ -1,0 +1,133 @@
+"""Linux network namespaces joined by veth pairs, for kernel-level faults (firewall rules,
+missing routes, a small MTU). Only 198.18.0.0/15 addresses; everything is deleted after.
+Needs root and `ip netns`; `require()` skips the test with the reason otherwise."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+_serial = itertools.count()
+# A TLS server for one namespace: accepts, completes the handshake, reads, closes.
+SERVER = """
+import socket, ssl, sys, threading
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[3], sys.argv[4])
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])), family=family)
+def serve(conn):
+    try:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.settimeout(10)
+            tls.recv(1024)
+    except OSError:
+        pass
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
+def require(*tools: str) -> None:
+    """Skip unless root with `ip netns` and the given tools."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("network namespaces need root on Linux")
+    for tool in ("ip", *tools):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (.ci/run installs iproute2 and iptables)")
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"ip netns is unavailable here: {probe.stderr.strip()}")
+
+
+def sh(*args: str, ns: str | None = None) -> str:
+    command = ["ip", "netns", "exec", ns, *args] if ns else list(args)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Lab:
+    """Namespaces, links between them, and processes inside them; `close` removes it all."""
+
+    def __init__(self) -> None:
+        self.tag = f"ad{os.getpid() % 100000}x{next(_serial)}"
+        self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def namespace(self, role: str) -> str:
+        name = f"{self.tag}{role}"
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "link", "set", "lo", "up", ns=name)
+        return name
+
+    def link(self, left: str, left_cidr: str, right: str, right_cidr: str,
+             left_mtu: int = 1500, right_mtu: int = 1500) -> None:
+        """A veth pair between two namespaces, with an address on each end."""
+        a, b = f"{left[-6:]}{right[-1]}", f"{right[-6:]}{left[-1]}"
+        sh("ip", "link", "add", a, "netns", left, "type", "veth", "peer", "name", b,
+           "netns", right)
+        for ns, dev, cidr, mtu in ((left, a, left_cidr, left_mtu),
+                                   (right, b, right_cidr, right_mtu)):
+            # nodad: an IPv6 address is usable at once, not after duplicate detection
+            sh("ip", "addr", "add", cidr, "dev", dev, *(["nodad"] if ":" in cidr else []), ns=ns)
+            sh("ip", "link", "set", dev, "mtu", str(mtu), "up", ns=ns)
+
+    def tls_server(self, ns: str, address: str, port: int, cert: Path, key: Path) -> None:
+        process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER,
+                                    address, str(port), str(cert), str(key)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        for _ in range(100):
+            if connects(ns, address, port):
+                return
+            if process.poll() is not None:
+                raise RuntimeError("the namespace's TLS server exited")
+        raise RuntimeError("the namespace's TLS server did not start")
+
+    def wait_reachable(self, ns: str, address: str, port: int) -> None:
+        """Until a TCP connect from `ns` gets through (routers' neighbour discovery done);
+        a SYN is small, so a lowered MTU does not stop it."""
+        for _ in range(50):
+            if connects(ns, address, port):
+                return
+        raise RuntimeError(f"{address} port {port} is not reachable from {ns}")
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        for name in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def connects(ns: str, address: str, port: int) -> bool:
+    try:
+        sh(sys.executable, "-c", f"import socket; socket.create_connection("
+           f"({address!r}, {port}), 0.2).close()", ns=ns)
+    except RuntimeError:
+        return False
+    return True
+
+
+@contextmanager
+def lab() -> Iterator[Lab]:
+    built = Lab()
+    try:
+        yield built
+    except RuntimeError as exc:
+        if "Operation not permitted" in str(exc):
+            pytest.skip(f"namespaces cannot be built here: {exc}")
+        raise
+    finally:
+        built.close()

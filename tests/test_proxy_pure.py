@@ -1,0 +1,154 @@
+"""Choosing the proxy (curl's rules), reading a CONNECT answer, naming inspection products."""
+
+from __future__ import annotations
+
+import pytest
+
+from assure_doctor import redact
+from assure_doctor.errors import InputError
+from assure_doctor.probes import inspection
+from assure_doctor.probes.proxy import auth_schemes, page_title, parse_head
+from assure_doctor.proxyconfig import Source, bypassed, load, parse
+
+HOST, PORT = "api.uk2.sheassure.net", 443
+
+
+def route_of(environ: dict[str, str], flag: str | None = None, no_proxy: bool = False,
+             system: dict[str, str] | None = None) -> tuple[str | None, str]:
+    route = load(flag, no_proxy, environ, system).route(HOST, PORT)
+    return (route.proxy.masked_url if route.proxy else None), route.source
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, (None, "none")),
+    ({"HTTPS_PROXY": "http://upper:3128"}, ("http://upper:3128", "HTTPS_PROXY")),
+    ({"https_proxy": "http://lower:3128", "HTTPS_PROXY": "http://upper:3128"},
+     ("http://lower:3128", "https_proxy")),  # curl: lower case wins
+    ({"ALL_PROXY": "http://all:8080"}, ("http://all:8080", "ALL_PROXY")),
+    ({"all_proxy": "http://a:1", "HTTPS_PROXY": "http://h:2"}, ("http://h:2", "HTTPS_PROXY")),
+    ({"http_proxy": "http://plain:80"}, (None, "none")),  # not for an https URL
+    ({"HTTPS_PROXY": "proxy.corp:8080"}, ("http://proxy.corp:8080", "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": "http://proxy.corp"}, ("http://proxy.corp:1080", "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": "  "}, (None, "none")),
+])
+def test_environment_follows_curls_precedence(environ: dict[str, str],
+                                               expected: tuple[str | None, str]) -> None:
+    assert route_of(environ) == expected
+
+
+def test_flag_overrides_environment_and_no_proxy() -> None:
+    environ = {"HTTPS_PROXY": "http://env:1", "NO_PROXY": "sheassure.net"}
+    assert route_of(environ, flag="http://flag:2") == ("http://flag:2", "--proxy")
+    assert route_of(environ, no_proxy=True) == (None, "--no-proxy")
+    assert route_of(environ) == (None, "NO_PROXY")
+    with pytest.raises(InputError, match="one of them"):
+        load("http://flag:2", True, {})
+
+
+def test_system_settings_come_after_the_environment() -> None:
+    system = {"https": "http://sys:8080", "no": ""}
+    assert route_of({}, system=system) == ("http://sys:8080", "system")
+    assert route_of({"HTTPS_PROXY": "http://env:1"}, system=system) == ("http://env:1",
+                                                                        "HTTPS_PROXY")
+    assert route_of({}, system={"https": "http://sys:8080", "no": "*.sheassure.net"}) == (
+        None, Source.SYSTEM)
+
+
+@pytest.mark.parametrize(("no_proxy", "host", "port", "expected"), [
+    ("*", HOST, 443, True),
+    ("sheassure.net", HOST, 443, True),
+    (".sheassure.net", HOST, 443, True),
+    ("*.sheassure.net", HOST, 443, True),
+    ("assure.net", HOST, 443, False),  # a suffix must end on a label boundary
+    ("example.com, api.uk2.sheassure.net", HOST, 443, True),
+    ("example.com api.uk2.sheassure.net", HOST, 443, True),
+    ("API.UK2.SHEASSURE.NET.", HOST, 443, True),
+    ("sheassure.net:8443", HOST, 443, False),
+    ("sheassure.net:443", HOST, 443, True),
+    ("10.0.0.0/8", "10.1.2.3", 443, True),
+    ("10.0.0.1", "10.0.0.2", 443, False),
+    ("::1", "::1", 443, True),
+    ("[::1]:443", "::1", 443, True),
+    ("fd00::/8", "fd12::5", 443, True),
+    ("10.0.0.0/8", HOST, 443, False),
+    ("", HOST, 443, False),
+])
+def test_no_proxy_matching(no_proxy: str, host: str, port: int, expected: bool) -> None:
+    assert bypassed(host, port, no_proxy) is expected
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("https://proxy:443", "only http://"),
+    ("socks5://proxy:1080", "only http://"),
+    ("http://", "no host"),
+    ("http://proxy:99999", "not a proxy URL"),
+    ("http://proxy:8080/path", "nothing more"),
+    ("", "empty"),
+])
+def test_bad_proxy_urls_are_input_errors(url: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse(url, "--proxy")
+
+
+def test_credentials_are_masked_and_registered_as_secrets() -> None:
+    proxy = parse("http://svc%40corp:p%3Ass-W0rd-xyz@proxy.corp:8080", "--proxy")
+    assert proxy.username == "svc@corp" and proxy.password == "p:ss-W0rd-xyz"
+    assert proxy.masked_url == "http://svc@corp:****@proxy.corp:8080"
+    assert proxy.authorization == "Basic c3ZjQGNvcnA6cDpzcy1XMHJkLXh5eg=="
+    assert "p:ss-W0rd-xyz" not in repr(proxy)
+    leaked = f"error p:ss-W0rd-xyz {proxy.authorization} p%3Ass-W0rd-xyz"
+    assert "W0rd" not in redact.scrub(leaked)
+    bad = "http://user:s3cret-Word@proxy:notaport"
+    with pytest.raises(InputError) as caught:
+        parse(bad, "HTTPS_PROXY")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_connect_answers_are_parsed() -> None:
+    answer = parse_head(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                        b"Proxy-Authenticate: NTLM\r\nProxy-Authenticate: Negotiate\r\n"
+                        b"proxy-authenticate: Basic realm=\"a, b\", NTLM\r\n\r\n")
+    assert answer.status == 407 and answer.schemes == ("NTLM", "Negotiate", "Basic")
+    assert parse_head(b"HTTP/1.0 200 Connection established\r\n\r\n").status == 200
+    garbage = parse_head(b"\x16\x03\x01\x00 hello\r\n\r\n")
+    assert garbage.status is None and garbage.kind == "not_http"
+
+
+@pytest.mark.parametrize(("value", "schemes"), [
+    ('Basic realm="corp"', ["Basic"]),
+    ('Digest realm="x", nonce="a,b", qop="auth", Basic realm="y"', ["Digest", "Basic"]),
+    ("Negotiate", ["Negotiate"]),
+    ("", []),
+])
+def test_auth_schemes(value: str, schemes: list[str]) -> None:
+    assert auth_schemes(value) == schemes
+
+
+def test_page_title_is_unescaped_and_sanitised() -> None:
+    body = b"<HTML><TITLE lang=en>\n Access &amp; denied\x1b[31m </title>"
+    assert page_title(body) == "Access & denied\\x1b[31m"
+    assert page_title(b"<html>no title</html>") is None
+
+
+@pytest.mark.parametrize(("issuer", "product"), [
+    ("CN=Zscaler Intermediate Root CA (zscaler.net),O=Zscaler Inc.", "Zscaler"),
+    ("CN=ca.goskope.com,O=Netskope", "Netskope"),
+    ("CN=Palo Alto Decryption Trusted CA", "Palo Alto Networks"),
+    ("CN=FortiGate CA,O=Fortinet", "Fortinet FortiGate"),
+    ("CN=Cisco Umbrella Secondary SubCA", "Cisco Umbrella"),
+    ("CN=Blue Coat ProxySG", "Blue Coat / Symantec"),
+    ("CN=Sophos SSL CA_C1234", "Sophos"),
+    ("CN=Check Point Outbound Inspection CA", "Check Point"),
+    ("CN=Forcepoint Cloud CA", "Forcepoint"),
+    ("CN=McAfee Web Gateway", "Skyhigh / McAfee Web Gateway"),
+    ("CN=Kaspersky Anti-Virus Personal Root Certificate", "Kaspersky"),
+    ("CN=ESET SSL Filter CA", "ESET"),
+    ("CN=Avast Web/Mail Shield Root", "Avast / AVG"),
+    ("CN=mitmproxy,O=mitmproxy", "mitmproxy"),
+    ("CN=R11,O=Let's Encrypt", None),
+    ("CN=Reset Corp CA", None),  # "eset" inside a word is not ESET
+    (None, None),
+])
+def test_inspection_products_are_named_from_the_issuer(issuer: str | None,
+                                                       product: str | None) -> None:
+    assert inspection.product(issuer) == product
