@@ -326,6 +326,8 @@ SAID: list[Said] = [
          step="tcp"),
     said("proxy_connect_failed", "firewall", "^Ask your network team to allow outbound HTTPS",
          "host port"),
+    said("proxy_connect_failed", "firewall", "^Ask your network team to allow outbound HTTPS",
+         "host port", step="dns"),
     said("proxy_connect_failed", "routing", "no route to the proxy", "address", step="tcp",
          kind="unreachable"),
     said("proxy_connect_failed", "dns_service", "does not resolve reliably via", "resolver",
@@ -335,6 +337,8 @@ SAID: list[Said] = [
     said("proxy_auth_required", "proxy", "can take Basic", "proxy schemes", kind="answerable"),
     said("proxy_auth_required", "proxy", "Windows-integrated sign-in", "proxy schemes host",
          kind="unanswerable"),
+    said("proxy_auth_required", "proxy", "Windows-integrated sign-in", "proxy schemes host",
+         kind="unanswerable", has_credentials=True),
     said("proxy_auth_required", "proxy", "wants credentials; it offers",
          "proxy proxy_authenticate"),
     said("proxy_auth_required", "config", "same proxy and credentials"),
@@ -356,6 +360,8 @@ SAID: list[Said] = [
          "proxy timeout host", kind="timeout"),
     said("proxy_upstream_failed", "proxy", "its own DNS, routing or outbound firewall",
          "proxy host", kind="upstream"),
+    said("proxy_upstream_failed", "platform", "^Unlikely, but possible", kind="timeout"),
+    said("proxy_upstream_failed", "proxy", "^Check the proxy this machine uses", "proxy host"),
     said("proxy_upstream_failed", "firewall", "between the proxy and the internet",
          "host port"),
     said("internal_error", "tool", "itself failed here", "exception"),
@@ -421,6 +427,10 @@ UNSTATED: list[tuple[str, str, F, str]] = [
     ("proxy_upstream_failed", "proxy", {"kind": "upstream", "host": "h.example"},
      "The proxy answered, but could not reach the API itself: the problem is beyond the proxy. "
      "Tell your network team."),
+    ("proxy_upstream_failed", "proxy", {},
+     "Check the proxy settings this machine uses: the proxy's address, the credentials it "
+     "expects, and whether its policy allows the API host. Your integration must use the same "
+     "proxy settings."),
     ("proxy_connect_failed", "proxy", {"proxy": "http://p.example:3128"},
      "The proxy http://p.example:3128 cannot be reached. Check its host and port, or ask your "
      "IT team which proxy this machine must use."),
