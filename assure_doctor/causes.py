@@ -12,7 +12,7 @@ variants come last, and the very last one of each cause names no fact at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Unpack
 
 from assure_doctor.kinds import (
@@ -90,7 +90,7 @@ class Advice:
     """One wording of a cause's advice, used only when the facts in `when` hold."""
 
     text: str
-    when: Facts = field(default_factory=lambda: Facts())
+    when: Facts
 
 
 def _a(text: str, **when: Unpack[Facts]) -> Advice:
@@ -220,15 +220,16 @@ _ONE_FAMILY = (
        "before it falls back to {working_family}: ask your IT team to check {failed_family} "
        "routing for this machine.", failed_family=Family.IPV4),
 )
-_FAMILY_FIREWALL = tuple(
+# These name {failed_family}: they apply only where one family failed, whichever it is.
+_FAMILY_FIREWALL = (
     _a("A firewall that filters only {failed_family} (host or network) would explain "
        "{failed_family} failing while {working_family} works: ask your network team to allow "
-       "outbound {failed_family} HTTPS to {host} port {port}.", failed_family=family)
-    for family in Family)
-_FAMILY_PLATFORM = tuple(
+       "outbound {failed_family} HTTPS to {host} port {port}."),
+)
+_FAMILY_PLATFORM = (
     _a("If {failed_family} to {host} fails from other networks too, the API's "
-       "{failed_family} side may be down: tell Evotix support.", failed_family=family)
-    for family in Family)
+       "{failed_family} side may be down: tell Evotix support."),
+)
 
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
 ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {

@@ -1,12 +1,14 @@
 """Mutation testing of the diagnosis: would the fast tests notice a wrong ranking? (prints)
 
 An AST mutator: one mutant at a time, it changes one thing in a module (swaps two adjacent
-strings of a tuple, deletes a dict entry or a rule, renames an id or a placeholder, flips a
-comparison or a boolean, moves a number by one, swaps `and`/`or`, drops a `not` or a return
-branch), writes it into a temporary copy of the package, and runs the fast unit tests there
-in a subprocess. A mutant the tests fail on is killed; one they pass on survived: the tests
-would not have noticed that wrong diagnosis. Prose (titles, advice sentences) is not mutated;
-the placeholders in it are.
+ids of a tuple -- strings or enum members like `K.CONFIG` --, puts the next member of its enum
+in place of a member, deletes a dict entry, a rule or an advice variant, drops or renames a
+`when` fact of a variant, renames an id or a placeholder, flips a comparison or a boolean,
+moves a number by one, swaps `and`/`or`, drops a `not` or a return branch), writes it into
+a temporary copy of the package, and runs the fast unit tests there in a subprocess. A mutant
+the tests fail on is killed; one they pass on survived: the tests would not have noticed
+that wrong diagnosis. Prose (titles, advice sentences) is not mutated; the placeholders in it
+are.
 
 The worktree is never written: each worker has its own copy of the package and the tests.
 """
@@ -25,14 +27,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each module and the fast unit tests of it (a mutant runs only its module's tests).
-RANKING_TESTS = ("tests/test_ranking.py", "tests/test_ranking_full.py")
+RANKING_TESTS = ("tests/test_ranking_full.py", "tests/test_ranking.py", "tests/test_advice.py")
 TESTS: dict[str, tuple[str, ...]] = {
     "assure_doctor/ranking.py": RANKING_TESTS,
     "assure_doctor/causes.py": RANKING_TESTS,
@@ -41,6 +43,7 @@ TESTS: dict[str, tuple[str, ...]] = {
 }
 TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
 
+_ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum", "Flag", "IntFlag"})
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
@@ -84,10 +87,20 @@ def _is_id(node: ast.AST) -> bool:
 
 
 def _likeness(node: ast.AST) -> str | None:
-    """The kind of element a literal holds, for deletions: an id, a tuple, a dict, or None."""
+    """The kind of element a literal holds, for deletions: an id, a tuple, a dict, a call of
+    one function (an advice variant), "*" (a spread, like anything), or None."""
     if _is_id(node):
         return "id"
+    if isinstance(node, ast.Starred):
+        return "*"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return f"{node.func.id}()"
     return type(node).__name__ if isinstance(node, ast.Tuple | ast.Dict) else None
+
+
+def _alike(elts: Sequence[ast.AST]) -> bool:
+    kinds = {_likeness(elt) for elt in elts} - {"*"}
+    return len(kinds) == 1 and None not in kinds
 
 
 def _skipped(tree: ast.AST) -> set[int]:
@@ -116,7 +129,54 @@ def _skipped(tree: ast.AST) -> set[int]:
     return skip
 
 
-def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
+@dataclass(frozen=True)
+class Scope:
+    """What a module's names mean, for the mutations that need it."""
+
+    enums: Mapping[str, tuple[str, ...]]  # a name the module uses for an enum -> its members
+    open_calls: frozenset[str]  # the module's functions that take **facts (like `_a`)
+
+
+def _enum_members(root: Path) -> dict[str, tuple[str, ...]]:
+    """Every enum class of the package by name, with its members in order (a name two
+    modules give different enums is left out: it would be a guess)."""
+    found: dict[str, tuple[str, ...]] = {}
+    clashes: set[str] = set()
+    for module in sorted((root / "assure_doctor").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            bases = {base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+                     for base in getattr(node, "bases", ())}
+            if not isinstance(node, ast.ClassDef) or not bases & _ENUM_BASES:
+                continue
+            members = tuple(target.id for stmt in node.body if isinstance(stmt, ast.Assign)
+                            for target in stmt.targets if isinstance(target, ast.Name)
+                            and not target.id.startswith("_"))
+            if found.get(node.name, members) != members:
+                clashes.add(node.name)
+            found[node.name] = members
+    return {name: members for name, members in found.items() if name not in clashes}
+
+
+def scope_of(tree: ast.Module, root: Path = ROOT) -> Scope:
+    """The enums a module names (directly or through aliases like `C, K = Condition,
+    CauseId`) and its functions that take **facts."""
+    enums = _enum_members(root)
+    for node in tree.body:
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        pairs = zip(target.elts, value.elts, strict=False) \
+            if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) \
+            else [(target, value)]
+        for alias, name in pairs:
+            if isinstance(alias, ast.Name) and isinstance(name, ast.Name) and name.id in enums:
+                enums[alias.id] = enums[name.id]
+    open_calls = frozenset(node.name for node in tree.body
+                           if isinstance(node, ast.FunctionDef) and node.args.kwarg)
+    return Scope(enums, open_calls)
+
+
+def _edits(node: ast.AST, scope: Scope) -> Iterator[tuple[str, Edit]]:
     """Every mutation of this one node: (description, the fields it replaces)."""
     if isinstance(node, ast.Tuple | ast.List | ast.Set) and isinstance(
             getattr(node, "ctx", ast.Load()), ast.Load) and len(node.elts) > 1:
@@ -127,7 +187,7 @@ def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
                 yield f"swap {_short(elts[i])} and {_short(elts[i + 1])}", {"elts": swapped}
         # Only where the elements are alike (rules, ids): dropping half of a (facts, causes)
         # pair would only break the unpacking, which any test notices.
-        if len({_likeness(elt) for elt in elts}) == 1 and None not in map(_likeness, elts):
+        if _alike(elts):
             for i, elt in enumerate(elts):
                 yield f"delete {_short(elt)}", {"elts": elts[:i] + elts[i + 1:]}
     elif isinstance(node, ast.Dict):
@@ -138,6 +198,14 @@ def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
                         "values": node.values[:i] + node.values[i + 1:]})
     elif isinstance(node, ast.Constant):
         yield from _constant_edits(node.value)
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.attr in scope.enums.get(node.value.id, ()):
+        members = scope.enums[node.value.id]
+        member = members[(members.index(node.attr) + 1) % len(members)]
+        if member != node.attr:
+            yield f"{_short(node)} -> {node.value.id}.{member}", {"attr": member}
+    elif isinstance(node, ast.Call):
+        yield from _call_edits(node, scope)
     elif isinstance(node, ast.Compare):
         for i, op in enumerate(node.ops):
             flipped = _FLIP.get(type(op))
@@ -151,14 +219,28 @@ def _edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         yield f"drop `not` in {_short(node)}", {  # not x -> not not x
             "operand": ast.UnaryOp(ast.Not(), node.operand)}
-    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in ("all", "any"):
-        name = "any" if node.func.id == "all" else "all"
-        yield f"{node.func.id}() -> {name}()", {"func": ast.Name(name)}
     elif isinstance(node, ast.IfExp):
         yield f"{_short(node)}: always the if branch", {"test": ast.Constant(True)}
         yield f"{_short(node)}: always the else branch", {"test": ast.Constant(False)}
     yield from _branch_edits(node)
+
+
+def _call_edits(node: ast.Call, scope: Scope) -> Iterator[tuple[str, Edit]]:
+    """all() <-> any(); drop a keyword argument; rename a fact given to a **facts function
+    (a variant's `when`: dropped, it holds always; renamed, never)."""
+    name = node.func.id if isinstance(node.func, ast.Name) else ""
+    if name in ("all", "any"):
+        other = "any" if name == "all" else "all"
+        yield f"{name}() -> {other}()", {"func": ast.Name(other)}
+    for i, keyword in enumerate(node.keywords):
+        if keyword.arg is None:
+            continue
+        rest = node.keywords[:i] + node.keywords[i + 1:]
+        yield f"drop {keyword.arg}={_short(keyword.value)} from {name}()", {"keywords": rest}
+        if name in scope.open_calls:
+            renamed = ast.keyword(keyword.arg + "X", keyword.value)
+            yield (f"fact {keyword.arg}= -> {keyword.arg}X= in {name}()",
+                   {"keywords": [*rest[:i], renamed, *rest[i:]]})
 
 
 def _constant_edits(value: object) -> Iterator[tuple[str, Edit]]:
@@ -190,12 +272,13 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
     source = (root / path).read_text()
     tree = ast.parse(source)
     skip = _skipped(tree)
+    scope = scope_of(tree, root)
     unchanged = ast.unparse(tree)
     found: list[Mutant] = []
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        for description, edit in list(_edits(node)):
+        for description, edit in list(_edits(node, scope)):
             saved = {field: getattr(node, field) for field in edit}
             for field, value in edit.items():
                 setattr(node, field, value)

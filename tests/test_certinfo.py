@@ -117,3 +117,16 @@ def test_describe_falls_back_to_the_common_name_without_alt_names() -> None:
     parsed = certinfo.describe(ca.cert.public_bytes(serialization.Encoding.DER))
     assert parsed.names == ("legacy.example.net",)
     assert parsed.issuer == parsed.subject
+
+
+def test_describe_bounds_the_names_the_server_chose() -> None:
+    """At most 100 names, each cut to 300 characters: the server chose them all."""
+    long = ".".join(["a" * 63] * 5)  # 319 characters
+    many = [f"n{i}.example.net" for i in range(150)]
+    leaf = pki.make_leaf(["api.uk2.sheassure.net", long, *many], None, START, END)
+    parsed = certinfo.describe(leaf.cert.public_bytes(serialization.Encoding.DER))
+    assert parsed is not None
+    assert len(parsed.names) == 100
+    assert parsed.names[0] == "api.uk2.sheassure.net"
+    assert parsed.names[1] == long[:299] + "…"
+    assert parsed.names[-1] == "n97.example.net"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from assure_doctor.kinds import CauseId, Condition
 from bench.mutation import ROOT, Workspace, mutants_of
 
 NETCLASS = "assure_doctor/probes/netclass.py"
@@ -12,8 +15,8 @@ def test_a_known_mutant_is_killed_and_the_worktree_is_untouched() -> None:
     original = (ROOT / NETCLASS).read_text()
     # connect_condition with its comparison flipped: every timeout reported as a refusal.
     [mutant] = [m for m in mutants_of(NETCLASS)
-                if m.description == "kind == 'timeout': Eq -> NotEq"]
-    assert "kind != 'timeout'" in mutant.source
+                if m.description == "kind == ConnectKind.TIMEOUT: Eq -> NotEq"]
+    assert "kind != ConnectKind.TIMEOUT" in mutant.source
     space = Workspace(TESTS)
     try:
         assert space.imports_its_copy()
@@ -30,8 +33,24 @@ def test_mutants_cover_every_operator() -> None:
     descriptions = [m.description for m in mutants_of("assure_doctor/causes.py")]
     descriptions += [m.description for m in mutants_of(NETCLASS)]
     descriptions += [m.description for m in mutants_of("assure_doctor/ranking.py")]
-    for expected in ("swap 'config' and 'dns_service'", "delete entry 'kind': 'nxdomain'",
-                     "'nxdomain' -> 'nxdomainX'", "placeholder {host} -> {hostX}",
+    for expected in ("swap K.CONFIG and K.DNS_SERVICE", "delete entry 'kind': DnsKind.NXDOMAIN",
+                     "DnsKind.NXDOMAIN -> DnsKind.SERVFAIL", "K.CONFIG -> K.DNS_SERVICE",
+                     "ConnectKind.TIMEOUT -> ConnectKind.REFUSED", "delete _a(",
+                     "delete *_FAMILY_RULES", "drop kind=DnsKind.NXDOMAIN from _a()",
+                     "fact clock_explains= -> clock_explainsX= in _a()", "False -> True",
+                     "'other' -> 'otherX'", "placeholder {host} -> {hostX}",
                      "Eq -> NotEq", "all() -> any()", "delete the branch `if ",
                      "10061 -> 10062", "-> And", "always the else branch"):
         assert any(expected in text for text in descriptions), expected
+
+
+def test_an_enum_member_is_replaced_by_the_next_of_its_own_enum() -> None:
+    """Through the module's aliases (C, K = Condition, CauseId), and only with real members."""
+    descriptions = {m.description for m in mutants_of("assure_doctor/causes.py")}
+    assert "K.TOOL -> K.CONFIG" in descriptions  # the last member wraps to the first
+    assert "C.INTERNAL_ERROR -> C.DNS_LOOKUP_FAILED" in descriptions
+    members = {"K": set(CauseId.__members__), "C": set(Condition.__members__)}
+    for text in descriptions:
+        if match := re.fullmatch(r"(C|K)\.(\w+) -> (C|K)\.(\w+)", text):
+            alias, before, same, after = match.groups()
+            assert alias == same and {before, after} <= members[alias], text
