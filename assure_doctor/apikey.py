@@ -6,7 +6,6 @@ never the secret; `reveal()` is the one door out and only the ping stage uses it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import unicodedata
@@ -38,6 +37,8 @@ class ApiKey:
     @property
     def fingerprint(self) -> str:
         """A short, stable, non-reversible id (for state files and reports)."""
+        import hashlib  # OpenSSL: not for --help
+
         return hashlib.sha256(self._secret.encode()).hexdigest()[:12]
 
     @property

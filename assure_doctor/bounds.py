@@ -59,3 +59,14 @@ class Bound:
     def parse_int(self, text: str) -> int:
         """`parse` for an integer bound."""
         return int(self.parse(text))
+
+
+DAY = 86400
+DAILY_QUOTA = 10_000  # the customer's key-carrying requests a day (the guide)
+# The monitor's cadences and budget (here, not in monitor.config: `--help` must stay light).
+MONITOR_BOUNDS = {
+    "interval": Bound(0, DAY, low_open=True),
+    "ping_interval": Bound(0, 7 * DAY, low_open=True),
+    "ping_budget": Bound(0, DAILY_QUOTA, integer=True, unit=" requests a day"),
+    "jitter": Bound(0, 3600),
+}

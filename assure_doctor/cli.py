@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from assure_doctor import __version__, apikey, logs, proxyconfig
+from assure_doctor.bounds import MONITOR_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
 from assure_doctor.model import Report
-from assure_doctor.monitor.config import BOUNDS as MONITOR_BOUNDS
 from assure_doctor.options import (
     BOUNDS,
     DEFAULT_MAX_RETRY_AFTER,

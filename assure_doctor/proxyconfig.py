@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import sys
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -152,6 +151,8 @@ def system_settings() -> dict[str, str]:
     reader = _SYSTEM_READERS.get(sys.platform)
     if reader is None:
         return {}
+    import urllib.request  # http.client and ssl: only where a system proxy is read
+
     found = getattr(urllib.request, reader)()
     return {key: value for key, value in found.items() if isinstance(value, str)}
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from assure_doctor import apikey, localfile, proxyconfig
 from assure_doctor.apikey import ApiKey
-from assure_doctor.bounds import Bound
+from assure_doctor.bounds import DAY, MONITOR_BOUNDS, Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
@@ -28,21 +28,14 @@ from assure_doctor.options import CheckOptions, check_ca_bundle
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
-DAY = 86400
 DEFAULT_INTERVAL = 60.0
 DEFAULT_PING_BUDGET = 100  # 1% of the customer's 10,000 a day
 DEFAULT_PING_INTERVAL = 900.0  # 96 a day: under the budget, with room for retries
 DEFAULT_JITTER = 5.0
 DEFAULT_RETRY_PAUSE = 10.0  # the guide's pause between attempts
-DAILY_QUOTA = 10_000
 CONFIG_LIMIT = localfile.MIB
 APP = "assure-doctor"
-BOUNDS = {
-    "interval": Bound(0, DAY, low_open=True),
-    "ping_interval": Bound(0, 7 * DAY, low_open=True),
-    "ping_budget": Bound(0, DAILY_QUOTA, integer=True, unit=" requests a day"),
-    "jitter": Bound(0, 3600),
-}
+BOUNDS = MONITOR_BOUNDS
 LABEL_LIMIT = 64
 _LABEL_FORBIDDEN = set("\"'`\\[]{}<>")  # break Prometheus' text format, Rich markup, shells
 # Paths where a state directory cannot sensibly live (kernel views and devices).

@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from assure_doctor import logs, sanitize, warmup
 from assure_doctor.apikey import ApiKey
+from assure_doctor.bounds import DAILY_QUOTA
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
 from assure_doctor.model import KeyInfo, Report, StageResult, Status
@@ -38,7 +39,6 @@ from assure_doctor.target import Target
 from assure_doctor.tui import present
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
-DAILY_QUOTA = 10_000
 LOG_KEEP = 5000  # debug lines kept for the export's assure-doctor.log
 
 
