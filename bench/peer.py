@@ -13,7 +13,6 @@ that counts connections runs in this process, where its counter can be read.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import shutil
 import statistics
@@ -25,11 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from assure_doctor import apikey, logs
-from assure_doctor.engine import run_check
 from assure_doctor.sandbox.stack import HOST, Sandbox
-from assure_doctor.target import from_url
 from bench import blackbox
-from bench.served import Served, served
+from bench.check_latency import engine  # the same warm loop, measured the same way
+from bench.served import served
 
 FLOOR = "import httpx, dns.asyncresolver, cryptography.x509"
 
@@ -51,23 +49,6 @@ def python(*args: str) -> Callable[[], object]:
     def run() -> object:
         return subprocess.run([sys.executable, *args], check=True, capture_output=True)
     return run
-
-
-def engine(sandbox: Served, runs: int) -> list[float]:
-    target, options = from_url(sandbox.url), sandbox.options()
-    key = apikey.from_file(sandbox.key_file)
-
-    async def many() -> list[float]:
-        await run_check(target, options, key)  # warm: imports, first-use costs
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            report = await run_check(target, options, key)
-            times.append(time.perf_counter() - start)
-            assert report.ok, report.diagnosis
-        return times
-
-    return asyncio.run(many())
 
 
 def curl_args(port: int, ca_bundle: str, header_file: Path, url: str) -> list[str]:
