@@ -15,6 +15,7 @@ from assure_doctor.causes import title as condition_title
 from assure_doctor.kinds import Family
 from assure_doctor.model import KeyInfo, Status
 from assure_doctor.options import CheckOptions
+from assure_doctor.proxyconfig import Source
 from assure_doctor.target import Target
 
 # Texts joined from parts can meet badly: "...'host'.. If", "(system (10.0.0.1))", "-0.0 s".
@@ -54,6 +55,12 @@ def check_command(target: Target, options: CheckOptions | None, *, command: str 
     if options is not None:
         if options.family is not None:
             args.append("-4" if options.family is Family.IPV4 else "-6")
+        rules = options.proxy
+        if rules.forced_direct:
+            args.append("--no-proxy")
+        elif rules.proxy is not None and rules.proxy.source == Source.FLAG:
+            # Credentials stay masked: the command then needs them filled in by hand.
+            args += ["--proxy", rules.proxy.masked_url]
         for resolver in options.resolvers:
             args += ["--resolver", str(resolver)]
         if options.ca_bundle:
