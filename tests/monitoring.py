@@ -101,15 +101,19 @@ class Prometheus:
     """A real Prometheus server scraping one target every second."""
 
     def __init__(self, scrape_port: int, workdir: Path) -> None:
-        binary = needs("prometheus")
-        self.port = free_port()
         config = workdir / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: assure-doctor\n    static_configs:\n"
             f"      - targets: ['127.0.0.1:{scrape_port}']\n")
+        self._start(config, workdir)
+
+    def _start(self, config: Path, workdir: Path) -> None:
+        """Run Prometheus on `config` with its data in `workdir`; wait until it is ready."""
+        self.port = free_port()
         self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+            [needs("prometheus"), f"--config.file={config}",
+             f"--storage.tsdb.path={workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: http_get(f"{self.url}/-/ready", 1), 30, "Prometheus to be ready")

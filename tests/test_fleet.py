@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from assure_doctor.monitor.server import REFRESH
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env, run_cli
-from tests.monitoring import MonitorProcess, Prometheus, free_port, http_get, needs, wait_for
+from tests.monitoring import MonitorProcess, Prometheus, free_port, wait_for
 
 KEY_ID = "0123456789ab"
 DASHBOARD = Path(__file__).resolve().parent.parent / "grafana" / "assure-doctor-dashboard.json"
@@ -232,19 +231,13 @@ class LedgerPrometheus(Prometheus):
     """A real Prometheus scraping every site every second."""
 
     def __init__(self, ports: list[int], workdir: Path) -> None:
-        binary = needs("prometheus")
-        self.port = free_port()
         config = workdir / "prometheus.yml"
         targets = ", ".join(f"'127.0.0.1:{port}'" for port in ports)
         config.write_text(
             f"global:\n  scrape_interval: {SCRAPE:g}s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: assure-doctor\n    static_configs:\n"
             f"      - targets: [{targets}]\n")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: http_get(f"{self.url}/-/ready", 1), 30, "Prometheus to be ready")
+        self._start(config, workdir)
 
 
 def site_args(sandbox: Sandbox, site: str, ledger_url: str, ping_budget: int) -> list[str]:

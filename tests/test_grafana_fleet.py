@@ -49,13 +49,7 @@ class ConfiguredPrometheus(Prometheus):
     """A real Prometheus on a given configuration file."""
 
     def __init__(self, config: Path, workdir: Path) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [needs("prometheus"), f"--config.file={config}",
-             f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: http_get(f"{self.url}/-/ready", 1), 30, "Prometheus to be ready")
+        self._start(config, workdir)
 
     def targets(self) -> list[dict[str, Any]]:
         answer = json.loads(http_get(f"{self.url}/api/v1/targets?state=active"))

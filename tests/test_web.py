@@ -26,7 +26,7 @@ from assure_doctor.monitor.webconfig import load
 from assure_doctor.sandbox import pki
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env, run_cli
-from tests.monitoring import Prometheus, free_port, needs, wait_for
+from tests.monitoring import Prometheus, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
@@ -111,8 +111,6 @@ class SecurePrometheus(Prometheus):
     """A real Prometheus scraping one target over https with basic auth."""
 
     def __init__(self, port: int, workdir: Path, ca: Path, user: str, password: str) -> None:
-        binary = needs("prometheus")
-        self.port = free_port()
         config = workdir / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
@@ -120,11 +118,7 @@ class SecurePrometheus(Prometheus):
             f"    tls_config:\n      ca_file: {ca}\n"
             f"    basic_auth:\n      username: {user}\n      password: {password}\n"
             f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.query("up") is not None, 30, "Prometheus to be ready")
+        self._start(config, workdir)
 
 
 def test_prometheus_scrapes_through_tls_and_basic_auth(tmp_path: Path, certs: Path,
@@ -304,8 +298,6 @@ class ProbingPrometheus(Prometheus):
     """A real Prometheus running grafana/prometheus-probe.yml against our monitor and URLs."""
 
     def __init__(self, port: int, workdir: Path, targets: list[str]) -> None:
-        binary = needs("prometheus")
-        self.port = free_port()
         text = (ROOT / "grafana" / "prometheus-probe.yml").read_text()
         assert "127.0.0.1:10459" in text and "uk2-prod" in text
         listed = "\n".join(f"          - {target}" for target in targets)
@@ -315,11 +307,7 @@ class ProbingPrometheus(Prometheus):
         text = text.replace("scrape_timeout: 30s", "scrape_timeout: 1s")
         config = workdir / "prometheus.yml"
         config.write_text(text)
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.query("up") is not None, 30, "Prometheus to be ready")
+        self._start(config, workdir)
 
 
 def test_the_documented_probe_scrape_config_works(tmp_path: Path, healthy: Sandbox) -> None:
