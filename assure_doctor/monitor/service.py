@@ -205,8 +205,8 @@ class Monitor:
             if watched.pings:
                 ping = f"ping every {self.config.ping_interval:g} s"
             elif watched.key is None and not watched.options.no_ping:
-                ping = ("no ping: no API key (give key_env / key_file, or no_ping = true to "
-                        "silence this)")
+                ping = ("no ping: no API key (set ASSURE_API_KEY or --api-key-file; in --config, "
+                        "key_env or key_file, or no_ping = true to silence this)")
             else:
                 ping = "no ping (no_ping)"
             _say(f"target {sanitize.text(watch.label, 80)} "
