@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,19 @@ class Run:
 
 # The machine's own proxy settings must not steer the tests; a test sets them when it means to.
 _PROXY_VARIABLES = {"https_proxy", "all_proxy", "no_proxy"}
+
+
+def needs(binary: str, package: str | None = None, where: str | None = None) -> str:
+    """The path of a Debian binary a test needs (`where`: a directory beside PATH, e.g.
+    /usr/sbin). `.ci/run` installs it, so in CI a missing one fails; elsewhere it skips."""
+    path = shutil.which(binary) or (shutil.which(binary, path=where) if where else None)
+    if path is None:
+        message = (f"{binary} is not installed (Debian's {package or binary} package; "
+                   ".ci/run installs it)")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,9 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import clean_env
+from tests.conftest import clean_env, needs
 
 
 def free_port() -> int:
@@ -41,17 +37,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
                 return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def needs(binary: str) -> str:
-    """The path of a binary the test needs: CI must have it (`.ci/run` installs it)."""
-    path = shutil.which(binary)
-    if path is None:
-        message = f"{binary} is not installed (Debian's prometheus package; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 class MonitorProcess:

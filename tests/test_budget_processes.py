@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from assure_doctor.sandbox.stack import Sandbox
-from tests.conftest import clean_env
+from tests.conftest import clean_env, needs
 from tests.monitoring import MonitorProcess, wait_for
 
 
@@ -51,13 +48,7 @@ def faketime_monitor(stamp: datetime, sandbox: Sandbox, state_dir: Path, log: Pa
 
 
 def needs_faketime() -> str:
-    path = shutil.which("faketime")
-    if path is None:
-        message = "Debian's faketime is not installed (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return needs("faketime")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -35,7 +35,8 @@ def test_the_dashboard_filters_by_site_and_has_a_site_view() -> None:
 
 
 def test_the_sharding_example_is_a_valid_config() -> None:
-    done = subprocess.run([needs("promtool"), "check", "config", SHARDED.name], cwd=GRAFANA,
+    promtool = needs("promtool", "prometheus")
+    done = subprocess.run([promtool, "check", "config", SHARDED.name], cwd=GRAFANA,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 

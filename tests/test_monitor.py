@@ -115,7 +115,8 @@ def test_metrics_pass_promtool(scraped: tuple[Prometheus, MonitorProcess, dict[s
                                ) -> None:
     _, monitor, sandboxes = scraped
     text = monitor.metrics()
-    done = subprocess.run([needs("promtool"), "check", "metrics"], input=text, text=True,
+    promtool = needs("promtool", "prometheus")
+    done = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
                           capture_output=True)
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
     assert "assure_monitor_build_info" in text
@@ -136,7 +137,7 @@ def test_index_page_links_to_metrics(scraped: tuple[Prometheus, MonitorProcess,
 
 # --- grafana/ files -----------------------------------------------------------------------
 def test_alert_rules_check_and_unit_tests_pass() -> None:
-    promtool = needs("promtool")
+    promtool = needs("promtool", "prometheus")
     grafana = ROOT / "grafana"
     for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"],
                  ["check", "config", "prometheus.yml"]):

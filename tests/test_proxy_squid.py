@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from assure_doctor.sandbox.stack import HOST, Sandbox
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, needs, run_cli
 
 USER, PASSWORD = "integration", "squid-Secret-42"
 OPEN = "http_access allow localhost\n"
@@ -31,13 +31,7 @@ DENY_API = f"acl api dstdomain {HOST}\nhttp_access deny CONNECT api\nhttp_access
 
 
 def _squid() -> str:
-    path = shutil.which("squid") or shutil.which("squid", path="/usr/sbin")
-    if path is None:
-        message = "squid is not installed (Debian's squid package; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return needs("squid", where="/usr/sbin")
 
 
 def _free_port() -> int:
