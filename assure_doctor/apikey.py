@@ -26,6 +26,7 @@ class ApiKey:
 
     _secret: str = field(repr=False)
     source: str
+    path: str | None = None  # the key file it was read from (a path, not a secret)
 
     def __post_init__(self) -> None:
         redact.register(self._secret)
@@ -119,7 +120,8 @@ def from_file(path: str | os.PathLike[str], what: str = "--api-key-file") -> Api
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiKeyError(f"{what}: the key file is not UTF-8 text") from None
-    return ApiKey(validate(normalise(text), what), source=f"file {sanitize.text(path, 200)}")
+    return ApiKey(validate(normalise(text), what), source=f"file {sanitize.text(path, 200)}",
+                  path=os.fspath(path))
 
 
 def from_env(environ: Mapping[str, str] | None = None, variable: str = ENV_VAR

@@ -123,8 +123,7 @@ class KeyInfo:
             return cls()
         if key.source == ENV_VAR:
             return cls(True, ENV_VAR, len(key.reveal()), not no_ping)
-        path = key.source.removeprefix("file ") if key.source.startswith("file ") else None
-        return cls(True, "file", len(key.reveal()), not no_ping, path)
+        return cls(True, "file", len(key.reveal()), not no_ping, key.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {"present": self.present, "source": self.source, "length": self.length,
