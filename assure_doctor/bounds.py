@@ -10,6 +10,7 @@ import argparse
 import math
 from dataclasses import dataclass
 
+from assure_doctor import numbers
 from assure_doctor.errors import InputError
 
 
@@ -22,6 +23,7 @@ class Bound:
     integer: bool = False
     low_open: bool = False
     unit: str = " seconds"
+    quiet: bool = False  # errors never repeat the value (not even as a number)
 
     def describe(self) -> str:
         kind = "a whole number" if self.integer else "a number"
@@ -47,13 +49,14 @@ class Bound:
 
     def parse(self, text: str) -> float:
         """An argparse type: the number, or an error that does not repeat the text."""
-        try:
-            value: float = int(text.strip()) if self.integer else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {self.describe()}") from None
+        raw = text.strip()
+        value: float | None = numbers.whole(raw, -(10**18), 10**18, signed=True) \
+            if self.integer else numbers.decimal(raw)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"not {self.describe()}")
         problem = self.problem(value)
         if problem:
-            raise argparse.ArgumentTypeError(f"{value:g}: {problem}")
+            raise argparse.ArgumentTypeError(problem if self.quiet else f"{value:g}: {problem}")
         return value
 
     def parse_int(self, text: str) -> int:
@@ -70,3 +73,5 @@ MONITOR_BOUNDS = {
     "ping_budget": Bound(0, DAILY_QUOTA, integer=True, unit=" requests a day"),
     "jitter": Bound(0, 3600),
 }
+# --customer-budget: every site's key-carrying requests a day, together (with --ledger).
+CUSTOMER_BUDGET = Bound(0, DAILY_QUOTA, integer=True, unit=" requests a day", quiet=True)

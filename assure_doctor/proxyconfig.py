@@ -13,9 +13,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import unquote, urlsplit
 
-from assure_doctor import redact
+from assure_doctor import numbers, redact, urls
 from assure_doctor.errors import InputError
 
 DEFAULT_PROXY_PORT = 1080  # curl's default for a proxy URL without a port
@@ -89,36 +88,25 @@ class ProxyRules:
 
 
 def parse(url: str, source: str) -> Proxy:
-    """An `http://[user:pass@]host[:port]` proxy URL; raises InputError naming `source`."""
+    """An `http://[user:pass@]host[:port]` proxy URL; raises InputError naming `source` (the
+    password is registered as a secret before anything else reads the URL)."""
     text = url.strip()
     if not text:
         raise InputError(f"{source}: empty proxy URL")
     if "://" not in text:
         text = "http://" + text  # curl and the Windows registry allow host:port alone
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise InputError(f"{source}: not a proxy URL ({_mask(exc)})") from None
-    if parts.scheme.lower() != "http":
-        raise InputError(f"{source}: only http:// proxies are supported (got {parts.scheme}://)")
-    if not parts.hostname:
-        raise InputError(f"{source}: the proxy URL has no host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
+    parts = urls.split(text, source)
+    if parts.scheme != "http":
+        raise InputError(f"{source}: only http:// proxies are supported")
+    if parts.path not in ("", "/") or parts.query is not None or parts.fragment is not None:
         raise InputError(f"{source}: a proxy URL is http://[user:pass@]host:port, nothing more")
-    username = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    proxy = Proxy(parts.hostname, port or DEFAULT_PROXY_PORT, source, username, password)
-    if password:
-        redact.register(password)
-        redact.register(parts.password or "")
+    if parts.port == 0:
+        raise InputError(f"{source}: port 0 is not a port")
+    proxy = Proxy(parts.host, parts.port or DEFAULT_PROXY_PORT, source, parts.username,
+                  parts.password)
     if proxy.authorization:
         redact.register(proxy.authorization.removeprefix("Basic "))
     return proxy
-
-
-def _mask(exc: Exception) -> str:
-    return redact.scrub(str(exc))
 
 
 def load(flag: str | None, no_proxy_flag: bool, environ: Mapping[str, str],
@@ -193,13 +181,17 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _split_port(entry: str) -> tuple[str, int | None]:
-    """`host:port`, `[v6]:port` or a bare entry (an IPv6 address or range has many colons)."""
+    """`host:port`, `[v6]:port` or a bare entry (an IPv6 address or range has many colons).
+    A port that is not one (`host:²`) leaves the entry whole, so it matches nothing."""
     if entry.startswith("["):
         inside, _, rest = entry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-        return inside, int(port) if port.isdigit() else None
+        if not rest:
+            return inside, None
+        number = numbers.port(rest[1:]) if rest.startswith(":") else None
+        return (inside, number) if number is not None else (entry, None)
     if entry.count(":") == 1:
         name, _, port = entry.partition(":")
-        if port.isdigit():
-            return name, int(port)
+        number = numbers.port(port)
+        if number is not None:
+            return name, number
     return entry, None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
-from assure_doctor.errors import TargetError, shown
+from assure_doctor import numbers, urls
+from assure_doctor.errors import InputError, TargetError, shown
 
 STACK_DOMAIN = "sheassure.net"
 PING_PATH = "/v1/ping"
@@ -59,27 +59,29 @@ def from_stack(name: str, flag: str = "--stack") -> Target:
 
 
 def from_url(url: str, flag: str = "--url") -> Target:
-    """`--url https://host[:port]/path`: https only, a host required, the path kept as given."""
+    """`--url https://host[:port]/path`: https only, a host required, the path kept as given.
+
+    Errors name `flag`, never a part of the URL (it may carry a secret, or a pasted key).
+    """
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise TargetError(f"{flag} {shown(url)}: {exc}") from None
-    if parts.scheme.lower() != "https":
-        raise TargetError(f"{flag} {shown(url)}: must be an https:// URL (the API is HTTPS only)")
-    host = (parts.hostname or "").rstrip(".").lower()
+        parts = urls.split(url.strip(), flag)
+    except InputError as exc:
+        raise TargetError(str(exc)) from None
+    if parts.scheme != "https":
+        raise TargetError(f"{flag}: must be an https:// URL (the API is HTTPS only)")
+    if parts.username is not None or parts.password is not None:
+        raise TargetError(f"{flag}: must not carry credentials (user:password@)")
+    host = parts.host.rstrip(".")
     if not host:
-        raise TargetError(f"{flag} {shown(url)}: has no host")
-    if port == 0:
-        raise TargetError(f"{flag} {shown(url)}: port 0 is not a port")
-    if parts.username or parts.password:
-        raise TargetError(f"{flag} {shown(url)}: must not carry credentials")
+        raise TargetError(f"{flag}: has no host")
+    if parts.port == 0:
+        raise TargetError(f"{flag}: port 0 is not a port")
     if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
-        raise TargetError(f"{flag} {shown(url)}: {shown(host)} is not a valid host name")
+        raise TargetError(f"{flag}: the host is not a valid host name")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    target = Target(url="", host=host, port=port or 443, path=path)
+    target = Target(url="", host=host, port=parts.port or 443, path=path)
     return replace(target, url=f"https://{target.host_header}{path}")
 
 
@@ -129,9 +131,10 @@ def parse_resolver(text: str, flag: str = "--resolver") -> ResolverAddress:
         raise TargetError(f"{flag} {shown(text)}: {shown(host)} is not an IP address")
     port = 53
     if port_text:
-        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        parsed = numbers.port(port_text)
+        if parsed is None:
             raise TargetError(f"{flag} {shown(text)}: {shown(port_text)} is not a port number")
-        port = int(port_text)
+        port = parsed
     return ResolverAddress(str(ipaddress.ip_address(host)), port)
 
 
@@ -139,7 +142,7 @@ def _ambiguous_ipv6(text: str) -> bool:
     """True when `text` without its last `:group` is still an address and that group is a
     decimal number: then it may be ADDRESS:PORT written without brackets."""
     head, _, last = text.rpartition(":")
-    return last.isascii() and last.isdigit() and _is_address(head)
+    return numbers.whole(last, 0, 10**9) is not None and _is_address(head)
 
 
 def _is_address(host: str) -> bool:

@@ -4,8 +4,8 @@ customer's daily budget (`--ledger URL --customer-budget N`) across every site's
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
+from assure_doctor import urls
 from assure_doctor.errors import InputError
 
 FILE_SETTINGS = {"site", "ledger", "customer_budget"}  # the same settings in the TOML file
@@ -21,7 +21,7 @@ def site(value: object, where: str = "--site") -> str:
     if not isinstance(value, str):
         raise InputError(f"{where}: must be a string")
     if not value or len(value) > MAX_LENGTH or not _SITE.fullmatch(value):
-        raise InputError(f"{where} {value[:MAX_LENGTH]!r}: give 1 to {MAX_LENGTH} letters, "
+        raise InputError(f"{where}: give 1 to {MAX_LENGTH} letters, "
                          "digits or . _ : @ / - (starting with a letter or digit)")
     return value
 
@@ -41,17 +41,13 @@ def ledger(url: object, budget: object) -> tuple[str, int] | None:
         raise InputError("--ledger and --customer-budget go together: give both or neither")
     if not isinstance(url, str):
         raise InputError("--ledger: must be a string")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError on a bad port)
-    except ValueError:
-        raise InputError("--ledger: not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = urls.split(url, "--ledger")  # a password in it is registered as a secret first
+    if parts.scheme not in ("http", "https") or parts.port == 0:
         raise InputError("--ledger: give the Prometheus URL, e.g. http://prometheus:9090")
     if parts.username is not None or parts.password is not None:
         # Credentials in a URL end up in logs and process lists.
         raise InputError("--ledger: credentials in the URL are not supported")
-    if parts.query or parts.fragment:
+    if parts.query is not None or parts.fragment is not None:
         raise InputError("--ledger: give the Prometheus base URL, without ?query or #fragment")
     if isinstance(budget, bool) or not isinstance(budget, int) or not (
             0 <= budget <= MAX_CUSTOMER_BUDGET):
