@@ -1,29 +1,28 @@
-"""Total parsers for the pieces of HTTP/1.1 that come from outside.
+"""Total parsers for the values of HTTP fields that come from outside (dates, Retry-After,
+Location) and a bounded sample of a body. Message heads and framing are `http1`'s (h11).
 
 Contract: every function here takes what a server sent (bytes or str, any length, any code
 points) and returns a value or None. None means "absent or unusable"; no function raises, and
-none does unbounded work. Digits are ASCII digits only (`"²".isdigit()` is True and `int("²")`
-raises), numbers are range-checked before conversion, and dates must be one of the three
-formats RFC 9110 names. Property tests in tests/test_parsers.py hold every function to this.
+none does unbounded work. Numbers are read by `numbers` (ASCII digits only, range-checked),
+and dates must be one of the three formats RFC 9110 names. Property tests in
+tests/test_parsers.py hold every function to this.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from assure_doctor import numbers
 
 MAX_HEAD_BYTES = 65536
 # Far beyond any --max-retry-after; a bigger Retry-After only means "not soon".
 MAX_RETRY_AFTER = 365 * 86400.0
-_MAX_FIELD = 256  # longest Date / Retry-After / Content-Length worth reading
-_MAX_CONTENT_LENGTH_DIGITS = 18
+_MAX_FIELD = 256  # longest Date / Retry-After worth reading
 
-_STATUS_LINE = re.compile(r"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: (.*))?", re.ASCII | re.DOTALL)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?", re.DOTALL)
 _MONTHS = {name: number for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -37,57 +36,16 @@ _ASCTIME = re.compile(rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) {_MONTH} ([ 0-9][0-9]) 
                       r"([0-9]{4})", re.ASCII)
 
 
-@dataclass(frozen=True)
-class Head:
-    """A response's status line and header fields (names lower-cased, repeats joined)."""
-
-    version: tuple[int, int]
-    status: int
-    reason: str
-    headers: dict[str, str]
-
-    @property
-    def keeps_alive(self) -> bool:
-        """Whether the server lets the connection carry another request (RFC 9112 9.3)."""
-        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
-        if self.version >= (1, 1):
-            return "close" not in tokens
-        return "keep-alive" in tokens
-
-
 def split_head(head: bytes) -> tuple[list[str], dict[str, str]]:
-    """The start line's words and the header fields (names lower-cased) of a message head.
+    """A request head's line as words (method, target, `HTTP/1.1`) and its fields (names
+    lower-cased, repeats joined with ", "), read by the one HTTP parser (h11, in `http1`);
+    ([], {}) when it is not a request head. For servers that read a head whole (the sandbox)."""
+    from assure_doctor import http1  # h11: only where a head is read
 
-    Latin-1 maps every byte to a character, so any bytes split; repeated fields are joined
-    with ", " as RFC 9110 5.3 says.
-    """
-    lines = head[:MAX_HEAD_BYTES].decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        name, value = name.strip().lower(), value.strip(" \t")
-        if sep and name:
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return lines[0].split(" ", 2), headers
-
-
-def status_line(line: str) -> tuple[tuple[int, int], int, str] | None:
-    """(version, status, reason) of `HTTP/1.1 200 OK`; None unless it is exactly that shape."""
-    match = _STATUS_LINE.fullmatch(line[:1024])
-    if match is None:
-        return None
-    major, minor, status, reason = match.groups()
-    return (int(major), int(minor)), int(status), reason or ""
-
-
-def parse_head(head: bytes) -> Head | None:
-    """A response head (status line and fields), or None when the status line is not HTTP."""
-    start, headers = split_head(head)
-    parsed = status_line(" ".join(start))
+    parsed = http1.parse_request_head(head, MAX_HEAD_BYTES)
     if parsed is None:
-        return None
-    version, status, reason = parsed
-    return Head(version, status, reason, headers)
+        return [], {}
+    return [parsed.method, parsed.target, f"HTTP/{parsed.version}"], parsed.fields.as_dict()
 
 
 def parse_date(value: str | None) -> datetime | None:
@@ -119,38 +77,12 @@ def retry_after(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip(" \t")
     if _DIGITS.fullmatch(value):
-        if len(value) > 12:  # no int() of a thousand digits
-            return MAX_RETRY_AFTER
-        return min(float(int(value)), MAX_RETRY_AFTER)
+        seconds = numbers.whole(value, 0, 10**12)  # None: more digits than any wait
+        return MAX_RETRY_AFTER if seconds is None else min(float(seconds), MAX_RETRY_AFTER)
     when = parse_date(value)
     if when is None:
         return None
     return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER)
-
-
-def content_length(value: str | None) -> int | None:
-    """Content-Length in bytes; None when absent, malformed, or repeated with other values."""
-    if value is None or len(value) > _MAX_FIELD:
-        return None
-    values = {part.strip(" \t") for part in value.split(",")}
-    if len(values) != 1:
-        return None
-    (only,) = values
-    if not _DIGITS.fullmatch(only) or len(only) > _MAX_CONTENT_LENGTH_DIGITS:
-        return None
-    return int(only)
-
-
-def is_chunked(headers: dict[str, str]) -> bool:
-    """Whether the body is framed by chunked transfer coding (its last coding)."""
-    codings = headers.get("transfer-encoding", "").split(",")
-    return codings[-1].strip(" \t").lower() == "chunked"
-
-
-def chunk_size(line: bytes) -> int | None:
-    """The size on a chunk-size line (extensions ignored); None when malformed."""
-    match = _CHUNK_SIZE.fullmatch(line[:1024].strip(b"\r\n"))
-    return int(match.group(1), 16) if match else None
 
 
 def location_host(value: str | None) -> str | None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
+import os
 import socket
 import ssl
 import sys
@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from assure_doctor import logs
+from assure_doctor import http1, logs, numbers, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.webconfig import WebConfigFile
 
@@ -33,9 +33,10 @@ MAX_BODY = 64 * 1024
 MAX_CONNECTIONS = 64
 PROBE_RESERVE = 128  # descriptors never handed to web clients: the probes' own sockets
 BACKLOG = 32  # also how many connections asyncio accepts in one go
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 413: "Content Too Large", 429: "Too Many Requests",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+           429: "Too Many Requests", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 log = logs.get("web")
 
 
@@ -63,12 +64,23 @@ def text(status: int, message: str) -> Response:
 
 
 def parse_listen(value: str, flag: str = "--web.listen-address") -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT or :PORT (all interfaces)."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise InputError(f"{flag} {value!r}: give HOST:PORT, e.g. 127.0.0.1:10459")
-    return host or "0.0.0.0", int(port)
+    """HOST:PORT, [IPv6]:PORT or :PORT (all interfaces); errors name the flag, never the
+    value."""
+    host, sep, port_text = value.rpartition(":")
+    port = numbers.port(port_text, low=0) if sep else None
+    if port is None:
+        raise InputError(f"{flag}: give HOST:PORT with a port from 0 to 65535, e.g. "
+                         "127.0.0.1:10459")
+    return host.strip("[]") or "0.0.0.0", port
+
+
+def _why(exc: BaseException) -> str:
+    """Why a listening socket failed, in words of the OS (create_server's own message
+    repeats the address)."""
+    errno = getattr(exc, "errno", None)
+    if isinstance(exc, socket.gaierror) or not isinstance(errno, int) or errno <= 0:
+        return "not an address or host name here"
+    return os.strerror(errno)
 
 
 def raise_fd_limit() -> int:
@@ -112,9 +124,9 @@ class WebServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-        except OSError as exc:
-            raise InputError(f"--web.listen-address {listen}: cannot listen "
-                             f"({exc.strerror})") from None
+        except (OSError, ValueError) as exc:  # ValueError: a host no resolver can take
+            raise InputError(f"--web.listen-address: cannot listen there ({_why(exc)})"
+                             ) from None
         self.sock.setblocking(False)
         self.handler = handler
         self.web_config = web_config
@@ -183,43 +195,45 @@ class WebServer:
             config = self.web_config.current()
             if config.tls is not None:
                 await writer.start_tls(config.tls, ssl_handshake_timeout=HEAD_TIMEOUT)
-            while await self._exchange(reader, writer, connection):
+            peer = http1.Server(reader, writer, MAX_HEAD)
+            while await self._exchange(peer, connection):
                 connection.idle = True
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ConnectionError, ssl.SSLError, OSError):
-            pass  # a client that is slow, gone or speaking nonsense: just drop it
+        except (TimeoutError, http1.Closed, ConnectionError, ssl.SSLError, OSError):
+            pass  # a client that is slow, gone or cut off: just drop it
         finally:
             self._connections.pop(connection, None)
             connection.close()
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        connection: _Connection) -> bool:
+    async def _exchange(self, peer: http1.Server, connection: _Connection) -> bool:
         """One request and its response; True to keep the connection for another."""
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
-        connection.idle = False
-        request, version = _parse_head(head)
-        if request is None:
-            await _send(writer, text(400, "bad request"), "GET", False)
+        try:
+            head = await asyncio.wait_for(peer.request(), HEAD_TIMEOUT)
+            connection.idle = False
+            request = _request(head)
+            if request is None:
+                raise http1.Malformed("not a request for a path here")
+            length = head.content_length
+            if length is not None and length > MAX_BODY:
+                raise http1.TooLarge("request body not accepted", 413)
+            await asyncio.wait_for(peer.body(MAX_BODY), HEAD_TIMEOUT)
+        except (http1.Malformed, http1.TooLarge) as exc:
+            # The client's mistake: say so, then close (what follows cannot be trusted).
+            await _send(peer, text(exc.status, str(exc)), "GET", close=True)
             return False
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY or "transfer-encoding" in (
-                request.headers):
-            await _send(writer, text(413, "request body not accepted"), request.method, False)
-            return False
-        if int(length):
-            await asyncio.wait_for(reader.readexactly(int(length)), HEAD_TIMEOUT)
         config = self.web_config.current()
         if config.users and not await self._authorised(request):
             response = Response(401, b"Unauthorized\n", headers=(("WWW-Authenticate",
                                                                   'Basic realm="assure"'),))
         else:
-            response = await self.handler(request)
+            try:
+                response = await self.handler(request)
+            except Exception:  # a bug of ours: answer it, log it, keep serving
+                log.exception("Answering %s %s failed", request.method,
+                              sanitize.text(request.path, 200))
+                response = text(500, "internal error: see the monitor's log")
         response = Response(response.status, response.body, response.content_type,
                             response.headers + config.headers)
-        keep = version == "HTTP/1.1" and request.headers.get("connection", "").lower(
-            ) != "close"
-        await _send(writer, response, request.method, keep)
-        return keep
+        return await _send(peer, response, request.method)
 
     async def _authorised(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -228,7 +242,7 @@ class WebServer:
         try:
             user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode(
                 "utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 inside
             return False
         if not sep:
             return False
@@ -237,39 +251,24 @@ class WebServer:
         return await asyncio.to_thread(self.web_config.authorised, config, user, password)
 
 
-def _parse_head(head: bytes) -> tuple[Request | None, str]:
-    """The request line and headers, parsed totally: anything odd is a 400."""
-    try:
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ")
-    except ValueError:
-        return None, ""
-    if version not in ("HTTP/1.0", "HTTP/1.1") or not target.startswith("/"):
-        return None, ""
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            return None, ""
-        headers[name.lower()] = value.strip()
-    parts = urllib.parse.urlsplit(target)
+def _request(head: http1.RequestHead) -> Request | None:
+    """The request for a path of ours (origin form, HTTP/1.0 or 1.1), or None: anything else
+    is a 400."""
+    if head.version not in ("1.0", "1.1") or not head.target.startswith("/"):
+        return None
+    parts = urllib.parse.urlsplit(head.target)
     try:
         query = urllib.parse.parse_qs(parts.query, max_num_fields=16, strict_parsing=False)
     except ValueError:
-        return None, ""
-    return Request(method, urllib.parse.unquote(parts.path), query, headers), version
+        return None
+    return Request(head.method, urllib.parse.unquote(parts.path), query,
+                   head.fields.as_dict())
 
 
-async def _send(writer: asyncio.StreamWriter, response: Response, method: str, keep: bool
-                ) -> None:
-    lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Status')}",
-             f"Content-Type: {response.content_type}",
-             f"Content-Length: {len(response.body)}",
-             f"Connection: {'keep-alive' if keep else 'close'}"]
-    lines += [f"{name}: {value}" for name, value in response.headers]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    if method != "HEAD":
-        writer.write(response.body)
-    await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+async def _send(peer: http1.Server, response: Response, method: str, *, close: bool = False
+                ) -> bool:
+    """Write `response` within WRITE_TIMEOUT; True when the connection stays open."""
+    fields = [("Content-Type", response.content_type), *response.headers]
+    return await asyncio.wait_for(
+        peer.respond(response.status, REASONS.get(response.status, "Status"), fields,
+                     response.body, head_only=method == "HEAD", close=close), WRITE_TIMEOUT)

@@ -22,26 +22,23 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from assure_doctor import httpmsg, logs, sanitize
+from assure_doctor import http1, httpmsg, logs, sanitize
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, netclass, path, tlsctx
 
 NAME = "clock"
 log = logs.get(NAME)
+HEAD_LIMIT = 65536  # the answer's head
 _MAX_BODY_BYTES = 65536  # a bigger keyless answer is not read: the connection is dropped
-_NO_BODY = {204, 304}
 
 
 async def run(ctx: Context) -> Outcome:
     target = ctx.target
     verified = bool(ctx.evidence("tls").get("verified"))
     context = ctx.verify_context if verified else tlsctx.looking()
-    request = (
-        f"GET {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
-        "User-Agent: assure-doctor (clock check, no key)\r\nAccept: */*\r\n"
-        "Accept-Encoding: identity\r\n\r\n"
-    ).encode()
+    fields = [("Host", target.host_header), ("User-Agent", "assure-doctor (clock check, no key)"),
+              ("Accept", "*/*"), ("Accept-Encoding", "identity")]
     log.info("About to GET %s to read the server clock (no key sent, %s connection)",
              target.url, "verified" if verified else "unverified")
     stream = ctx.take("tls") if verified else None
@@ -51,26 +48,27 @@ async def run(ctx: Context) -> Outcome:
             if stream is None:
                 stream = await path.open_tls(ctx, context)  # tunnelled when proxied
             reader, writer = stream
+            client = http1.Client(reader, writer, HEAD_LIMIT)
             local_before = time.time()
-            writer.write(request)
+            client.send_request("GET", target.path, fields)
             await writer.drain()
-            raw = await reader.readuntil(b"\r\n\r\n")
+            head = await client.response()
             local_after = time.time()
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+    except (OSError, TimeoutError, http1.HttpError) as exc:
         if stream is not None:
             stream[1].transport.abort()
-        return _unreachable(netclass.describe(exc) if isinstance(exc, OSError) else "no answer")
+        return _unreachable(netclass.describe(exc) if isinstance(exc, OSError) else
+                            "the answer is not HTTP/1.1" if isinstance(exc, http1.Malformed)
+                            else "no answer")
 
-    _, headers = httpmsg.split_head(raw)
-    parsed = httpmsg.parse_head(raw)
-    status = parsed.status if parsed else None
-    if verified and parsed is not None and await _read_body(stream[0], parsed, deadline):
+    status = head.status
+    if verified and await _read_body(client, head, deadline):
         ctx.hand_over(NAME, stream)  # verified and idle again: the ping's request goes here
     else:
         stream[1].transport.abort()
-    date = headers.get("date")
-    source = f"Date header of GET {target.url} (HTTP {status or '?'}, no key)"
-    log.info("%s response to the clock check; Date: %s", status or "unreadable",
+    date = head.fields.get("date")
+    source = f"Date header of GET {target.url} (HTTP {status}, no key)"
+    log.info("%s response to the clock check; Date: %s", status,
              sanitize.text(date or "none", 100))
     result = sample(date, local_before, local_after)
     if result is None:
@@ -105,40 +103,18 @@ def sample(date: str | None, local_before: float, local_after: float) -> dict[st
     }
 
 
-async def _read_body(reader: asyncio.StreamReader, head: httpmsg.Head, deadline: float) -> bool:
+async def _read_body(client: http1.Client, head: http1.ResponseHead, deadline: float
+                     ) -> bool:
     """Read the body to its end so the connection can carry the next request; False when it
     cannot be reused (no keep-alive, no framing, too big, too slow, malformed)."""
-    if not head.keeps_alive:
+    if head.close_delimited:
         return False
-    if head.status in _NO_BODY or 100 <= head.status < 200:
-        return head.status >= 200
     try:
         async with asyncio.timeout_at(deadline):
-            if httpmsg.is_chunked(head.headers):
-                return await _read_chunked(reader)
-            length = httpmsg.content_length(head.headers.get("content-length"))
-            if length is None or length > _MAX_BODY_BYTES:
-                return False
-            await reader.readexactly(length)
-            return True
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await client.body(_MAX_BODY_BYTES)
+    except (OSError, TimeoutError, http1.HttpError):
         return False
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bool:
-    total = 0
-    while True:
-        size = httpmsg.chunk_size(await reader.readuntil(b"\r\n"))
-        if size is None or total + size > _MAX_BODY_BYTES:
-            return False
-        total += size
-        if size == 0:
-            break
-        await reader.readexactly(size + 2)  # the data and its CRLF
-    for _ in range(100):  # trailer fields, then the empty line
-        if await reader.readuntil(b"\r\n") == b"\r\n":
-            return True
-    return False
+    return client.reusable
 
 
 def skew_text(skew: float) -> str:

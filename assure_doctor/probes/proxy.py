@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from assure_doctor import logs, sanitize
+from assure_doctor import http1, logs, sanitize
 from assure_doctor.kinds import Condition, Facts, ProxyKind, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import Context, Stream, netclass
@@ -24,6 +25,7 @@ NAME = "proxy"
 log = logs.get(NAME)
 HEAD_LIMIT = 16384  # a CONNECT answer's head; more is not an HTTP proxy talking
 BODY_LIMIT = 16384  # enough of an error page to find its <title>
+MAX_SCHEMES = 20  # Proxy-Authenticate schemes kept in the evidence
 _BODY_WAIT = 2.0  # seconds to wait for an error page after its head
 _UPSTREAM = {502, 503, 504}
 _ANSWERABLE = {"basic"}  # the only scheme our credentials can answer
@@ -129,81 +131,65 @@ async def tunnel(stream: Stream, host: str, port: int, proxy: Proxy, timeout: fl
     """Send CONNECT over `stream` and read the answer, bounded in time and size."""
     reader, writer = stream
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}",
-             "User-Agent: assure-doctor (proxy check)", "Proxy-Connection: keep-alive"]
+    fields = [("Host", authority), ("User-Agent", "assure-doctor (proxy check)"),
+              ("Proxy-Connection", "keep-alive")]
     if proxy.authorization:
-        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        fields.append(("Proxy-Authorization", proxy.authorization))
     log.info("About to CONNECT %s via %s (Basic credentials: %s)", authority, proxy.masked_url,
              "yes" if proxy.authorization else "no")
+    client = http1.Client(reader, writer, HEAD_LIMIT)
     try:
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        head = await asyncio.wait_for(_read_head(reader), timeout)
+        client.send_request("CONNECT", authority, fields)
+        head = await asyncio.wait_for(client.response(), timeout)
     except TimeoutError:
         return Answer(None, error="no answer in time", kind=ProxyKind.TIMEOUT)
-    except asyncio.IncompleteReadError:
+    except http1.Closed:
         return Answer(None, error="the proxy closed the connection", kind=ProxyKind.CLOSED)
-    except asyncio.LimitOverrunError:
+    except http1.TooLarge:
         return Answer(None, error=f"an answer head over {HEAD_LIMIT} bytes",
+                      kind=ProxyKind.NOT_HTTP)
+    except http1.Malformed:
+        first = client.sample.split(b"\r\n", 1)[0].decode("latin-1")
+        return Answer(None, error=f"not an HTTP answer: {sanitize.text(first, 80)}",
                       kind=ProxyKind.NOT_HTTP)
     except OSError as exc:
         return Answer(None, error=netclass.describe(exc), kind=ProxyKind.CLOSED)
-    answer = parse_head(head)
-    log.info("CONNECT %s via %s: %s", authority, proxy.masked_url,
-             answer.status if answer.status is not None else answer.error)
-    if answer.status is None or answer.status == 200:
+    answer = Answer(head.status, sanitize.text(head.reason, 80),
+                    offered_schemes(head.fields.all("proxy-authenticate")))
+    log.info("CONNECT %s via %s: %s", authority, proxy.masked_url, answer.status)
+    if answer.status == 200:
         return answer
-    body = await _read_body(reader, head, min(timeout, _BODY_WAIT))
+    body = await _error_page(client, min(timeout, _BODY_WAIT))
     title = page_title(body)
     if title is not None:
         log.warning("The proxy's error page: %s", title)
     return Answer(answer.status, answer.reason, answer.schemes, title)
 
 
-async def _read_head(reader: asyncio.StreamReader) -> bytes:
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await reader.read(HEAD_LIMIT + 1 - len(head))
-        if not chunk:
-            raise asyncio.IncompleteReadError(head, None)
-        head += chunk
-        if len(head) > HEAD_LIMIT and b"\r\n\r\n" not in head:
-            raise asyncio.LimitOverrunError("head too long", len(head))
-    return head
-
-
-async def _read_body(reader: asyncio.StreamReader, head: bytes, wait: float) -> bytes:
+async def _error_page(client: http1.Client, wait: float) -> bytes:
     """As much of the error page as arrives within `wait`, at most BODY_LIMIT bytes."""
-    body = head.partition(b"\r\n\r\n")[2]
-    deadline = time.monotonic() + wait
-    while len(body) < BODY_LIMIT and _TITLE.search(body) is None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            chunk = await asyncio.wait_for(reader.read(BODY_LIMIT - len(body)), left)
-        except (TimeoutError, OSError):
-            break
-        if not chunk:
-            break
-        body += chunk
+    body = b""
+    with contextlib.suppress(TimeoutError, OSError, http1.HttpError):
+        async with asyncio.timeout(wait):
+            while len(body) < BODY_LIMIT and _TITLE.search(body) is None:
+                piece = await client.chunk()
+                if piece is None:
+                    break
+                body += piece
     return body[:BODY_LIMIT]
 
 
-def parse_head(head: bytes) -> Answer:
-    """The status, reason and offered auth schemes of a CONNECT answer's head."""
-    text = head.partition(b"\r\n\r\n")[0].decode("latin-1")
-    start, *fields = text.split("\r\n")
-    words = start.split(" ", 2)
-    if len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
-        return Answer(None, error=f"not an HTTP answer: {sanitize.text(start, 80)}",
-                      kind=ProxyKind.NOT_HTTP)
+def offered_schemes(values: list[str]) -> tuple[str, ...]:
+    """The distinct schemes of the Proxy-Authenticate fields, at most MAX_SCHEMES (a proxy
+    may list thousands; the evidence keeps what a person can read)."""
     schemes: list[str] = []
-    for line in fields:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "proxy-authenticate":
-            schemes += [s for s in auth_schemes(value) if s not in schemes]
-    reason = sanitize.text(words[2], 80) if len(words) > 2 else ""
-    return Answer(int(words[1]), reason, tuple(schemes))
+    for value in values:
+        for scheme in auth_schemes(value):
+            if scheme not in schemes:
+                schemes.append(scheme)
+                if len(schemes) == MAX_SCHEMES:
+                    return tuple(schemes)
+    return tuple(schemes)
 
 
 def auth_schemes(value: str) -> list[str]:
