@@ -3,15 +3,17 @@
 A path from the user may name `/dev/zero`, a FIFO, a directory or a huge file: `read_regular`
 reads only regular files, never blocks on opening, and stops at a size cap. What we write
 (logs, state, exports, reports) is private to the user: `write_private` creates it 0600,
-atomically, and `open_private` opens a file for appending, 0600.
+atomically and never through a link, and `open_private` opens a file for appending, 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import stat
-import tempfile
+import sys
 from io import TextIOWrapper
 from pathlib import Path
 
@@ -21,6 +23,9 @@ KIB = 1024
 MIB = 1024 * KIB
 PRIVATE = 0o600
 KERNEL_TREES = ("/proc", "/sys")
+# A file of ours is new: never an existing name, never through a link (O_NOFOLLOW is POSIX).
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+    | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 # O_NONBLOCK: opening a FIFO for reading must not wait for a writer; O_NOCTTY: a terminal
 # device must not become our controlling terminal. Neither exists on Windows.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
@@ -78,28 +83,57 @@ def require_regular(path: str | os.PathLike[str], limit: int, what: str) -> None
 
 
 def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+             (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"),
              (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
+class NotRegularFile(OSError):
+    """Where a file of ours belongs there is something else: a link, a pipe, a folder."""
+
+
 def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path`, mode 0600, atomically: a temporary file in the same folder,
-    flushed to disk, then renamed over `path` (a reader sees the old file or the new one)."""
+    """Write `data` to `path`, mode 0600, atomically, and never through a link.
+
+    The data goes to a new temporary file beside `path`, created with O_CREAT | O_EXCL |
+    O_NOFOLLOW (so nothing planted there is opened), flushed to disk, then renamed over
+    `path`: a reader sees the old file or the new one. An existing `path` must be a regular
+    file (a symbolic link, pipe, folder or device raises NotRegularFile, an OSError); a
+    rename replaces a name, it never writes through it.
+    """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # mkstemp: 0600
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(errno.EEXIST, f"not a regular file ({_kind(info.st_mode)})")
+    fd, temporary = _create_beside(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(temporary)
         raise
     _sync_folder(target.parent)
+
+
+def _create_beside(target: Path) -> tuple[int, Path]:
+    """A new, empty, 0600 file in `target`'s folder, under a name no one could guess."""
+    for _ in range(100):
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temporary, _CREATE_FLAGS, PRIVATE), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
 
 
 def _sync_folder(folder: Path) -> None:
@@ -113,19 +147,27 @@ def _sync_folder(folder: Path) -> None:
 
 
 def open_private(path: str | os.PathLike[str]) -> TextIOWrapper:
-    """Open `path` for appending UTF-8 text, created 0600; an existing file we own is
-    tightened to 0600."""
+    """Open `path` for appending UTF-8 text, created 0600, never through a symbolic link; an
+    existing file we own is tightened to 0600."""
     # O_NONBLOCK: a FIFO without a reader is refused at once (ENXIO) instead of hanging.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOCTTY", 0)
-                 | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0), PRIVATE)
+                 | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_BINARY", 0), PRIVATE)
     try:
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         info = os.fstat(fd)
-        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and hasattr(os, "fchmod"):
-            with contextlib.suppress(OSError):  # not ours to change: leave it as it is
-                os.fchmod(fd, PRIVATE)
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+            tighten(fd)
         return open(fd, "a", encoding="utf-8", errors="backslashreplace")
     except BaseException:
         os.close(fd)
         raise
+
+
+def tighten(fd: int) -> None:
+    """Make an open file 0600 where modes exist (POSIX); a file not ours to change, and
+    Windows (no os.fchmod before Python 3.13, ACLs instead of modes), are left as they are."""
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, PRIVATE)

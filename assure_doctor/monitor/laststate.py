@@ -13,13 +13,11 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from assure_doctor import logs, sanitize
+from assure_doctor import localfile, logs, sanitize
 from assure_doctor.kinds import CauseId, Condition
 from assure_doctor.model import STAGES, Cause, StageResult, Status
 
@@ -58,15 +56,7 @@ class LastState:
                         sanitize.text(label, 80), len(data))
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".last-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, self._path(label))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        localfile.write_private(self._path(label), data)
 
     def load(self, label: str) -> tuple[dict[str, StageResult], dict[str, float]] | None:
         """The saved result, or None when there is none or it cannot be trusted."""
