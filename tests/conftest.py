@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -41,6 +44,59 @@ class Run:
 # The machine's own proxy settings must not steer the tests; a test sets them when it means to.
 _PROXY_VARIABLES = {"https_proxy", "all_proxy", "no_proxy"}
 
+# --- asyncio hygiene ------------------------------------------------------------------------
+# Event loops made in this process run in asyncio's debug mode (subprocesses do not: clean_env
+# drops the variable, as debug mode's slow-callback lines would change what they print), and
+# a test fails when asyncio reports an exception nobody retrieved, in any thread's loop.
+# Unraisable exceptions (in __del__, in callbacks) fail too: pyproject's filterwarnings.
+os.environ["PYTHONASYNCIODEBUG"] = "1"
+UNRETRIEVED = ("exception was never retrieved",)  # "Future ..." and "Task ..."
+_unretrieved: list[str] = []
+_loops_made = [0]
+
+
+def assert_hygienic(text: str, where: str) -> None:
+    """Fail when a process wrote that an exception went unretrieved or was ignored."""
+    for line in text.splitlines():
+        if any(words in line for words in (*UNRETRIEVED, "Exception ignored in")):
+            pytest.fail(f"{where}: {line[:300]}", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    base = asyncio.BaseEventLoop
+    handler, init = base.default_exception_handler, base.__init__
+
+    def recording(self: asyncio.BaseEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", ""))
+        if any(words in message for words in UNRETRIEVED):
+            _unretrieved.append(f"{message}: {context.get('exception')!r}")
+        handler(self, context)
+
+    def counting(self: asyncio.BaseEventLoop) -> None:
+        _loops_made[0] += 1
+        init(self)
+
+    base.default_exception_handler = recording  # type: ignore[method-assign]
+    base.__init__ = counting  # type: ignore[method-assign, assignment]
+    # Debug mode also logs every callback slower than 0.1 s: on a busy machine that is noise
+    # in what a test reads, not a finding.
+    logging.getLogger("asyncio").addFilter(
+        lambda record: not str(record.msg).startswith("Executing "))
+
+
+@pytest.fixture(autouse=True)
+def asyncio_hygiene() -> Iterator[None]:
+    """After a test that made an event loop, collect the garbage (a future is reported when it
+    is freed) and fail on any exception asyncio says nobody retrieved."""
+    made = _loops_made[0]
+    yield
+    if _loops_made[0] != made or _unretrieved:
+        gc.collect()
+    if _unretrieved:
+        found = list(_unretrieved)
+        _unretrieved.clear()
+        pytest.fail(f"asyncio: {'; '.join(found[:3])}", pytrace=False)
+
 
 def needs(binary: str, package: str | None = None, where: str | None = None) -> str:
     """The path of a Debian binary a test needs (`where`: a directory beside PATH, e.g.
@@ -56,7 +112,8 @@ def needs(binary: str, package: str | None = None, where: str | None = None) -> 
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ASSURE_API_KEY", "NO_COLOR")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ASSURE_API_KEY", "NO_COLOR", "PYTHONASYNCIODEBUG")
            and k.lower() not in _PROXY_VARIABLES}
     env.update(extra)
     return env
@@ -69,6 +126,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     done = subprocess.run([sys.executable, "-m", "assure_doctor", *args], capture_output=True,
                           text=True, env=env if env is not None else clean_env(),
                           timeout=timeout)
+    assert_hygienic(done.stderr, "assure-doctor's stderr")
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import clean_env, needs
+from tests.conftest import assert_hygienic, clean_env, needs
 
 
 def free_port() -> int:
@@ -80,6 +80,8 @@ class MonitorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.log.exists():  # asyncio's and Python's own complaints reach our log too
+            assert_hygienic(self.log.read_text(errors="replace"), "the monitor's log")
 
 
 class Prometheus:

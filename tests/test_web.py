@@ -25,7 +25,7 @@ from assure_doctor.errors import InputError
 from assure_doctor.monitor.webconfig import load
 from assure_doctor.sandbox import pki
 from assure_doctor.sandbox.stack import Sandbox
-from tests.conftest import clean_env, run_cli
+from tests.conftest import assert_hygienic, clean_env, run_cli
 from tests.monitoring import Prometheus, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,7 @@ class Web:
         except subprocess.TimeoutExpired:
             self.process.kill()
             _, err = self.process.communicate()
+        assert_hygienic(err.decode(errors="replace"), "the monitor's stderr")
         return err.decode()
 
 

@@ -120,15 +120,17 @@ def _offline_verdicts(ctx: Context, chain: list[x509.Certificate]
 
 
 async def _each_anchor_set(ctx: Context) -> tuple[bool, bool, bool | None]:
-    """(certifi, system, --ca-bundle) verifying the API alone, after certifi + bundle did."""
+    """(certifi, system, --ca-bundle) verifying the API alone, after certifi + bundle did.
+    In a task group: whatever fails, no handshake outlives the stage or goes unawaited."""
     anchors = ctx.options.anchors
-    checks = [_verifies(ctx, anchors.system)]
-    if anchors.bundle is not None:
-        checks += [_verifies(ctx, anchors.certifi), _verifies(ctx, anchors.bundle)]
-    results = await asyncio.gather(*checks)
-    if anchors.bundle is None:
-        return True, results[0], None
-    return results[1], results[0], results[2]
+    async with asyncio.TaskGroup() as group:
+        system = group.create_task(_verifies(ctx, anchors.system))
+        alone = None if anchors.bundle is None else (
+            group.create_task(_verifies(ctx, anchors.certifi)),
+            group.create_task(_verifies(ctx, anchors.bundle)))
+    if alone is None:
+        return True, system.result(), None
+    return alone[0].result(), system.result(), alone[1].result()
 
 
 def _with_trust(outcome: Outcome, ctx: Context, certifi_ok: bool, system_ok: bool,
