@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from assure_doctor import __version__, apikey, logs, proxyconfig
-from assure_doctor.bounds import MONITOR_BOUNDS
+from assure_doctor.bounds import CUSTOMER_BUDGET, MONITOR_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
 from assure_doctor.model import Report
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 PROG = "assure-doctor"
 # Outside 9100-9999, which the Prometheus wiki's default port allocations has given out in full.
 DEFAULT_LISTEN = "127.0.0.1:10459"
+MONITOR_RETRY_PAUSE = 10.0  # the guide's pause between attempts: the monitor is in no hurry
 T = TypeVar("T")
 
 
@@ -89,8 +90,10 @@ def _unrecognised(extras: list[str]) -> str:
     return "; ".join(parts) + hint
 
 
-def add_target_options(parser: argparse.ArgumentParser) -> None:
-    """The contract's target and input options, shared by check, tui and monitor."""
+def add_target_options(parser: argparse.ArgumentParser,
+                       retry_pause: float = DEFAULT_RETRY_PAUSE) -> None:
+    """The contract's target and input options, shared by check, tui and monitor (whose
+    default pause between attempts differs)."""
     group = parser.add_argument_group("target")
     group.add_argument("--stack", help="Assure stack, e.g. uk2 → https://api.uk2.sheassure.net")
     group.add_argument("--url", help="full ping URL instead (https://host[:port]/v1/ping)")
@@ -116,9 +119,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                         metavar="N",
                         help=f"ping retries after the first attempt (default {DEFAULT_RETRIES})")
     tuning.add_argument("--retry-pause", type=BOUNDS["retry_pause"].parse,
-                        default=DEFAULT_RETRY_PAUSE,
+                        default=retry_pause,
                         metavar="SECONDS", help="pause between attempts; Retry-After overrides "
-                        f"it (default {DEFAULT_RETRY_PAUSE:g})")
+                        f"it (default {retry_pause:g})")
     tuning.add_argument("--max-retry-after", type=BOUNDS["max_retry_after"].parse,
                         default=DEFAULT_MAX_RETRY_AFTER,
                         metavar="SECONDS", help="longest Retry-After to wait for before giving "
@@ -196,15 +199,13 @@ def _check(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """`report --out DIR`: the check, then the support bundle; exit codes like `check`."""
-    from pathlib import Path
 
     from assure_doctor.render import bundle
 
     target, options, key = inputs(args)
     assert target is not None
-    out = bundle.prepare(Path(args.out))
-    log_path = out / bundle.LOG
-    bundle.write_private(log_path, "")  # 0600 before the logger appends to it
+    out = bundle.prepare(args.out)
+    log_path = bundle.start_log(out)  # 0600, never through a link, before the logger appends
     logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
     report = _run(target, options, key)
     bundle.write(out, report, options)
@@ -281,6 +282,7 @@ def _monitor_config(args: argparse.Namespace
     """The monitor's configuration from the flags and --config (read again at each reload)."""
     from pathlib import Path
 
+    from assure_doctor.monitor import allow
     from assure_doctor.monitor import config as monitor_config
 
     settings: dict[str, object] = {}
@@ -319,10 +321,11 @@ def _monitor_config(args: argparse.Namespace
         site=given("site"),
         ledger_url=given("ledger"),
         customer_budget=given("customer_budget"),
+        probe_allow=tuple(allow.parse(text) for text in args.probe_allow),
     )
     listen = setting("listen", DEFAULT_LISTEN)
     if not listen.strip():
-        raise InputError(f"--listen '': give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+        raise InputError(f"--listen: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return config, base, listen
 
 
@@ -375,8 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui.set_defaults(handler=_tui)
 
     monitor = commands.add_parser("monitor", help="watch targets and serve Prometheus metrics")
-    add_target_options(monitor)
-    monitor.set_defaults(retry_pause=10.0)  # the guide's pause: the monitor is in no hurry
+    add_target_options(monitor, MONITOR_RETRY_PAUSE)
     group = monitor.add_argument_group("monitor")
     group.add_argument("--config", metavar="FILE", help="TOML file with [[targets]]")
     group.add_argument("--web.listen-address", "--listen", dest="listen", metavar="HOST:PORT",
@@ -404,13 +406,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "stop once today's budget is spent")
     group.add_argument("--sandbox", metavar="SCENARIO", nargs="?", const="healthy",
                        help="watch the simulated stack (default scenario: healthy)")
+    group.add_argument("--probe.allow", dest="probe_allow", action="append", default=[],
+                       metavar="HOST[:PORT]",
+                       help="/probe may also check this host (any port, or only PORT); by "
+                       "default only the configured targets and hosts under sheassure.net "
+                       "(repeatable)")
     fleet = monitor.add_argument_group("fleet: many sites, one customer")
     fleet.add_argument("--site", metavar="NAME",
                        help="a `site` label on every series (this office or server)")
     fleet.add_argument("--ledger", metavar="PROMETHEUS_URL",
                        help="the Prometheus that scrapes every site's monitor: ask it for the "
                        "customer's spend today before each ping")
-    fleet.add_argument("--customer-budget", type=int, metavar="N",
+    fleet.add_argument("--customer-budget", type=CUSTOMER_BUDGET.parse_int, metavar="N",
                        help="key-carrying requests a day for every site together (with "
                        "--ledger); --ping-budget stays this monitor's own cap")
     monitor.set_defaults(handler=_monitor)

@@ -26,6 +26,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from assure_doctor import apikey, logs
+from assure_doctor.errors import InputError
 from assure_doctor.monitor.budget import PingBudget
 from assure_doctor.monitor.collector import AssureCollector, Health
 from assure_doctor.monitor.config import watched_target
@@ -36,6 +37,23 @@ from bench import blackbox
 from bench.served import Served, served
 
 FLEET, INTERVAL = 500, 60.0  # the fleet the CPU figure is projected to
+
+
+class MetricsOnly:
+    """The exporter's backend for this benchmark: it measures /metrics only, so there is no
+    monitor to reload or probe and no target is ever waited for."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()  # never runs: nothing is sent to it
+
+    def waiting_for(self) -> tuple[str, ...]:
+        return ()
+
+    async def reload(self) -> str:
+        raise InputError("no monitor in this benchmark")
+
+    async def probe(self, target: str) -> bytes:
+        raise InputError("no monitor in this benchmark")
 
 
 def rss_mib() -> float:
@@ -142,7 +160,8 @@ def main() -> None:
         registry = CollectorRegistry()
         registry.register(AssureCollector(lambda: [w.snapshot for w in watches], Health()))
         exposition = Exposition(registry, lambda: tuple(w.generation for w in watches))
-        exporter = Exporter(exposition, "127.0.0.1:0")
+        backend = MetricsOnly()
+        exporter = Exporter(exposition, "127.0.0.1:0", backend)
         exporter.start()
         scraper = Scraper(f"http://127.0.0.1:{exporter.port}/metrics")
         try:
@@ -150,6 +169,7 @@ def main() -> None:
         finally:
             latencies = scraper.finish()
             exporter.stop()
+            backend.loop.close()
         theirs = blackbox_cpu(sandbox, args.probes)
     print(f"/metrics while probing       : p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
           f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms over {len(latencies)} scrapes "

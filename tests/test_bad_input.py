@@ -111,8 +111,14 @@ def one_line_exit_2(run: Run, *words: str) -> str:
     (["check", *LOOPBACK, "--log-file", "/"], ["--log-file"]),
     (["monitor", "--config", ""], ["--config"]),
     (["tui", *LOOPBACK, "--export-dir", "/etc/hostname"], ["--export-dir"]),
-    (["check", "--url", "https://" + "a" * 1_000_000], ["--url", "…"]),
-    (["check", "--url", "https://x\x1b]0;pwned\x07/"], ["--url", "\\x1b"]),
+    (["check", "--url", "https://" + "a" * 1_000_000], ["--url", "longer than"]),
+    (["check", "--url", "https://x\x1b]0;pwned\x07/"], ["--url", "control characters"]),
+    (["check", "--url", "https://host:٣٣٣٣/"], ["--url", "port"]),
+    ([*MONITOR[:-2], "--listen", "127.0.0.1:²"], ["--web.listen-address", "HOST:PORT"]),
+    ([*MONITOR[:-2], "--listen", ":٣٣٣٣"], ["--web.listen-address", "HOST:PORT"]),
+    ([*MONITOR[:-2], "--listen", "127.0.0.1:1_0"], ["--web.listen-address", "HOST:PORT"]),
+    ([*MONITOR, "--customer-budget", "١٠", "--ledger", "http://127.0.0.1:9"],
+     ["--customer-budget"]),
 ])
 def test_bad_flags(args: list[str], words: list[str], tmp_path: Path) -> None:
     one_line_exit_2(run_main(*args, env=clean_env(ASSURE_API_KEY=KEY)), *words)
@@ -266,3 +272,52 @@ def test_toml_key_file_errors_never_echo_the_path(tmp_path: Path) -> None:
     run = run_main("monitor", "--config", str(path), "--listen", "127.0.0.1:0")
     one_line_exit_2(run, "key_file =")
     assert KEY not in run.stderr
+
+
+# --- secrets in URLs, and values never echoed ------------------------------------------------
+SECRET = "S3cr/etPW"  # the `/` ends urllib's idea of the host: it then reads "S3cr" as a port
+
+
+@pytest.mark.parametrize(("args", "env", "name"), [
+    (["check", *LOOPBACK, "--no-ping", "--proxy", f"http://u:{SECRET}@host:8080"], {},
+     "--proxy"),
+    (["check", *LOOPBACK, "--no-ping"], {"HTTPS_PROXY": f"http://u:{SECRET}@host:8080"},
+     "HTTPS_PROXY"),
+    (["check", *LOOPBACK, "--no-ping"], {"https_proxy": f"u:{SECRET}@host:8080"}, "https_proxy"),
+    (["check", "--url", f"https://u:{SECRET}@host:8080/v1/ping", "--no-ping"], {}, "--url"),
+    ([*MONITOR, "--ledger", f"http://u:{SECRET}@host:9090", "--customer-budget", "5"], {},
+     "--ledger"),
+])
+def test_a_password_in_a_url_that_does_not_parse_is_never_shown(
+        args: list[str], env: dict[str, str], name: str) -> None:
+    for run in (run_main(*args, env=clean_env(**env)),
+                run_cli(*args, env=clean_env(**env), timeout=30)):
+        line = one_line_exit_2(run, name)
+        for part in (SECRET, "S3cr", "etPW"):
+            assert part not in run.stderr + run.stdout, line
+
+
+@pytest.mark.parametrize(("args", "value"), [
+    ([*MONITOR, "--site", "a site with spaces"], "a site with spaces"),
+    ([*MONITOR, "--ledger", "http://127.0.0.1:9", "--customer-budget", "9999999"], "9999999"),
+    ([*MONITOR, "--ledger", "http://127.0.0.1:9", "--customer-budget", "lots"], "lots"),
+    ([*MONITOR[:-2], "--listen", "not-a-listen-value"], "not-a-listen-value"),
+    ([*MONITOR[:-2], "--listen", "no such host name:1"], "no such host name"),
+    ([*MONITOR, "--probe.allow", "evil.example/path"], "evil.example"),
+    ([*MONITOR, "--probe.allow", "evil.example:٣"], "evil.example"),
+])
+def test_fleet_and_listen_errors_name_the_flag_not_the_value(args: list[str], value: str
+                                                             ) -> None:
+    line = one_line_exit_2(run_main(*args))
+    assert value not in line
+
+
+def test_a_no_proxy_port_that_is_no_number_matches_nothing_and_crashes_nothing() -> None:
+    env = clean_env(HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="host:², 127.0.0.1:٣, [::1]:²")
+    run = run_cli("check", *LOOPBACK, "--no-ping", "--json", "--timeout", "2", env=env,
+                  timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    stages = run.json()["stages"]
+    assert not any(stage["condition"] == "internal_error" for stage in stages), stages
+    tcp = next(stage for stage in stages if stage["name"] == "tcp")
+    assert tcp["condition"] == "proxy_connect_failed"  # no entry exempted the target

@@ -23,6 +23,7 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import DAY, MONITOR_BOUNDS, Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
+from assure_doctor.monitor.allow import Allowed
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
 from assure_doctor.options import CheckOptions, check_ca_bundle
 from assure_doctor.proxyconfig import ProxyRules
@@ -32,7 +33,6 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_PING_BUDGET = 100  # 1% of the customer's 10,000 a day
 DEFAULT_PING_INTERVAL = 900.0  # 96 a day: under the budget, with room for retries
 DEFAULT_JITTER = 5.0
-DEFAULT_RETRY_PAUSE = 10.0  # the guide's pause between attempts
 CONFIG_LIMIT = localfile.MIB
 APP = "assure-doctor"
 BOUNDS = MONITOR_BOUNDS
@@ -71,6 +71,8 @@ class MonitorConfig:
     site: str | None = None
     ledger_url: str | None = None
     customer_budget: int | None = None
+    # What /probe may check besides the configured targets and sheassure.net (--probe.allow).
+    probe_allow: tuple[Allowed, ...] = ()
 
     def __post_init__(self) -> None:
         fleet.validate_settings(self.site, self.ledger_url, self.customer_budget)

@@ -4,7 +4,9 @@ The network stages (dns, tcp, tls, clock) run now for one target and come back a
 series, so Prometheus' service discovery and relabelling can drive any number of targets.
 No key is ever sent: a probe is keyless whatever the target's configuration says. A URL that
 is not configured is checked with the monitor's base options (resolvers, trust anchors,
-timeout). Probes are bounded: a few at once, a short queue, and a deadline each.
+timeout, proxy), and only when the allow-list permits it (`allow`); anything else is refused
+before any lookup or connection. Probes are bounded: a few at once, a short queue, and a
+deadline each.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from assure_doctor import sanitize
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
+from assure_doctor.monitor import allow
 from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health, with_site
 from assure_doctor.monitor.config import WatchedTarget
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import NETWORK_STAGES
-from assure_doctor.target import Target, from_url
+from assure_doctor.target import STACK_DOMAIN, Target, from_url
 
 MAX_RUNNING = 4
 MAX_WAITING = 16
@@ -38,31 +40,42 @@ class Busy(Exception):
     """Too many probes are already running or waiting."""
 
 
+class NotAllowed(Exception):
+    """The URL is not on the allow-list (`allow`): refused before any lookup or connection."""
+
+
 class Prober:
-    """Runs keyless network checks on demand, within bounds."""
+    """Runs keyless network checks on demand, within bounds, for allowed targets only."""
 
     def __init__(self, targets: Callable[[], Sequence[WatchedTarget]], base: CheckOptions,
-                 site: str | None = None) -> None:
+                 site: str | None = None, allowed: Sequence[allow.Allowed] = ()) -> None:
         self.targets = targets
         self.base = base
         self.site = site
+        self.allowed = tuple(allowed)
         self._running = asyncio.Semaphore(MAX_RUNNING)
         self._waiting = 0
 
     def resolve(self, parameter: str) -> tuple[str, Target, CheckOptions]:
-        """A configured target's name, or an https URL; InputError otherwise."""
+        """A configured target's name, or an allowed https URL; InputError for anything
+        else, NotAllowed for a URL off the allow-list (the parameter is never echoed)."""
         if len(parameter) > MAX_PARAMETER:
             raise InputError("target: too long")
-        for watched in self.targets():
-            if parameter == watched.label:
-                return watched.label, watched.target, watched.options
+        watched = list(self.targets())
+        for one in watched:
+            if parameter == one.label:
+                return one.label, one.target, one.options
         if not parameter.startswith("https://"):
-            raise InputError(f"target {sanitize.text(parameter, 80)!r}: not a configured "
-                             "target's name, nor an https:// URL")
-        target = from_url(parameter)  # raises TargetError (an InputError) when malformed
-        for watched in self.targets():
-            if watched.target == target:
-                return watched.label, watched.target, watched.options
+            raise InputError("target: not a configured target's name, nor an https:// URL")
+        target = from_url(parameter, "target")  # TargetError (an InputError) when malformed
+        for one in watched:
+            if one.target == target:
+                return one.label, one.target, one.options
+        configured = [allow.Allowed(allow.canonical(one.target.host), one.target.port)
+                      for one in watched]
+        if not allow.permits([*self.allowed, *configured], target.host, target.port):
+            raise NotAllowed("target: not allowed here (only the configured targets, hosts "
+                             f"under {STACK_DOMAIN} and --probe.allow HOST[:PORT] ones)")
         return target.label, target, self.base
 
     async def probe(self, parameter: str) -> bytes:

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from assure_doctor import __version__, logs, sanitize
 from assure_doctor.errors import InputError
-from assure_doctor.monitor.probe import Busy
+from assure_doctor.monitor.probe import Busy, NotAllowed
 from assure_doctor.monitor.web import MAX_CONNECTIONS, Request, Response, WebServer, text
 from assure_doctor.monitor.webconfig import WebConfigFile
 
@@ -49,7 +49,8 @@ class Backend(Protocol):
         ...
 
     async def probe(self, target: str) -> bytes:
-        """The network stages of one target, now, as an exposition; InputError: bad target."""
+        """The network stages of one target, now, as an exposition; InputError: bad target,
+        NotAllowed: a URL off the allow-list (nothing was looked up or connected to)."""
         ...
 
 
@@ -95,10 +96,9 @@ class Exposition:
 class Exporter:
     """The routes of the monitor's web interface, served by a `WebServer`."""
 
-    def __init__(self, exposition: Exposition, listen: str, backend: Backend | None = None,
+    def __init__(self, exposition: Exposition, listen: str, backend: Backend,
                  web_config: WebConfigFile | None = None,
                  max_connections: int = MAX_CONNECTIONS) -> None:
-        """Without a backend (benchmarks), only /metrics, /-/healthy and / are served."""
         self.exposition = exposition
         self.backend = backend
         self.server = WebServer(listen, self._route, web_config or WebConfigFile(None),
@@ -121,7 +121,6 @@ class Exporter:
         self.exposition.stop()
 
     async def _on_monitor(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        assert self.backend is not None
         future = asyncio.run_coroutine_threadsafe(coroutine, self.backend.loop)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
@@ -130,13 +129,10 @@ class Exporter:
 
     async def _route(self, request: Request) -> Response:
         path, method = request.path, request.method
-        if self.backend is None and path in ("/-/reload", "/-/ready", "/probe"):
-            return text(404, "not served by this exporter")
         if path == "/-/reload":
             if method != "POST":
                 return Response(405, b"use POST\n", headers=(("Allow", "POST"),))
             try:
-                assert self.backend is not None
                 return text(200, await self._on_monitor(self.backend.reload(), 30))
             except InputError as exc:
                 return text(500, f"reload failed, the running config is kept: {exc}")
@@ -149,7 +145,7 @@ class Exporter:
         if path == "/-/healthy":
             return text(200, "Healthy")
         if path == "/-/ready":
-            waiting = self.backend.waiting_for() if self.backend else ()
+            waiting = self.backend.waiting_for()
             if waiting:
                 names = sanitize.text(", ".join(waiting), 200)
                 return text(503, f"Not ready: waiting for the first network cycle of {names}")
@@ -164,8 +160,9 @@ class Exporter:
         if len(values) != 1 or not values[0]:
             return text(400, "give exactly one target: /probe?target=NAME_OR_URL")
         try:
-            assert self.backend is not None
             body = await self._on_monitor(self.backend.probe(values[0]), PROBE_WAIT)
+        except NotAllowed as exc:
+            return text(403, str(exc))
         except InputError as exc:
             return text(400, str(exc))
         except Busy:

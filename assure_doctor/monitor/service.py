@@ -89,7 +89,8 @@ class Monitor:
         self.registry.register(AssureCollector(lambda: [w.snapshot for w in self.watches],
                                                self.health, config.site, self.spender))
         self.registry.register(self.reloads)
-        self.prober = Prober(lambda: [w.watched for w in self.watches], base, config.site)
+        self.prober = Prober(lambda: [w.watched for w in self.watches], base, config.site,
+                             config.probe_allow)
         self.fd_limit = raise_fd_limit()
         exposition = Exposition(self.registry, self._version)
         self.exporter = None
