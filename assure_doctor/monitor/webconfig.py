@@ -19,11 +19,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import bcrypt
 import yaml
 
-from assure_doctor import logs, sanitize
+from assure_doctor import localfile, logs, numbers, sanitize
 from assure_doctor.errors import InputError
 
 MAX_FILE = 64 * 1024
@@ -42,8 +43,9 @@ _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 # ask for a client certificate without verifying it, so the two "any cert" modes are refused).
 _CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                 "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
-_BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+_BCRYPT = re.compile(r"\$2[aby]\$([0-9]{2})\$[./A-Za-z0-9]{53}")
 log = logs.get("web")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,15 @@ class WebConfig:
 
 
 def load(path: Path) -> WebConfig:
-    """Parse and check the whole file; raises InputError naming the flag and the problem."""
-    where = f"--web.config.file {path}"
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE + 1)
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_FILE:
-        raise InputError(f"{where}: larger than {MAX_FILE // 1024} KiB")
+    """Parse and check the whole file, every value for its type; raises InputError naming the
+    flag and the field (one line, never a value from the file)."""
+    where = "--web.config.file"
+    raw = localfile.read_regular(path, MAX_FILE, where)  # not a FIFO, /dev/zero, a folder
     try:
         data = yaml.safe_load(raw.decode("utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        reason = sanitize.text(str(exc).replace("\n", " "), 160)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        reason = sanitize.text(" ".join(str(exc).split()), 160) \
+            if isinstance(exc, yaml.YAMLError) else type(exc).__name__
         raise InputError(f"{where}: not valid YAML ({reason})") from None
     try:
         return _parse(data, path.parent)
@@ -77,10 +75,11 @@ def load(path: Path) -> WebConfig:
 
 
 def _table(value: object, name: str, known: set[str]) -> dict[str, object]:
+    """A mapping whose keys are all known settings."""
     if not isinstance(value, dict):
         raise InputError(f"{name or 'the file'} must be a mapping")
     for key in value:
-        if key not in known:
+        if not isinstance(key, str) or key not in known:
             where = f"{name}.{key}" if name else str(key)
             raise InputError(f"unknown setting {sanitize.text(where, 80)!r}")
     return value
@@ -90,6 +89,19 @@ def _string(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"{name} must be a non-empty string")
     return value
+
+
+def _given(table: Mapping[str, object], key: str, default: str) -> object:
+    """The value, or `default` when the key is absent or empty (YAML `key:` is null)."""
+    value = table.get(key)
+    return default if value is None else value
+
+
+def _choice(value: object, name: str, choices: Mapping[str, T]) -> T:
+    """One of `choices` by name; the error lists them (and never repeats the value)."""
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(choices)}")
+    return choices[value]
 
 
 def _parse(data: object, base: Path) -> WebConfig:
@@ -103,26 +115,36 @@ def _parse(data: object, base: Path) -> WebConfig:
         if not isinstance(table, dict):
             raise InputError("basic_auth_users must be a mapping of names to bcrypt hashes")
         for user, hashed in table.items():
-            text = _string(hashed, f"basic_auth_users.{sanitize.text(user, 40)}")
-            if not _BCRYPT.fullmatch(text):
-                raise InputError(f"basic_auth_users.{sanitize.text(user, 40)}: not a bcrypt "
-                                 "hash (make one with: htpasswd -nBC 10 '' | tr -d ':\\n')")
-            users[str(user)] = text.encode()
+            if not isinstance(user, str) or not user:
+                raise InputError("basic_auth_users: every name must be a non-empty string")
+            name = f"basic_auth_users.{sanitize.text(user, 40)}"
+            users[user] = _bcrypt_hash(hashed, name)
     headers: list[tuple[str, str]] = []
     if top.get("http_server_config") is not None:
         http = _table(top["http_server_config"], "http_server_config", _HTTP)
         if http.get("headers") is not None:
             for name, value in _table(http["headers"], "http_server_config.headers",
                                       _HEADERS).items():
-                if value:
+                if value is not None and value != "":
                     headers.append((name, _header_value(value, name)))
     return WebConfig(tls, users, tuple(headers))
 
 
+def _bcrypt_hash(value: object, name: str) -> bytes:
+    """A bcrypt hash bcrypt can check: its shape, and a cost from 4 to 31."""
+    text = _string(value, name)
+    match = _BCRYPT.fullmatch(text)
+    cost = numbers.whole(match.group(1), 4, 31) if match else None
+    if cost is None:
+        raise InputError(f"{name}: not a bcrypt hash (make one with: htpasswd -nBC 10 '' | "
+                         "tr -d ':\\n')")
+    return text.encode("ascii")
+
+
 def _header_value(value: object, name: str) -> str:
     text = _string(value, f"http_server_config.headers.{name}")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
-        raise InputError(f"http_server_config.headers.{name}: control characters")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text) or not text.isascii():
+        raise InputError(f"http_server_config.headers.{name}: only printable ASCII")
     return text
 
 
@@ -134,42 +156,40 @@ def _tls(value: object, base: Path) -> ssl.SSLContext:
     table = _table(value, "tls_server_config", _TLS)
     cert = base / _string(table.get("cert_file"), "tls_server_config.cert_file")
     key = base / _string(table.get("key_file"), "tls_server_config.key_file")
+    lowest = _choice(_given(table, "min_version", "TLS12"), "tls_server_config.min_version",
+                     _VERSIONS)
+    highest = _choice(_given(table, "max_version", "TLS13"), "tls_server_config.max_version",
+                      _VERSIONS)
+    if lowest > highest:
+        raise InputError("tls_server_config.min_version is above max_version")
+    auth = _choice(_given(table, "client_auth_type", "NoClientCert"),
+                   "tls_server_config.client_auth_type", _CLIENT_AUTH)
+    client_ca = table.get("client_ca_file")
+    client_ca_path = None if client_ca is None else base / _string(
+        client_ca, "tls_server_config.client_ca_file")
+    if client_ca_path is not None and auth == ssl.CERT_NONE:
+        # As exporter-toolkit: a client CA without a policy is a mistake, not a default.
+        raise InputError("tls_server_config.client_ca_file is set but client_auth_type "
+                         "is NoClientCert (use RequireAndVerifyClientCert)")
+    if client_ca_path is None and auth != ssl.CERT_NONE:
+        raise InputError("tls_server_config.client_auth_type needs client_ca_file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = _version(table.get("min_version", "TLS12"), "min_version")
-    context.maximum_version = _version(table.get("max_version", "TLS13"), "max_version")
+    context.minimum_version, context.maximum_version = lowest, highest
     try:
         context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, ValueError) as exc:  # ValueError: a NUL in a path
         raise InputError(f"tls_server_config: cannot load cert_file/key_file "
                          f"({sanitize.text(getattr(exc, 'strerror', None) or exc, 120)})"
                          ) from None
-    auth = str(table.get("client_auth_type") or "NoClientCert")
-    if auth not in _CLIENT_AUTH:
-        raise InputError(f"tls_server_config.client_auth_type {sanitize.text(auth, 40)!r}: "
-                         f"use one of {', '.join(_CLIENT_AUTH)}")
-    client_ca = table.get("client_ca_file")
-    if client_ca is not None:
-        if _CLIENT_AUTH[auth] == ssl.CERT_NONE:
-            # As exporter-toolkit: a client CA without a policy is a mistake, not a default.
-            raise InputError("tls_server_config.client_ca_file is set but client_auth_type "
-                             "is NoClientCert (use RequireAndVerifyClientCert)")
+    if client_ca_path is not None:
         try:
-            context.load_verify_locations(base / _string(client_ca, "client_ca_file"))
-        except (OSError, ssl.SSLError) as exc:
+            context.load_verify_locations(client_ca_path)
+        except (OSError, ssl.SSLError, ValueError) as exc:
             raise InputError(f"tls_server_config.client_ca_file: cannot load "
                              f"({sanitize.text(getattr(exc, 'strerror', None) or exc, 120)})"
                              ) from None
-    elif _CLIENT_AUTH[auth] != ssl.CERT_NONE:
-        raise InputError(f"tls_server_config.client_auth_type {auth} needs client_ca_file")
-    context.verify_mode = _CLIENT_AUTH[auth]
+    context.verify_mode = auth
     return context
-
-
-def _version(value: object, name: str) -> ssl.TLSVersion:
-    if value not in _VERSIONS:
-        raise InputError(f"tls_server_config.{name} {sanitize.text(value, 20)!r}: use one of "
-                         f"{', '.join(_VERSIONS)}")
-    return _VERSIONS[str(value)]
 
 
 class WebConfigFile:
@@ -214,7 +234,7 @@ class WebConfigFile:
         hashed = config.users.get(user)
         if hashed is None:
             # Spend the same time as a real check, so that names cannot be probed by timing.
-            bcrypt.checkpw(password.encode(), _DUMMY)
+            _checks(password, _DUMMY)
             return False
         digest = hashlib.sha256(password.encode()).digest()
         key = (user, hashed, digest)
@@ -222,12 +242,21 @@ class WebConfigFile:
             known = self._verified.get(key)
         if known is not None:
             return known
-        verdict = bcrypt.checkpw(password.encode(), hashed)
+        verdict = _checks(password, hashed)
         with self._lock:
             if len(self._verified) > 1024:
                 self._verified.clear()
             self._verified[key] = verdict
         return verdict
+
+
+def _checks(password: str, hashed: bytes) -> bool:
+    """bcrypt's verdict; False for what bcrypt refuses to check (over 72 bytes, as Go's
+    bcrypt, which exporter-toolkit uses, refuses it too)."""
+    try:
+        return bcrypt.checkpw(password.encode(), hashed)
+    except ValueError:
+        return False
 
 
 _DUMMY = bcrypt.hashpw(b"not a password", bcrypt.gensalt(4))
