@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from assure_doctor import logs, sanitize
+from assure_doctor import logs, numbers, sanitize
 from assure_doctor.monitor import fleet
 from assure_doctor.monitor.config import MonitorConfig
 
@@ -38,6 +38,9 @@ QUERY_PATH = "/api/v1/query"
 TIMEOUT = 3.0  # seconds for the whole query: a slow ledger must not hold the ping for long
 MAX_BODY = 256 * 1024  # one row per spender of this key: a few hundred bytes each
 MAX_ROWS = 1000
+MAX_DEPTH = 8  # an instant-query answer nests 5 deep ({data: {result: [{value: [...]}]}})
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
 SPENDER_FILE = "spender-id"
 _SPENDER = re.compile(r"[0-9a-f]{16}")
 log = logs.get("ledger")
@@ -186,9 +189,13 @@ async def _read_bounded(response: httpx.Response) -> bytes:
 def parse_answer(body: bytes) -> dict[str, int]:
     """Spend by spender from a Prometheus instant-query answer, or LedgerError: every field is
     checked, since a wrong number here would let the sites overspend the customer's quota."""
+    if len(body) > MAX_BODY:
+        raise LedgerError(f"the answer is larger than {MAX_BODY} bytes")
+    if not _shallow(body):
+        raise LedgerError(f"the answer is nested deeper than {MAX_DEPTH} levels")
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: a guard in depth, as json recurses
         raise LedgerError("the answer is not JSON") from None
     if not isinstance(answer, dict) or answer.get("status") != "success":
         raise LedgerError("the answer's status is not success")
@@ -206,6 +213,17 @@ def parse_answer(body: bytes) -> dict[str, int]:
     return rows
 
 
+def _shallow(body: bytes) -> bool:
+    """Whether no array or object in `body` nests deeper than MAX_DEPTH (strings skipped),
+    checked before json.loads, which recurses once per level."""
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            return False
+    return True
+
+
 def _row(row: object) -> tuple[str, int]:
     if not isinstance(row, dict) or not isinstance(row.get("metric"), dict):
         raise LedgerError("a result row has no metric")
@@ -214,10 +232,9 @@ def _row(row: object) -> tuple[str, int]:
     if not isinstance(spender, str) or not isinstance(value, list) or len(value) != 2 \
             or not isinstance(value[1], str):
         raise LedgerError("a result row is malformed")
-    try:
-        number = float(value[1])
-    except ValueError:
-        raise LedgerError("a result row's value is not a number") from None
+    number = numbers.decimal(value[1])
+    if number is None:
+        raise LedgerError("a result row's value is not a number")
     if not math.isfinite(number) or not 0 <= number <= 10**9:
         raise LedgerError("a result row's value is out of range")
     return spender, math.ceil(number)
