@@ -44,9 +44,8 @@ class ApiKey:
 
     @property
     def masked(self) -> str:
-        """Source and length; the last 4 characters only for a key long enough to spare them."""
-        tail = f", ends …{self._secret[-4:]}" if len(self._secret) >= 20 else ""
-        return f"from {self.source} ({len(self._secret)} chars{tail})"
+        """Source and length only: no character of the key is ever shown or logged."""
+        return f"from {self.source} ({len(self._secret)} chars)"
 
     def __repr__(self) -> str:
         return f"ApiKey({self.masked})"

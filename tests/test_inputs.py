@@ -44,8 +44,9 @@ def test_key_is_masked_everywhere_it_could_be_formatted() -> None:
     key = apikey.ApiKey(KEY, "ASSURE_API_KEY")
     for text in (repr(key), str(key), f"{key}", key.masked, key.fingerprint):
         assert KEY not in text
-    assert key.masked.endswith("ends …klmn)")
-    assert "ends" not in apikey.ApiKey("short-key", "x").masked
+    # Source and length only: not even the key's last characters (they narrow a guess).
+    assert key.masked == f"from ASSURE_API_KEY ({len(KEY)} chars)"
+    assert KEY[-4:] not in key.masked
 
 
 def test_env_key_unset_is_none_and_set_is_validated() -> None:
