@@ -42,12 +42,23 @@ class Url:
         return ":" in self.host
 
 
+def _pieces(text: str) -> tuple[str, str, str, str]:
+    """(scheme, "://" or "", authority, the rest): the authority ends at the first / ? #."""
+    scheme, sep, rest = text.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return scheme, sep, rest[:end], rest[end:]
+
+
+def has_userinfo(text: str) -> bool:
+    """Whether `text` carries `user[:password]@` (for URLs from strangers, refused unread:
+    their secrets are not ours to register)."""
+    return "@" in _pieces(text[: MAX_LENGTH + 1])[2]
+
+
 def split(text: str, what: str) -> Url:
     """The parts of `text`, or InputError naming `what` and the problem (never the URL)."""
     text = text[: MAX_LENGTH + 1]
-    scheme, sep, rest = text.partition("://")
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
+    scheme, sep, authority, tail = _pieces(text)
     userinfo, at, hostport = authority.rpartition("@")
     username = password = None
     if at:  # the secret first: registered before any check can fail and say anything

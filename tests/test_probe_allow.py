@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from assure_doctor import redact
 from assure_doctor.errors import InputError
 from assure_doctor.monitor import allow
+from assure_doctor.monitor.probe import NotAllowed, Prober
+from assure_doctor.options import CheckOptions
 from tests.conftest import clean_env
 from tests.monitoring import MonitorProcess
 
@@ -54,6 +57,18 @@ def test_bad_allow_entries_are_refused_without_echo(text: str) -> None:
     with pytest.raises(InputError, match=r"--probe\.allow") as caught:
         allow.parse(text)
     assert text.strip() == "" or text not in str(caught.value)
+
+
+def test_a_strangers_password_is_refused_unread() -> None:
+    """A /probe parameter comes from whoever reaches the exporter: its password is not
+    registered as a secret (a flood of them would slow and blank every log line)."""
+    prober = Prober(lambda: [], CheckOptions())
+    with pytest.raises(InputError, match="credentials"):
+        prober.resolve("https://u:Unregistered-Pw0rd@api.uk2.sheassure.net/v1/ping")
+    assert redact.scrub("Unregistered-Pw0rd") == "Unregistered-Pw0rd"
+    with pytest.raises(NotAllowed):
+        prober.resolve("https://127.0.0.1:22/")
+    assert prober.resolve("https://api.uk2.sheassure.net/v1/ping")[1].port == 443
 
 
 # --- a real monitor ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from assure_doctor import urls
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
 from assure_doctor.monitor import allow
@@ -67,6 +68,8 @@ class Prober:
                 return one.label, one.target, one.options
         if not parameter.startswith("https://"):
             raise InputError("target: not a configured target's name, nor an https:// URL")
+        if urls.has_userinfo(parameter):  # refused unread: a stranger's secret is not ours
+            raise InputError("target: must not carry credentials (user:password@)")
         target = from_url(parameter, "target")  # TargetError (an InputError) when malformed
         for one in watched:
             if one.target == target:
