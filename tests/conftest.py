@@ -85,6 +85,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def secrets_of_this_test_only() -> Iterator[None]:
+    """The secrets a test registers (every URL password is, even one refused as bad input)
+    are forgotten after it: a test's short "pw" must not mask another test's text."""
+    from assure_doctor import redact
+
+    with redact._lock:
+        before = set(redact._secrets)
+    yield
+    with redact._lock:
+        redact._secrets.intersection_update(before)
+
+
+@pytest.fixture(autouse=True)
 def asyncio_hygiene() -> Iterator[None]:
     """After a test that made an event loop, collect the garbage (a future is reported when it
     is freed) and fail on any exception asyncio says nobody retrieved."""
