@@ -264,10 +264,8 @@ def _monitor(args: argparse.Namespace) -> int:
         config, base, listen = _monitor_config(args)
         web_file = Path(args.web_config_file) if args.web_config_file else None
         if args.check_config:
-            from assure_doctor.monitor.web import parse_listen
             from assure_doctor.monitor.webconfig import WebConfigFile
 
-            parse_listen(listen)
             WebConfigFile(web_file)
             sys.stdout.write(f"{PROG}: the monitor's configuration is valid "
                              f"({len(config.targets)} target(s))\n")
@@ -284,6 +282,7 @@ def _monitor_config(args: argparse.Namespace
 
     from assure_doctor.monitor import allow
     from assure_doctor.monitor import config as monitor_config
+    from assure_doctor.monitor.web import parse_listen
 
     settings: dict[str, object] = {}
     if args.config is not None:
@@ -326,6 +325,7 @@ def _monitor_config(args: argparse.Namespace
     listen = setting("listen", DEFAULT_LISTEN)
     if not listen.strip():
         raise InputError(f"--listen: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    parse_listen(listen)  # bad input is found before anything starts
     return config, base, listen
 
 
