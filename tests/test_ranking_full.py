@@ -296,6 +296,7 @@ SAID: list[Said] = [
     said("http_bad_request", "tls_interception", "rewriting requests"),
     said("http_unauthorized", "invalid_key", "The key was refused"),
     said("http_unauthorized", "wrong_stack", "Keys only work on the stack", "host"),
+    said("http_unauthorized", "missing_key", "x-api-key header", kind="key_missing_reported"),
     said("http_not_found", "wrong_url", "has no method at", "url"),
     said("http_not_found", "config", "v1/ping for your stack"),
     said("http_throttled", "rate_limited", r"Wait \S+ s before", "retry_after"),
