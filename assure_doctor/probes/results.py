@@ -11,6 +11,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from assure_doctor.kinds import CertKind, ConnectKind, Family, HandshakeKind
@@ -78,6 +79,27 @@ class HostLookup:
                 "addresses": list(self.addresses)}
 
 
+class OsSource(StrEnum):
+    """Where the operating system's answer for the API name came from (contract, turn 3)."""
+
+    HOSTS = "hosts"
+    DNS = "dns"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CnameLink:
+    """One link of the CNAME chain: `name` points at `target` (None: the end, or where it
+    broke); `status` is "ok" or, on the failing link, what the resolver answered."""
+
+    name: str
+    target: str | None
+    status: str
+
+    def evidence(self) -> dict[str, Any]:
+        return {"name": self.name, "target": self.target, "status": self.status}
+
+
 @dataclass(frozen=True)
 class DnsFound:
     addresses: tuple[str, ...] = ()
@@ -88,13 +110,24 @@ class DnsFound:
     note: str | None = None
     proxy_host: str | None = None  # through a proxy, the name looked up was the proxy's
     api_host: HostLookup | None = None
+    # What the OS resolver (getaddrinfo) answered, and where from (turn 3).
+    os_addresses: tuple[str, ...] | None = None
+    os_source: OsSource | None = None
+    hosts_file: str | None = None
+    hosts_line: int | None = None
+    chain: tuple[CnameLink, ...] = ()
 
     def evidence(self) -> dict[str, Any]:
         return _set({"addresses": list(self.addresses), "resolver": self.resolver},
                     answers=None if self.answers is None else dict(self.answers),
                     rcode=self.rcode, error=self.error, note=self.note,
                     proxy_host=self.proxy_host,
-                    api_host=None if self.api_host is None else self.api_host.evidence())
+                    api_host=None if self.api_host is None else self.api_host.evidence(),
+                    os_addresses=None if self.os_addresses is None else list(
+                        self.os_addresses),
+                    os_source=self.os_source, hosts_file=self.hosts_file,
+                    hosts_line=self.hosts_line,
+                    chain=[link.evidence() for link in self.chain] or None)
 
 
 @dataclass(frozen=True)
@@ -117,6 +150,18 @@ class TcpFound:
 
 
 @dataclass(frozen=True)
+class PacChoice:
+    """A proxy auto-configuration script chose the route (contract, turn 3: `pac`)."""
+
+    source: str  # --pac, the Windows AutoConfigURL, WPAD, macOS
+    url: str | None  # credentials masked
+    rule: str  # what FindProxyForURL returned, e.g. "PROXY a:3128; DIRECT"
+
+    def evidence(self) -> dict[str, Any]:
+        return {"source": self.source, "url": self.url, "rule": self.rule}
+
+
+@dataclass(frozen=True)
 class ProxyFound:
     proxy: str | None = None  # the proxy URL, credentials masked
     source: str | None = None
@@ -126,6 +171,7 @@ class ProxyFound:
     ms: float | None = None
     error_page_title: str | None = None
     error: str | None = None
+    pac: PacChoice | None = None
     tunnel: Handover | None = field(default=None, compare=False, repr=False)
 
     def evidence(self) -> dict[str, Any]:
@@ -133,7 +179,8 @@ class ProxyFound:
                      "connect_status": self.connect_status,
                      "proxy_authenticate": list(self.proxy_authenticate)},
                     reason=self.reason, ms=None if self.ms is None else round(self.ms, 1),
-                    error_page_title=self.error_page_title, error=self.error)
+                    error_page_title=self.error_page_title, error=self.error,
+                    pac=None if self.pac is None else self.pac.evidence())
 
 
 @dataclass(frozen=True)
@@ -146,6 +193,35 @@ class TrustVerdicts:
 
     def evidence(self) -> dict[str, bool | None]:
         return {"certifi": self.certifi, "system": self.system, "ca_bundle": self.ca_bundle}
+
+
+class CertProblem(StrEnum):
+    """What is wrong with one certificate of a presented chain (contract, turn 3)."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    UNTRUSTED = "untrusted"  # no anchor this machine trusts issued it
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    SELF_SIGNED = "self_signed"
+    MISSING_ISSUER = "missing_issuer"  # its issuer was not sent (an incomplete chain)
+
+
+@dataclass(frozen=True)
+class ChainCertificate:
+    """One certificate of the chain as presented, leaf first."""
+
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    problem: CertProblem | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        return {"subject": self.subject, "issuer": self.issuer,
+                "not_before": self.not_before.isoformat(),
+                "not_after": self.not_after.isoformat(), "sha256": self.sha256,
+                "problem": self.problem}
 
 
 @dataclass(frozen=True)
@@ -166,6 +242,9 @@ class TlsFound:
     error: str | None = None
     handshake: HandshakeKind | None = None
     small_mss_retry: str | None = None
+    chain: tuple[ChainCertificate, ...] = ()  # as presented, leaf first (turn 3)
+    missing_intermediate: str | None = None  # the subject of an intermediate not sent
+    aia_url: str | None = None  # where it was fetched from to tell
     # The context the connection verified with: certifi (+ --ca-bundle), or the machine's
     # store when only it trusts the API. The key travels only over a connection verified so.
     verified_with: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
@@ -185,7 +264,9 @@ class TlsFound:
                     verify_error=self.verify_error, verify_code=self.verify_code,
                     verify_kind=self.verify_kind, valid_now=self.valid_now,
                     matches_host=self.matches_host, error=self.error,
-                    handshake=self.handshake, small_mss_retry=self.small_mss_retry)
+                    handshake=self.handshake, small_mss_retry=self.small_mss_retry,
+                    chain=[c.evidence() for c in self.chain] or None,
+                    missing_intermediate=self.missing_intermediate, aia_url=self.aia_url)
 
 
 @dataclass(frozen=True)
