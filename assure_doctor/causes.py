@@ -596,7 +596,6 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.TLS_INTERCEPTION, K.PLATFORM)),
     ),
     C.HTTP_UNAUTHORIZED: (
-        ({"kind": HttpKind.NO_KEY}, (K.MISSING_KEY, K.CONFIG)),
         ({"kind": HttpKind.KEY_MISSING_REPORTED}, (K.MISSING_KEY, K.INVALID_KEY,
                                                    K.WRONG_STACK)),
         ({"kind": HttpKind.WRONG_STACK_REPORTED}, (K.WRONG_STACK, K.INVALID_KEY,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs, proxyconfig
+from assure_doctor import __version__, apikey, logs, proxyconfig, trust
 from assure_doctor.bounds import MONITOR_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
@@ -159,7 +159,7 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         max_retry_after=args.max_retry_after,
         max_skew=args.max_skew,
         resolvers=tuple(parse_resolver(text) for text in args.resolver),
-        ca_bundle=args.ca_bundle,  # loaded (or refused) here, before any traffic
+        trust=trust.load(args.ca_bundle),  # loaded (or refused) here, before any traffic
         no_ping=args.no_ping,
         proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
                                proxyconfig.system_settings()),

@@ -9,7 +9,6 @@ all call `run_check`, and nothing of particular stages: `probes.registry` lists 
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,9 +16,11 @@ from datetime import UTC, datetime
 from assure_doctor import logs, sanitize
 from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import Condition, Facts
-from assure_doctor.model import Cause, KeyInfo, Outcome, Report, StageResult, Status
+from assure_doctor.model import Cause, Fault, KeyInfo, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, Probe, registry
+from assure_doctor.probes import registry
+from assure_doctor.probes.results import DnsFound
+from assure_doctor.probes.stage import Context, Probe
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
@@ -61,7 +62,7 @@ async def run_check(
     if start_at not in names:
         raise ValueError(f"unknown stage {start_at!r}")
     reused = names[:names.index(start_at)] if resume is not None else []
-    ctx = Context(target, options, key, options.anchors.strict)
+    ctx = Context(target, options, key)
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
              ", ".join(map(str, options.resolvers)) or "system",
@@ -95,8 +96,7 @@ async def run_check(
         if on_stage and stage != heard[stage.name]:
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
-                    resolver=_resolver(ctx),
-                    key_state=key.masked if key else "absent",
+                    resolver=ctx.found(DnsFound).resolver or "system",
                     key_info=KeyInfo.of(key, options.no_ping))
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
@@ -121,11 +121,12 @@ async def _run_bounded(probe: Probe, ctx: Context) -> Outcome:
 def _overrun(probe: Probe, limit: float) -> Outcome:
     error = f"no result within {limit:g} s, the stage's deadline"
     log.warning("The %s stage overran its deadline (%g s)", probe.name, limit)
-    evidence = {"error": error, "deadline_seconds": round(limit, 3)}
+    fault = Fault(error=error, deadline_seconds=round(limit, 3))
     if probe.overrun is None:
-        return Outcome(Status.SKIP, f"not checked: {error}", evidence)
+        return Outcome(Status.SKIP, f"not checked: {error}", fault=fault)
     condition, kind = probe.overrun
-    return Outcome(Status.FAIL, error, evidence, condition, Facts(kind=kind, error=error))
+    facts = Facts(error=error) if kind is None else Facts(kind=kind, error=error)
+    return Outcome(Status.FAIL, error, None, condition, facts, fault)
 
 
 def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
@@ -136,15 +137,9 @@ def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
     message = sanitize.text(str(exc), _MESSAGE_LIMIT)
     described = f"{kind}: {message}" if message else kind
     log.error("Internal error in the %s stage: %s", probe.name, described)
-    return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}",
-                   {"exception": kind, "message": message}, Condition.INTERNAL_ERROR,
-                   Facts(exception=described))
-
-
-def _resolver(ctx: Context) -> str:
-    """The resolver the check used, as the stage that resolved names reported it."""
-    return str(next((o.evidence["resolver"] for o in ctx.outcomes.values()
-                     if o.evidence.get("resolver")), "system"))
+    return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}", None,
+                   Condition.INTERNAL_ERROR, Facts(exception=described),
+                   Fault(exception=kind, message=message))
 
 
 def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
@@ -157,6 +152,9 @@ def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
         if probe.cross_facts is not None:
             facts.update(probe.cross_facts(ctx))
         causes = rank(outcome.condition, facts)
-    evidence = copy.deepcopy(dict(probe.evidence)) | outcome.evidence
+    evidence = (outcome.found or probe.found()).evidence()
+    if outcome.fault is not None:
+        evidence |= outcome.fault.evidence()
     return StageResult(probe.name, outcome.status, duration_ms, outcome.summary,
-                       outcome.condition, causes, evidence, outcome.facts)
+                       outcome.condition, causes, evidence, outcome.found, outcome.facts,
+                       outcome.fault)

@@ -110,21 +110,13 @@ class HandshakeKind(StrEnum):
 
 
 class HttpKind(StrEnum):
-    NO_KEY = "no_key"
-    KEY_MISSING_REPORTED = "key_missing_reported"
-    WRONG_STACK_REPORTED = "wrong_stack_reported"
-    REJECTED = "rejected"
-    UNKNOWN_ROUTE = "unknown_route"
-    METHOD = "method"
-    DISCONNECT = "disconnect"
-    GATEWAY = "gateway"
-    API = "api"
-    READ = "read"
+    """What an HTTP answer (or its absence) says beyond its status."""
 
-
-class ClockKind(StrEnum):
-    AHEAD = "ahead"
-    BEHIND = "behind"
+    KEY_MISSING_REPORTED = "key_missing_reported"  # the body says the key is missing
+    WRONG_STACK_REPORTED = "wrong_stack_reported"  # the body names the stack
+    METHOD = "method"  # 405: the verb is wrong
+    DISCONNECT = "disconnect"  # the server closed the connection without an answer
+    GATEWAY = "gateway"  # 502/503/504: a gateway (or a proxy) answered
 
 
 class ProxyKind(StrEnum):
@@ -162,13 +154,13 @@ class Family(StrEnum):
         return Family.IPV4 if self is Family.IPV6 else Family.IPV6
 
 
-Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ClockKind | ProxyKind
+Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ProxyKind
 
 
 class Facts(TypedDict, total=False):
     """What the ranking and the advice may read. Absent or None means "not known"."""
 
-    kind: Kind | str  # a str must be one of the kinds' values: Outcome checks it
+    kind: Kind
     # where
     host: str
     port: int
@@ -213,8 +205,3 @@ class Facts(TypedDict, total=False):
     title: str  # the proxy's error page title
     # internal_error
     exception: str
-
-
-KNOWN_KINDS: frozenset[str] = frozenset(
-    member.value for family in (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind,
-                                ClockKind, ProxyKind) for member in family)

@@ -7,7 +7,8 @@ import asyncio
 import ssl
 from collections.abc import Callable
 
-from assure_doctor.probes import connect, stream_backend, tlsctx
+from assure_doctor import trust
+from assure_doctor.probes import connect, stream_backend
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import run_cli
 from tests.hostile import HostileServer, head, sends
@@ -41,7 +42,7 @@ def test_a_closed_connection_is_replaced_by_a_verified_one() -> None:
 
 def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy: Sandbox
                                                                         ) -> None:
-    verifying = tlsctx.verifying(str(healthy.ca_bundle))
+    verifying = trust.load(str(healthy.ca_bundle)).strict
 
     async def opened(context: ssl.SSLContext) -> bool:
         stream = await connect.open_tls("127.0.0.1", healthy.port, 5, context, HOST)
@@ -51,7 +52,7 @@ def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy:
             stream[1].transport.abort()
 
     assert asyncio.run(opened(verifying)) is True
-    assert asyncio.run(opened(tlsctx.looking())) is False
+    assert asyncio.run(opened(trust.looking())) is False
 
 
 def test_a_healthy_proxied_check_makes_one_tunnel(sandbox_factory: Callable[[str], Sandbox]

@@ -18,6 +18,7 @@ import pytest
 
 from assure_doctor.model import Cause, StageResult, Status
 from assure_doctor.monitor import signals
+from assure_doctor.monitor.figures import Figures
 from assure_doctor.monitor.laststate import LastState
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env
@@ -83,34 +84,43 @@ def test_last_state_round_trip_keeps_only_what_the_collector_shows(tmp_path: Pat
                        {"status_code": 401, "attempts": 1, "response_body": "\x1b[31msecret"})
     stages = {"tls": _stage("tls", not_after="2027-01-01T00:00:00+00:00", issuer="x"),
               "ping": ping}
-    store.save("prod", stages, {"tls": 100.0, "ping": 200.0})
+    figures = Figures(cert_not_after=1.8e9, clock_skew=-0.25, ping_status=401)
+    store.save("prod", stages, {"tls": 100.0, "ping": 200.0}, figures)
     loaded = store.load("prod")
     assert loaded is not None
-    restored, ran_at = loaded
+    restored, ran_at, kept = loaded
     assert ran_at == {"tls": 100.0, "ping": 200.0}
+    assert kept == figures
     assert restored["ping"].condition == "http_unauthorized"
     assert restored["ping"].causes[0].id == "invalid_key"
-    assert restored["ping"].evidence == {"status_code": 401, "attempts": 1}  # no body kept
-    assert restored["tls"].evidence == {"not_after": "2027-01-01T00:00:00+00:00"}
+    assert restored["ping"].evidence == restored["tls"].evidence == {}  # no body, no names
+    assert "secret" not in next(store.directory.iterdir()).read_text()
     assert store.load("another") is None
 
 
+_TLS_OK = (b'"stages": {"tls": {"status": "pass", "duration_ms": 1, "summary": "", '
+           b'"condition": null, "causes": []}}, "ran_at": {"tls": 1}')
+
+
 @pytest.mark.parametrize("content", [
-    b"\x00\xff not json", b"[]", b'{"schema": 1, "label": "prod", "stages": {"dns": 1}}',
-    b'{"schema": 1, "label": "prod", "stages": {"dns": {"status": "maybe"}}, "ran_at": {}}',
-    b'{"schema": 1, "label": "prod", "stages": {"evil": {}}, "ran_at": {}}',
-    b'{"schema": 1, "label": "other", "stages": {}, "ran_at": {}}',
-    b'{"schema": 1, "label": "prod", "stages": {"tls": {"status": "pass", "duration_ms": NaN,'
-    b' "summary": "", "condition": null, "causes": [], "evidence": {}}}, "ran_at": {"tls": 1}}',
-    b'{"schema": 1, "label": "prod", "stages": {"tls": {"status": "pass", "duration_ms": 1,'
-    b' "summary": "", "condition": null, "causes": [], "evidence": {"not_after": "soon"}}},'
-    b' "ran_at": {"tls": 1}}',
+    b"\x00\xff not json", b"[]", b'{"schema": 2, "label": "prod", "stages": {"dns": 1}}',
+    b'{"schema": 2, "label": "prod", "stages": {"dns": {"status": "maybe"}}, "ran_at": {}}',
+    b'{"schema": 2, "label": "prod", "stages": {"evil": {}}, "ran_at": {}}',
+    b'{"schema": 2, "label": "other", "stages": {}, "ran_at": {}, "figures": {}}',
+    b'{"schema": 2, "label": "prod", "stages": {"tls": {"status": "pass", "duration_ms": NaN,'
+    b' "summary": "", "condition": null, "causes": []}}, "ran_at": {"tls": 1}, "figures": {}}',
+    b'{"schema": 2, "label": "prod", ' + _TLS_OK + b', "figures": {"cert_not_after": "soon"}}',
+    b'{"schema": 2, "label": "prod", ' + _TLS_OK + b', "figures": {"ping_status": 1e9}}',
+    b'{"schema": 2, "label": "prod", ' + _TLS_OK + b', "figures": {"ping_status": true}}',
+    b'{"schema": 2, "label": "prod", ' + _TLS_OK + b', "figures": {"clock_skew": Infinity}}',
+    b'{"schema": 2, "label": "prod", ' + _TLS_OK + b"}",  # no figures
+    b'{"schema": 1, "label": "prod", ' + _TLS_OK + b', "figures": {}}',  # an older schema
     b" " * (70 * 1024),
 ])
 def test_a_corrupt_last_result_is_ignored_with_one_warning(
         tmp_path: Path, content: bytes) -> None:
     store = LastState(tmp_path)
-    store.save("prod", {"dns": _stage("dns")}, {"dns": 1.0})
+    store.save("prod", {"dns": _stage("dns")}, {"dns": 1.0}, Figures())
     path = next(store.directory.iterdir())
     path.write_bytes(content)
     records: list[logging.LogRecord] = []

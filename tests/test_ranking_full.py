@@ -82,7 +82,6 @@ RULES: list[Row] = [
     row("http_redirect", "tls_interception config platform", location_host="other"),
     row("http_redirect", "config tls_interception platform"),
     row("http_bad_request", "config tls_interception platform"),
-    row("http_unauthorized", "missing_key config", kind="no_key"),
     row("http_unauthorized", "missing_key invalid_key wrong_stack", kind="key_missing_reported"),
     row("http_unauthorized", "wrong_stack invalid_key missing_key", kind="wrong_stack_reported"),
     row("http_unauthorized", "invalid_key wrong_stack missing_key"),
@@ -143,7 +142,6 @@ EXTRA: list[Row] = [
         clock_explains=False, same_domain=True),
     row("tls_certificate_error", "platform tls_interception", kind="expiring",
         clock_explains=False, same_domain=True),
-    row("http_unauthorized", "missing_key config", kind="no_key", location_host="other"),
 ]
 EXPECTED = RULES + EXTRA
 
@@ -296,9 +294,9 @@ SAID: list[Said] = [
     said("http_redirect", "tls_interception", "answers in its place", "host"),
     said("http_bad_request", "config", "request itself is malformed", "response_body"),
     said("http_bad_request", "tls_interception", "rewriting requests"),
-    said("http_unauthorized", "missing_key", "x-api-key header", kind="no_key"),
     said("http_unauthorized", "invalid_key", "The key was refused"),
     said("http_unauthorized", "wrong_stack", "Keys only work on the stack", "host"),
+    said("http_unauthorized", "missing_key", "x-api-key header", kind="key_missing_reported"),
     said("http_not_found", "wrong_url", "has no method at", "url"),
     said("http_not_found", "config", "v1/ping for your stack"),
     said("http_throttled", "rate_limited", r"Wait \S+ s before", "retry_after"),

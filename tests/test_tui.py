@@ -16,9 +16,10 @@ from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import DataTable, RichLog, Static
 
+from assure_doctor import trust
 from assure_doctor.apikey import ApiKey
-from assure_doctor.model import STAGES
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 from assure_doctor.render import bundle
 from assure_doctor.sandbox.stack import Sandbox
 from assure_doctor.target import from_url, parse_resolver
@@ -31,7 +32,7 @@ SandboxFactory = Callable[[str], Sandbox]
 def make_app(sandbox: Sandbox, tmp_path: Path | None = None, **extra: object) -> DoctorApp:
     options = CheckOptions(timeout=1.5, retry_pause=0.1,
                            resolvers=(parse_resolver(sandbox.resolver),),
-                           ca_bundle=str(sandbox.ca_bundle))
+                           trust=trust.load(str(sandbox.ca_bundle)))
     return DoctorApp(from_url(sandbox.url), options, ApiKey(sandbox.key, "the sandbox key file"),
                      export_dir=tmp_path, **extra)  # type: ignore[arg-type]
 
@@ -287,7 +288,7 @@ def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> 
     from tests.key_echo import MARKUP, PLANTED, KeyEcho
 
     with KeyEcho(PLANTED, tmp_path) as server:
-        options = CheckOptions(timeout=1.5, retries=0, ca_bundle=str(server.ca_bundle))
+        options = CheckOptions(timeout=1.5, retries=0, trust=trust.load(str(server.ca_bundle)))
         app = DoctorApp(from_url(f"https://127.0.0.1:{server.port}/v1/ping"), options,
                         ApiKey(PLANTED, "ASSURE_API_KEY"))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -146,20 +145,16 @@ def _add_target(snap: Snapshot, families: Families) -> None:
                                                              stage.duration_ms / 1000)
         families["assure_stage_last_run_timestamp_seconds"].add_metric([label, name],
                                                                        snap.ran_at[name])
-    tls = snap.stages.get("tls")
-    if tls is not None and tls.evidence.get("not_after"):
-        expiry = datetime.fromisoformat(tls.evidence["not_after"]).timestamp()
-        families["assure_tls_cert_not_after_timestamp_seconds"].add_metric([label], expiry)
-    clock = snap.stages.get("clock")
-    if clock is not None and clock.evidence.get("skew_seconds") is not None:
-        families["assure_clock_skew_seconds"].add_metric(
-            [label], float(clock.evidence["skew_seconds"]))
+    figures = snap.figures
+    if figures.cert_not_after is not None:
+        families["assure_tls_cert_not_after_timestamp_seconds"].add_metric(
+            [label], figures.cert_not_after)
+    if figures.clock_skew is not None:
+        families["assure_clock_skew_seconds"].add_metric([label], figures.clock_skew)
     for code, count in sorted(snap.ping_codes.items()):
         families["assure_ping_requests"].add_metric([label, code], float(count))
-    ping = snap.stages.get("ping")
-    if ping is not None and ping.evidence.get("attempts"):
-        families["assure_ping_status_code"].add_metric(
-            [label], float(ping.evidence.get("status_code") or 0))
+    if figures.ping_status is not None:
+        families["assure_ping_status_code"].add_metric([label], float(figures.ping_status))
     found = snap.diagnosis
     if found is not None and found.condition and found.causes:
         families["assure_diagnosis_info"].add_metric(

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from assure_doctor import apikey, localfile, proxyconfig
+from assure_doctor import apikey, localfile, proxyconfig, trust
 from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import DAY, MONITOR_BOUNDS, Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
-from assure_doctor.options import CheckOptions, check_ca_bundle
+from assure_doctor.options import CheckOptions
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
@@ -262,10 +262,10 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
             if not isinstance(text, str):
                 raise InputError(f"resolvers = [{_shown(text)}]: each must be a string")
             resolvers.append(parse_resolver(text, "resolvers ="))
-        if ca_bundle is not None:  # checked here to be named as the file's key
-            check_ca_bundle(ca_bundle, "ca_bundle =")
         options = replace(base, resolvers=tuple(resolvers) or base.resolvers,
-                          ca_bundle=ca_bundle if ca_bundle is not None else base.ca_bundle,
+                          # loaded here to be named as the file's key
+                          trust=base.trust if ca_bundle is None else trust.load(
+                              ca_bundle, "ca_bundle ="),
                           timeout=base.timeout if timeout is None else timeout,
                           no_ping=base.no_ping if no_ping is None else no_ping,
                           proxy=_proxy(proxy_url, no_proxy, base.proxy))

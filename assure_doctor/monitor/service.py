@@ -106,10 +106,12 @@ class Monitor:
                             self.config.ping_budget, self.ledger)
         restored = self.last.load(watch.label)
         if restored is not None:
-            stages, ran_at = restored
+            stages, ran_at, figures = restored
             if not watch.watched.pings:
                 stages.pop("ping", None)
-            watch.snapshot = replace(watch.snapshot, stages=stages, ran_at=ran_at)
+                figures = replace(figures, ping_status=None)
+            watch.snapshot = replace(watch.snapshot, stages=stages, ran_at=ran_at,
+                                     figures=figures)
             watch.generation += 1
         return watch
 
@@ -254,7 +256,8 @@ class Monitor:
 
     def _persist(self, watch: TargetWatch) -> None:
         try:
-            self.last.save(watch.label, watch.snapshot.stages, watch.snapshot.ran_at)
+            snapshot = watch.snapshot
+            self.last.save(watch.label, snapshot.stages, snapshot.ran_at, snapshot.figures)
         except OSError as exc:
             log.warning("%s: cannot keep the last result in %s (%s)", watch.label,
                         self.last.directory, exc.strerror)

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field, replace
 
 from assure_doctor import logs
 from assure_doctor.engine import run_check
+from assure_doctor.kinds import Condition
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
+from assure_doctor.monitor.figures import Figures
 from assure_doctor.monitor.ledger import Ledger, LedgerView
 from assure_doctor.probes.registry import NETWORK_STAGES, OPTIONAL_STAGES
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
+from assure_doctor.probes.results import PingFound
 
 MAX_BACKOFF = 64  # the ping interval grows at most to 64x after repeated 429s
 ALERT_AFTER = 3  # the guide: alert operators after three failed attempts
@@ -31,6 +34,7 @@ class Snapshot:
     label: str
     stages: dict[str, StageResult] = field(default_factory=dict)
     ran_at: dict[str, float] = field(default_factory=dict)
+    figures: Figures = field(default_factory=Figures)
     ping_codes: dict[str, int] = field(default_factory=dict)
     budget_spent: int = 0
     budget_daily: int = 0
@@ -121,30 +125,30 @@ class TargetWatch:
         self.budget.record_ping(self.label, now)
         options = replace(self.watched.options, retries=granted - 1)
         report = await run_check(self.watched.target, options, self.watched.key)
-        ping = report.stage("ping")
-        sent = int(ping.evidence.get("attempts") or 0) if ping else 0
+        stage, found = report.stage("ping"), report.found(PingFound)
+        sent = found.attempts if found else 0
         self.budget.refund(self.key_id, granted - sent)
-        if ping is not None and sent:
-            self._count(ping)
-            self._adapt(ping)
+        if stage is not None and found is not None and sent:
+            self._count(found)
+            self._adapt(stage, found)
         self._publish(report, STAGES)
 
     # --- bookkeeping ---------------------------------------------------------------------
-    def _count(self, ping: StageResult) -> None:
-        for attempt in ping.evidence.get("history", []):
-            code = attempt.get("status_code")
+    def _count(self, ping: PingFound) -> None:
+        for attempt in ping.history:
+            code = attempt.status_code
             self._codes["error" if code is None else str(code)] += 1
 
-    def _adapt(self, ping: StageResult) -> None:
+    def _adapt(self, stage: StageResult, ping: PingFound) -> None:
         """429: wait for Retry-After and back off until a success."""
-        if ping.condition == "http_throttled" and ping.failed:
-            retry_after = float(ping.evidence.get("retry_after") or 0)
+        if stage.condition is Condition.HTTP_THROTTLED and stage.failed:
+            retry_after = ping.retry_after or 0.0
             self.not_before = time.time() + retry_after
             self.backoff = min(self.backoff * 2, MAX_BACKOFF)
             log.warning("%s: throttled (429); next ping no sooner than Retry-After %.0f s, "
                         "interval now %.0f s", self.label, retry_after,
                         self.ping_interval * self.backoff)
-        elif not ping.failed:
+        elif not stage.failed:
             self.backoff = 1
 
     def _spend(self) -> tuple[int, str]:
@@ -173,6 +177,7 @@ class TargetWatch:
         spent, day = self._spend()
         self.snapshot = replace(
             self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
+            figures=self.snapshot.figures.updated(report, names),
             budget_spent=spent, budget_day=day)
         self.generation += 1
         diagnosis = self.snapshot.diagnosis

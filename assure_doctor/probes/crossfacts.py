@@ -1,4 +1,4 @@
-"""Facts one stage's ranking takes from another stage's evidence: a TLS failure re-read in the
+"""Facts one stage's ranking takes from another stage's result: a TLS failure re-read in the
 light of the server's clock."""
 
 from __future__ import annotations
@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from assure_doctor.kinds import Facts
-from assure_doctor.probes import Context
 from assure_doctor.probes.clock import skew_text
+from assure_doctor.probes.results import ClockFound, TlsFound
+from assure_doctor.probes.stage import Context
 
 
 def tls_facts(ctx: Context) -> Facts:
-    skew = ctx.evidence("clock").get("skew_seconds")
+    skew = ctx.found(ClockFound).skew_seconds
     return Facts(clock_explains=clock_explains(ctx),
-                 skew_text=None if skew is None else skew_text(float(skew)))
+                 skew_text=None if skew is None else skew_text(skew))
 
 
 def clock_explains(ctx: Context) -> bool | None:
@@ -22,11 +23,9 @@ def clock_explains(ctx: Context) -> bool | None:
     None when the server's clock is unknown; False when the clocks agree or when the certificate
     is invalid at the server's time too (then the platform, not our clock, is at fault).
     """
-    tls_evidence, clock_evidence = ctx.evidence("tls"), ctx.evidence("clock")
-    skew = clock_evidence.get("skew_seconds")
-    if skew is None or not tls_evidence.get("not_before") or not tls_evidence.get("not_after"):
+    skew = ctx.found(ClockFound).skew_seconds
+    certificate = ctx.found(TlsFound).certificate
+    if skew is None or certificate is None:
         return None
-    not_before = datetime.fromisoformat(str(tls_evidence["not_before"]))
-    not_after = datetime.fromisoformat(str(tls_evidence["not_after"]))
-    server_now = datetime.now(UTC).timestamp() + float(skew)
-    return bool(not_before.timestamp() <= server_now <= not_after.timestamp())
+    server_now = datetime.now(UTC).timestamp() + skew
+    return certificate.not_before.timestamp() <= server_now <= certificate.not_after.timestamp()

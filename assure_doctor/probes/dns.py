@@ -7,8 +7,7 @@ import functools
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import dns.asyncresolver
 import dns.exception
@@ -19,7 +18,8 @@ import dns.resolver
 from assure_doctor import logs, sanitize
 from assure_doctor.kinds import DNS_SEVERITY, Condition, DnsKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context
+from assure_doctor.probes.results import DnsFound, HostLookup
+from assure_doctor.probes.stage import Context
 from assure_doctor.target import ResolverAddress
 
 log = logs.get("dns")
@@ -65,25 +65,29 @@ async def run(ctx: Context) -> Outcome:
         done, _ = await asyncio.wait({api_task}, timeout=_GRACE)  # not worth waiting long
         if not done:
             api_task.cancel()
-    evidence = {**own.evidence, "proxy_host": proxy.host}
+    found = _found(own)
     if done:
         api = api_task.result()
         log.info("The API host's own lookup (not needed through a proxy): %s", api.summary)
-        api_host = {"host": ctx.target.host, "status": api.status.value,
-                    "summary": api.summary, "addresses": api.evidence.get("addresses", [])}
+        api_found = _found(api)
+        api_host = HostLookup(ctx.target.host, api.status.value, api.summary,
+                              api_found.addresses)
         if _is_address(proxy.host):  # then the resolver asked was the API name's
-            evidence["resolver"] = api.evidence.get("resolver", evidence.get("resolver"))
+            found = replace(found, resolver=api_found.resolver or found.resolver)
     else:
-        api_host = {"host": ctx.target.host, "status": "unknown", "addresses": [],
-                    "summary": "no answer within the grace period (not needed: the proxy "
-                    "resolves it)"}
-    evidence["api_host"] = api_host
+        api_host = HostLookup(ctx.target.host, "unknown", "no answer within the grace period "
+                              "(not needed: the proxy resolves it)")
+    found = replace(found, proxy_host=proxy.host, api_host=api_host)
     summary = sanitize.text(f"proxy {own.summary}")
     if own.status is Status.FAIL:
         facts = Facts(**own.facts)
         facts.update(Facts(step=ProxyStep.DNS, proxy=proxy.masked_url))
-        return Outcome(Status.FAIL, summary, evidence, Condition.PROXY_CONNECT_FAILED, facts)
-    return Outcome(own.status, summary, evidence, own.condition, own.facts)
+        return Outcome(Status.FAIL, summary, found, Condition.PROXY_CONNECT_FAILED, facts)
+    return Outcome(own.status, summary, found, own.condition, own.facts)
+
+
+def _found(outcome: Outcome) -> DnsFound:
+    return outcome.found if isinstance(outcome.found, DnsFound) else DnsFound()
 
 
 def _logged(outcome: Outcome) -> Outcome:
@@ -96,7 +100,7 @@ async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
     """One name's lookup: the API host's, or the proxy's."""
     if _is_address(host):
         return Outcome(Status.PASS, f"{host} is an address: nothing to look up",
-                       {"addresses": [host.strip("[]")], "resolver": "none (address given)"})
+                       DnsFound((host.strip("[]"),), "none (address given)"))
     if _is_localhost(host) and not ctx.options.resolvers:
         return await _system_lookup(ctx, host, port,
                                     "localhost names never go to DNS (RFC 6761)")
@@ -108,37 +112,35 @@ async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
                                         "no DNS server configured; used the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-        return _failure(ctx, host, DnsKind.NO_RESOLVER, "system (none configured)", {})
+        return _failure(ctx, host, DnsKind.NO_RESOLVER, DnsFound(resolver="system (none "
+                                                                   "configured)"))
 
     rdtypes = _wanted(ctx)
     log.info("Resolving %s (%s) via %s", host, ", ".join(rdtypes), described)
     lookups = await _all(resolver, host, rdtypes)
-    addresses = [address for lookup in lookups for address in lookup.addresses]
-    evidence: dict[str, Any] = {
-        "addresses": addresses,
-        "resolver": described,
-        "answers": {lookup.rdtype: lookup.rcode or lookup.kind for lookup in lookups},
-    }
+    addresses = tuple(address for lookup in lookups for address in lookup.addresses)
+    found = DnsFound(addresses, described, tuple(
+        (lookup.rdtype, str(lookup.rcode or lookup.kind)) for lookup in lookups))
     if addresses:
         if all(ipaddress.ip_address(a) in _SINKHOLES for a in addresses):
-            return _failure(ctx, host, DnsKind.SINKHOLE, described, evidence)
+            return _failure(ctx, host, DnsKind.SINKHOLE, found)
         log.info("%s resolved to %s", host, listed(addresses))
         return Outcome(Status.PASS, sanitize.text(
-            f"{host} → {listed(addresses)} (via {described})"), evidence)
+            f"{host} → {listed(addresses)} (via {described})"), found)
 
     kind = min((lookup.kind or DnsKind.ERROR for lookup in lookups), key=DNS_SEVERITY.index)
     failed = next(lookup for lookup in lookups if lookup.kind == kind)
-    evidence.update(rcode=failed.rcode, error=failed.error)
+    found = replace(found, rcode=failed.rcode, error=failed.error)
     if not ctx.options.resolvers and kind in (DnsKind.NXDOMAIN, DnsKind.NODATA):
         # The system resolver also reads the hosts file, as the integration's own client would.
         fallback = await _system_lookup(ctx, host, port,
                                         f"DNS said {kind}; found in the system's hosts")
         if fallback.status is Status.PASS:
             return fallback
-    return _failure(ctx, host, kind, described, evidence)
+    return _failure(ctx, host, kind, found)
 
 
-def listed(addresses: list[str]) -> str:
+def listed(addresses: tuple[str, ...] | list[str]) -> str:
     """The first few addresses and how many more: hundreds of records make one short line."""
     more = f" and {len(addresses) - _SHOWN} more" if len(addresses) > _SHOWN else ""
     return ", ".join(addresses[:_SHOWN]) + more
@@ -177,22 +179,22 @@ async def _all(resolver: dns.asyncresolver.Resolver, host: str, rdtypes: tuple[s
             for rdtype in rdtypes]
 
 
-def _failure(ctx: Context, host: str, kind: DnsKind, described: str, evidence: dict[str, Any]
-             ) -> Outcome:
-    evidence = {"addresses": [], "resolver": described, **evidence}
+def _failure(ctx: Context, host: str, kind: DnsKind, found: DnsFound) -> Outcome:
+    """A failed lookup, with what was asked and answered (a sinkhole's addresses too)."""
+    described = found.resolver or "system"
     families = (" or ".join(str(f) for f in Family) if ctx.options.family is None
                 else str(ctx.options.family))
     facts = Facts(
         kind=kind,
-        rcode=str(evidence.get("rcode") or kind.upper()),
+        rcode=found.rcode or kind.upper(),
         resolver=described,
-        addresses=listed(evidence["addresses"]) or "nothing",
-        error=sanitize.text(evidence.get("error")),
+        addresses=listed(found.addresses) or "nothing",
+        error=sanitize.text(found.error),
         timeout=ctx.options.timeout,
         host=host,
     )
     summary = sanitize.text(_SUMMARY[kind].format_map({**facts, "families": families}))
-    return Outcome(Status.FAIL, summary, evidence, Condition.DNS_LOOKUP_FAILED, facts)
+    return Outcome(Status.FAIL, summary, found, Condition.DNS_LOOKUP_FAILED, facts)
 
 
 def _resolver(ctx: Context) -> tuple[dns.asyncresolver.Resolver, str]:
@@ -281,10 +283,10 @@ async def _system_lookup(ctx: Context, host: str, port: int, how: str) -> Outcom
         async with asyncio.timeout(ctx.options.timeout):
             infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     except TimeoutError:
-        return _failure(ctx, host, DnsKind.TIMEOUT, described, {})
+        return _failure(ctx, host, DnsKind.TIMEOUT, DnsFound(resolver=described))
     except OSError as exc:  # socket.gaierror: the name is unknown to the system
-        return _failure(ctx, host, DnsKind.SYSTEM_FAILED, described,
-                        {"error": exc.strerror or str(exc)})
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        return _failure(ctx, host, DnsKind.SYSTEM_FAILED,
+                        DnsFound(resolver=described, error=exc.strerror or str(exc)))
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     return Outcome(Status.PASS, sanitize.text(f"{host} → {listed(addresses)} ({how})"),
-                   {"addresses": addresses, "resolver": described, "note": how})
+                   DnsFound(addresses, described, note=how))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from assure_doctor import apikey, proxyconfig
+from assure_doctor import apikey, proxyconfig, trust
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
@@ -41,7 +41,7 @@ def _one(name: str, colour: bool) -> bool:
         proxy = proxyconfig.load(sandbox.proxy_url, sandbox.proxy_url is None, {})
         options = CheckOptions(timeout=2.0, retries=1, retry_pause=0.5,
                                resolvers=(parse_resolver(sandbox.resolver),),
-                               ca_bundle=str(sandbox.ca_bundle), proxy=proxy)
+                               trust=trust.load(str(sandbox.ca_bundle)), proxy=proxy)
         key = apikey.from_file(sandbox.key_file)
         report = asyncio.run(run_check(from_url(sandbox.url), options, key))
     sys.stdout.write(human.render(report, options, colour=colour))

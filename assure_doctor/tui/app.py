@@ -33,6 +33,7 @@ from assure_doctor.model import KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 from assure_doctor.probes.registry import TITLES
+from assure_doctor.probes.results import DnsFound, PingFound, TcpFound
 from assure_doctor.redact import RedactingFilter
 from assure_doctor.render import bundle, markdown, words
 from assure_doctor.target import Target
@@ -243,9 +244,9 @@ class DoctorApp(App[None]):
         self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
 
     def _finish(self, report: Report, network_only: bool) -> None:
-        ping = report.stage("ping")
-        if ping is not None and ping.evidence.get("attempts"):
-            self.pings_spent += int(ping.evidence["attempts"])
+        ping, found = report.stage("ping"), report.found(PingFound)
+        if ping is not None and found is not None and found.attempts:
+            self.pings_spent += found.attempts
             self.last_ping_at = time.monotonic()
             self.last_ping = ping
         if network_only and self.last_ping is not None and report.ok:
@@ -303,10 +304,12 @@ class DoctorApp(App[None]):
     def _refresh_header(self) -> None:
         target = self.target
         dns, tcp = self.results["dns"], self.results["tcp"]
-        address = ((words.value(dns.evidence.get("addresses", []), 200) or "none found")
-                   if dns else "not resolved yet")
-        if tcp is not None and tcp.evidence.get("address"):
-            address += f" (using {words.outside(tcp.evidence['address'], 60)})"
+        resolved = dns.found if dns is not None and isinstance(dns.found, DnsFound) else None
+        address = ((words.value(list(resolved.addresses), 200) or "none found")
+                   if resolved else "not resolved yet")
+        used = tcp.found.address if tcp is not None and isinstance(tcp.found, TcpFound) else None
+        if used:
+            address += f" (using {words.outside(used, 60)})"
         resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
         key = words.key_text(KeyInfo.of(self.key, self.options.no_ping))
         lines = [
