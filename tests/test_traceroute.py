@@ -159,12 +159,14 @@ def lab_chain(chain: netns.Chain) -> Iterator[netns.Chain]:
                 netns.sh(tool, "-t", table, "-F", ns=ns)
 
 
-def run_trace(chain: netns.Chain, address: str, budget: float = 3.0) -> dict[str, Any]:
-    """The trace from the client's namespace, printed for the test's log."""
+def run_trace(chain: netns.Chain, address: str, budget: float = 3.0,
+              as_user: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The trace from the client's namespace, printed for the test's log; `as_user` is a
+    command prefix that drops root."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(["ip", "netns", "exec", chain.client, sys.executable, "-c", TRACE,
-                           address, str(PORT), str(budget)], capture_output=True, text=True,
-                          timeout=30, env=env, cwd=ROOT)
+    done = subprocess.run(["ip", "netns", "exec", chain.client, *as_user, sys.executable, "-c",
+                           TRACE, address, str(PORT), str(budget)], capture_output=True,
+                          text=True, timeout=30, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     print(json.dumps(result["evidence"]), result["finding"], *result["lines"], sep="\n")
@@ -201,6 +203,18 @@ def test_a_drop_at_the_second_router_ends_the_path_after_it(lab_chain: netns.Cha
     assert f"dropped after hop 2 ({r2}, on your network)" in result["finding"]
     assert "your network team" in result["finding"]
     assert result["seconds"] <= 3.0 + 0.3  # the budget, and a little for the event loop
+
+
+def test_an_unprivileged_user_can_trace(lab_chain: netns.Chain) -> None:
+    """No raw socket, no capability: the same drop, traced as nobody."""
+    netns.require("setpriv")
+    netns.sh("iptables", "-A", "FORWARD", "-p", "tcp", "--dport", str(PORT), "-j", "DROP",
+             ns=lab_chain.routers[1])
+    nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              "--inh-caps=-all", "--bounding-set=-all")
+    result = run_trace(lab_chain, lab_chain.address(4), as_user=nobody)
+    assert result["evidence"]["last_answered"]["address"] == lab_chain.address(2)
+    assert result["evidence"]["ended"] == "silent"
 
 
 def test_a_drop_before_routing_silences_the_hop_itself(lab_chain: netns.Chain) -> None:
