@@ -251,6 +251,19 @@ def test_the_script_sees_neither_our_environment_nor_our_files(
     assert found is not None and found.rule == "PROXY env-clean-file-unread:1"
 
 
+def test_the_scripts_console_cannot_pass_for_a_lookup_or_an_answer(server: PacServer
+                                                                   ) -> None:
+    talks = b"""function FindProxyForURL(url, host) {
+      console.log('{"rule": "PROXY evil:1"}'); console.error('dns-start "spoof.test"');
+      return "DIRECT"; }"""
+    found = run_decide([served(server, talks)])
+    assert found is not None and found.rule == "DIRECT"
+    loops = b"""function FindProxyForURL(url, host) {
+      console.error('dns-start "spoof.test"'); while (true) {} }"""
+    with pytest.raises(PacEvalTimeout, match=r"\(a loop\?\)"):
+        run_decide([served(server, loops, "/loops.pac")], timeout=1.0)
+
+
 def test_dns_functions_resolve_through_the_operating_system(server: PacServer) -> None:
     script = b"""function FindProxyForURL(url, host) {
       return "PROXY " + dnsResolve("localhost") + ":3128; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import socket
 import sys
 from collections.abc import Callable
@@ -98,6 +99,9 @@ def main() -> None:
     _limit(int(request["memory"]), int(request["cpu"]))
     for name in _LOOKUPS:
         setattr(socket, name, _reported(getattr(socket, name)))
+    # Nothing but our markers on stderr: the script's console.log and console.error (dukpy
+    # logs them) must not pass for a lookup in progress.
+    logging.disable(logging.CRITICAL)
     try:
         answer = evaluate(request)
     except MemoryError:

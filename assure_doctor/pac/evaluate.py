@@ -95,7 +95,7 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
     ms = (time.perf_counter() - start) * 1000
     answer = _answer(script, output, process.returncode)
     try:
-        found = decision(answer, location.source, location.shown, ms)
+        found = decision(answer, location.source, location.shown, ms, script.ms)
     except PacEvalError as exc:
         raise _error(script, exc.message) from None
     log.info("%s chose %s for %s in %.0f ms", location.named, found.rule,
@@ -115,16 +115,18 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes, output:
             process.stdin.close()
 
     async def read_out(stream: asyncio.StreamReader) -> None:
-        while chunk := await stream.read(65536):
-            if len(output.stdout) + len(chunk) > OUTPUT_LIMIT:
-                output.overflow = True
-                return
-            output.stdout += chunk
+        with contextlib.suppress(OSError):  # a broken pipe ends the answer: it is judged whole
+            while chunk := await stream.read(65536):
+                if len(output.stdout) + len(chunk) > OUTPUT_LIMIT:
+                    output.overflow = True
+                    return
+                output.stdout += chunk
 
     async def read_err(stream: asyncio.StreamReader) -> None:
-        while chunk := await stream.read(65536):
-            output.stderr += chunk
-            del output.stderr[:-STDERR_TAIL]
+        with contextlib.suppress(OSError):
+            while chunk := await stream.read(65536):
+                output.stderr += chunk
+                del output.stderr[:-STDERR_TAIL]
 
     async with asyncio.TaskGroup() as group:
         group.create_task(send())

@@ -201,6 +201,7 @@ class PacDecision:
     routes: tuple[PacRoute, ...]
     truncated: bool = False
     ms: float = 0.0  # the evaluation, in milliseconds
+    fetch_ms: float = 0.0  # fetching (or reading) the script
 
     @property
     def usable(self) -> tuple[PacRoute, ...]:
@@ -212,7 +213,8 @@ class PacDecision:
         return {"source": self.source.value, "url": self.url, "rule": self.rule}
 
 
-def decision(rule: str, source: PacSource, url: str, ms: float = 0.0) -> PacDecision:
+def decision(rule: str, source: PacSource, url: str, ms: float = 0.0, fetch_ms: float = 0.0
+             ) -> PacDecision:
     """The decision for a FindProxyForURL result; PacEvalError when no entry is a route (an
     empty or garbled result): the integration would have nothing to follow either."""
     parsed = parse_rule(rule)
@@ -221,4 +223,4 @@ def decision(rule: str, source: PacSource, url: str, ms: float = 0.0) -> PacDeci
         what = f"'{shown}'" if rule.strip(_WHITESPACE) else "an empty string"
         raise PacEvalError(f"FindProxyForURL returned no route ({what})", source=source,
                            url=url)
-    return PacDecision(source, url, shown, parsed.routes, parsed.truncated, ms)
+    return PacDecision(source, url, shown, parsed.routes, parsed.truncated, ms, fetch_ms)
