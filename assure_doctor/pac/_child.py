@@ -3,10 +3,10 @@ deadline, which a thread running JavaScript could not be.
 
 Run as `python -I _child.py`: it imports nothing of assure-doctor, only pypac and dukpy (a
 QuickJS interpreter). Reads `{"script", "url", "host", "memory", "cpu"}` as JSON on stdin,
-writes one JSON object on stdout: `{"rule": ...}` or `{"error": KIND, "message": ...}`. Before
-and after each DNS lookup the script makes (dnsResolve, isResolvable, myIpAddress, ...) it
-writes `dns-start "NAME"` / `dns-end` on stderr, so a parent that gives up knows what the PAC
-was waiting for.
+writes `ready` on stderr once pypac and dukpy are loaded, and one JSON object on stdout:
+`{"rule": ...}` or `{"error": KIND, "message": ...}`. Before and after each DNS lookup the
+script makes (dnsResolve, isResolvable, myIpAddress, ...) it writes `dns-start "NAME"` /
+`dns-end` on stderr, so a parent that gives up knows what the PAC was waiting for.
 
 The script is hostile: it gets no environment (dukpy hands JavaScript `process.env`, which
 would hold the API key) and no `require` (dukpy's reads files), and on POSIX the process is
@@ -81,6 +81,8 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
     parser = _load_pypac()
     from dukpy import JSRuntimeError
 
+    sys.stderr.write("ready\n")  # started: the parent's deadline for the script begins
+    sys.stderr.flush()
     try:
         pac = parser.PACFile(request["script"])
     except parser.MalformedPacError as exc:

@@ -7,7 +7,9 @@ proxy password), and its DNS lookups (dnsResolve, isResolvable, myIpAddress) go 
 operating system's resolver, as the integration's would; the deadline bounds them too, and a
 PAC cut off while waiting for one is named with the name it was looking up.
 
-Cost: one Python start-up plus pypac and dukpy, measured by `python -m bench.pac_eval`.
+`timeout` bounds the script, from the moment the evaluator has started (its start-up has a
+bound of its own, STARTUP_LIMIT). Cost: one Python start-up plus pypac and dukpy, measured by
+`python -m bench.pac_eval`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ log = logs.get("pac")
 CHILD = Path(__file__).with_name("_child.py")
 MEMORY_LIMIT = 256 * 1024 * 1024  # address space of the evaluating process (POSIX)
 OUTPUT_LIMIT = 1024 * 1024  # its answer: a rule of at most 64 Ki characters, JSON-escaped
+STARTUP_LIMIT = 15  # seconds for the evaluator to start, before the script's `timeout`
+READY = b"ready\n"  # what the evaluator writes on stderr once it has started
 STDERR_TAIL = 4096  # the end of its stderr, for the DNS lookup it may be waiting on
 # What the child may see of our environment: enough to start Python and resolve names
 # (Windows needs SYSTEMROOT), and the local time zone for timeRange(); nothing secret.
@@ -48,6 +52,7 @@ class _Output:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     overflow: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # READY seen on stderr
 
 
 def pac_url(url: str) -> tuple[str, str]:
@@ -66,7 +71,6 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
     request = json.dumps({"script": script.text, "url": pac_target, "host": host,
                           "memory": MEMORY_LIMIT, "cpu": math.ceil(timeout) + 1}).encode()
     output = _Output()
-    start = time.perf_counter()
     log.info("Evaluating %s for %s", location.named, sanitize.text(pac_target, 200))
     try:
         process = await asyncio.create_subprocess_exec(
@@ -75,9 +79,12 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
             env={name: os.environ[name] for name in _ENVIRONMENT if name in os.environ})
     except OSError as exc:
         raise _error(script, f"cannot start the PAC evaluator ({exc.strerror})") from None
+    exchange = asyncio.create_task(_exchange(process, request, output))
     try:
+        await _started(script, exchange, output)
+        start = time.perf_counter()  # the script's own time: `timeout` is about the PAC
         async with asyncio.timeout(timeout):
-            await _exchange(process, request, output)
+            await exchange
             await process.wait()
     except TimeoutError:
         waiting = waiting_on(bytes(output.stderr))
@@ -88,10 +95,13 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
                              f"{timeout:g} s ({why})", source=location.source.value,
                              url=location.shown) from None
     finally:
+        exchange.cancel()
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await exchange
     ms = (time.perf_counter() - start) * 1000
     answer = _answer(script, output, process.returncode)
     try:
@@ -101,6 +111,19 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
     log.info("%s chose %s for %s in %.0f ms", location.named, found.rule,
              sanitize.text(pac_target, 200), ms)
     return found
+
+
+async def _started(script: PacScript, exchange: asyncio.Task[None], output: _Output) -> None:
+    """Until the evaluator has loaded pypac and dukpy (or ended without): its start-up is not
+    the script's time, and takes seconds on a busy or scanned machine."""
+    ready = asyncio.create_task(output.ready.wait())
+    try:
+        done, _ = await asyncio.wait({ready, exchange}, timeout=STARTUP_LIMIT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ready.cancel()
+    if not done:
+        raise _error(script, f"the PAC evaluator did not start within {STARTUP_LIMIT} s")
 
 
 async def _exchange(process: asyncio.subprocess.Process, request: bytes, output: _Output
@@ -126,6 +149,8 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes, output:
         with contextlib.suppress(OSError):
             while chunk := await stream.read(65536):
                 output.stderr += chunk
+                if READY in output.stderr:
+                    output.ready.set()
                 del output.stderr[:-STDERR_TAIL]
 
     async with asyncio.TaskGroup() as group:
@@ -175,6 +200,8 @@ def _answer(script: PacScript, output: _Output, returncode: int | None) -> str:
     if "out of memory" in message or kind == "memory":
         raise _error(script, f"evaluating it ran out of memory (limit "
                      f"{MEMORY_LIMIT // (1024 * 1024)} MiB)")
+    if kind == "internal":
+        raise _error(script, f"the PAC evaluator failed ({first})")
     if "FindProxyForURLEx" in message and "not defined" in message:
         raise _error(script, "the script defines no FindProxyForURL function")
     if kind == "malformed" and first.startswith("SyntaxError"):

@@ -200,7 +200,7 @@ class PacDecision:
     rule: str
     routes: tuple[PacRoute, ...]
     truncated: bool = False
-    ms: float = 0.0  # the evaluation, in milliseconds
+    ms: float = 0.0  # the script's run, in milliseconds (the evaluator's start-up apart)
     fetch_ms: float = 0.0  # fetching (or reading) the script
 
     @property
