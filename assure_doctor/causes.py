@@ -231,6 +231,23 @@ _FAMILY_PLATFORM = (
        "{failed_family} side may be down: tell Evotix support."),
 )
 
+# What changed since the last good check: an address that moved, where it came from.
+_MOVED_RULES: tuple[Rule, ...] = (
+    ({"address_moved_by": "hosts"}, (K.CONFIG, K.FIREWALL, K.PLATFORM)),
+    ({"address_moved_by": "dns"}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
+)
+_MOVED_CONFIG = (
+    _a("{host} now comes from the hosts file as {address}, which does not answer; when it "
+       "last worked it was {address_was}. A hosts-file entry pins the name for every client "
+       "on this machine: correct or remove it.", address_moved_by="hosts"),
+)
+_MOVED_DNS = (
+    _a("{host} now resolves to {address}, which does not answer; when it last worked it was "
+       "{address_was}. A stale or wrong DNS answer (an outdated record, a split-horizon or "
+       "filtering resolver) would explain it: compare with another resolver (--resolver) "
+       "and ask your IT support.", address_moved_by="dns"),
+)
+
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
 ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.DNS_LOOKUP_FAILED, K.CONFIG): (
@@ -265,6 +282,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "resolvers, contact Evotix support."),
     ),
     (C.CONNECT_FAILED, K.CONFIG): (
+        *_MOVED_CONFIG,
         _a("Nothing accepts connections at {address} port {port}. Check the host and port in "
            "the URL: the API listens on 443 and the URL needs no port.",
            kind=ConnectKind.REFUSED, default_port=False),
@@ -287,6 +305,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            kind=ConnectKind.UNREACHABLE),
     ),
     (C.CONNECT_FAILED, K.PLATFORM): _FAMILY_PLATFORM,
+    (C.CONNECT_FAILED, K.DNS_SERVICE): _MOVED_DNS,
+    (C.CONNECT_TIMEOUT, K.CONFIG): _MOVED_CONFIG,
+    (C.CONNECT_TIMEOUT, K.DNS_SERVICE): _MOVED_DNS,
     (C.CONNECT_TIMEOUT, K.FIREWALL): (
         *_FAMILY_FIREWALL,
         _a("Connection attempts got no answer, yet the host answers on another port: a "
@@ -336,6 +357,10 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "explains it, contact Evotix support with this report."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.TLS_INTERCEPTION): (
+        _a("Since the last good check the certificate's issuer changed to {issuer}, a "
+           "TLS-inspection product: inspection was introduced on this path. Ask your network "
+           "team to exempt {host} from inspection, or give the integration the inspection "
+           "root (and --ca-bundle here).", inspection_introduced=True),
         _a("A TLS-inspecting proxy ({product}, issuer {issuer}) re-signs the API's "
            "certificate, and this machine's trust store trusts its root. PowerShell, .NET and "
            "browsers will work; clients with their own CA list will fail: Python requests "
@@ -546,6 +571,7 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
     ),
     C.CONNECT_FAILED: (
+        *_MOVED_RULES,
         *_FAMILY_RULES,
         ({"kind": ConnectKind.REFUSED, "default_port": False}, (K.CONFIG, K.FIREWALL,
                                                                  K.PLATFORM)),
@@ -555,12 +581,14 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
     ),
     C.CONNECT_TIMEOUT: (
+        *_MOVED_RULES,
         *_FAMILY_RULES,
         ({"host_answers": True}, (K.FIREWALL, K.PLATFORM, K.ROUTING)),
         ({"host_answers": False}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
         ({}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
     ),
     C.TLS_CERTIFICATE_ERROR: (
+        ({"inspection_introduced": True}, (K.TLS_INTERCEPTION, K.CONFIG, K.PLATFORM)),
         # clock_explains: the certificate is valid at the server's time though not at ours.
         ({"kind": CertKind.EXPIRED, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
                                                                K.CONFIG)),

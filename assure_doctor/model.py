@@ -15,6 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 from assure_doctor import __version__
 from assure_doctor.apikey import ENV_VAR, ApiKey
+from assure_doctor.history.changes import Change
+from assure_doctor.history.fingerprint import Fingerprint
 from assure_doctor.kinds import CauseId, Condition, Facts
 from assure_doctor.target import Target
 
@@ -167,6 +169,10 @@ class Report:
     started_at: str
     resolver: str
     key_info: KeyInfo = KeyInfo()
+    # Against the last good check (None: no path history was kept or consulted).
+    changes: tuple[Change, ...] | None = None
+    last_good_at: str | None = None
+    fingerprint: Fingerprint | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +207,8 @@ class Report:
             "started_at": self.started_at,
             "resolver": self.resolver,
             "api_key": self.key_info.to_dict(),
+            "changes": None if self.changes is None else [c.to_dict() for c in self.changes],
+            "last_good_at": self.last_good_at,
             "tool": tool(),
             "platform": platform_info(),
         }

@@ -42,6 +42,7 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
         "",
     ]
     lines += [stage_line(stage, paint) for stage in report.stages]
+    lines += changes_section(report, paint)
     diagnosis = report.diagnosis
     if diagnosis is not None:
         lines += ["", *_finding("Diagnosis", diagnosis, paint)]
@@ -51,6 +52,22 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
     verdict = paint("OK", "32;1") if report.ok else paint("FAILED", "31;1")
     lines += ["", f"Result: {verdict}"]
     return redact.scrub("\n".join(lines)) + "\n"
+
+
+def changes_section(report: Report, paint: _Painter | None = None) -> list[str]:
+    """"Changed since the last good check (TIME)", when a path history exists."""
+    paint = paint or _Painter(False)
+    if report.changes is None or report.last_good_at is None:
+        return []
+    heading = f"Changed since the last good check ({words.when(report.last_good_at)}):"
+    lines = ["", paint(heading, "1")]
+    if not report.changes:
+        return [*lines, "  nothing on the path to the API changed"]
+    for change in report.changes:
+        lines += textwrap.wrap(words.outside(change.text, None), WIDTH, initial_indent="  - ",
+                               subsequent_indent="    ", break_on_hyphens=False,
+                               break_long_words=False)
+    return lines
 
 
 def stage_line(stage: StageResult, paint: _Painter | None = None) -> str:
