@@ -231,6 +231,12 @@ _FAMILY_PLATFORM = (
        "{failed_family} side may be down: tell Evotix support."),
 )
 
+# A traceroute that met a REJECT (ICMP administratively prohibited, or port unreachable):
+# whatever the socket said, a firewall answered.
+_REJECTED_RULES: tuple[Rule, ...] = (
+    ({"path_ending": "rejected"}, (K.FIREWALL, K.ROUTING, K.PLATFORM)),
+)
+
 # What changed since the last good check: an address that moved, where it came from.
 _MOVED_RULES: tuple[Rule, ...] = (
     ({"address_moved_by": "hosts"}, (K.CONFIG, K.FIREWALL, K.PLATFORM)),
@@ -246,6 +252,23 @@ _MOVED_DNS = (
        "{address_was}. A stale or wrong DNS answer (an outdated record, a split-horizon or "
        "filtering resolver) would explain it: compare with another resolver (--resolver) "
        "and ask your IT support.", address_moved_by="dns"),
+)
+
+# A TCP traceroute after a timeout, reset or unreachable: where the path ends, and whose.
+_PATH_FIREWALL = (
+    _a("A TCP traceroute to port {port} shows where the connection attempts stop: "
+       "{path_finding} A firewall there in 'stealth' mode drops them without an error: ask "
+       "its owner to allow outbound HTTPS to {host} port {port}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows who refuses it: {path_finding} Ask that owner "
+       "to allow outbound HTTPS to {host} port {port}.", path_ending="rejected"),
+)
+_PATH_ROUTING = (
+    _a("If the packets are lost rather than filtered, routing breaks where the traceroute "
+       "stops (see the firewall advice and the path in the evidence): ask the owner it names "
+       "to check the route to {address}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows the hop that cannot deliver it onward: "
+       "{path_finding}",
+       path_ending="unreachable"),
 )
 
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
@@ -291,6 +314,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("The connection was actively refused ({error}). Corporate firewalls commonly do "
            "this: ask your network team to allow outbound HTTPS to {host} port {port}.",
            kind=ConnectKind.REFUSED),
@@ -300,6 +324,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("This machine has no route to {address} ({error}). Ask your IT team to check the "
            "default gateway, VPN and outbound internet routing for this machine.",
            kind=ConnectKind.UNREACHABLE),
@@ -310,6 +335,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.CONNECT_TIMEOUT, K.DNS_SERVICE): _MOVED_DNS,
     (C.CONNECT_TIMEOUT, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("Connection attempts got no answer, yet the host answers on another port: a "
            "firewall in 'stealth' mode drops them without an error. Ask your network team to "
            "allow outbound HTTPS to {host} port {port}.", host_answers=True),
@@ -319,6 +345,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_TIMEOUT, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("Nothing on {address} answered, not even on another port: packets may not be "
            "getting out. Ask your IT team to check routing, VPN and the internet connection "
            "of this machine.", host_answers=False),
@@ -387,6 +414,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.TLS_HANDSHAKE_FAILED, K.FIREWALL): (
         _a("Less likely here: {mss}-byte segments completed the handshake, so nothing blocks "
            "TLS to {host} as such; only the packet size matters.", kind=HandshakeKind.MTU),
+        _a("The TCP path is open ({path_finding}), yet the TLS handshake {kind_text}: a "
+           "firewall or deep packet inspection on that path, or at the server, cuts TLS. Ask "
+           "your network team to allow TLS to {host} port {port}.", path_ending="reached"),
         _a("The TCP connection opened but the TLS handshake {kind_text}: typical of a "
            "firewall or deep packet inspection. Ask your network team to allow TLS to {host} "
            "port {port}."),
@@ -486,6 +516,8 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team which proxy this machine must use."),
     ),
     (C.PROXY_CONNECT_FAILED, K.FIREWALL): (
+        _a("A TCP traceroute to the proxy shows where the attempts stop: {path_finding}",
+           step=ProxyStep.TCP, path_ending="silent"),
         _a("Connections to the proxy {proxy} are blocked or dropped ({error}): ask your "
            "network team to allow this machine to reach it.", step=ProxyStep.TCP),
     ),
@@ -573,6 +605,7 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
     C.CONNECT_FAILED: (
         *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"kind": ConnectKind.REFUSED, "default_port": False}, (K.CONFIG, K.FIREWALL,
                                                                  K.PLATFORM)),
         ({"kind": ConnectKind.REFUSED}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
@@ -583,6 +616,7 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
     C.CONNECT_TIMEOUT: (
         *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"host_answers": True}, (K.FIREWALL, K.PLATFORM, K.ROUTING)),
         ({"host_answers": False}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
         ({}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),

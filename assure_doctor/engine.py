@@ -20,7 +20,7 @@ from assure_doctor.history.record import Record
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Cause, Fault, KeyInfo, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import registry
+from assure_doctor.probes import pathtrace, registry
 from assure_doctor.probes.results import DnsFound
 from assure_doctor.probes.stage import Context, Probe
 from assure_doctor.ranking import rank
@@ -89,8 +89,11 @@ async def run_check(
                 if on_stage:
                     on_stage(probe.name, None)
                 start = time.perf_counter()
-                ctx.outcomes[probe.name] = await _run_bounded(probe, ctx)
+                outcome = await _run_bounded(probe, ctx)
                 durations[probe.name] = (time.perf_counter() - start) * 1000
+                if probe.traced and pathtrace.wanted(outcome):
+                    outcome = await pathtrace.follow(ctx, outcome)
+                ctx.outcomes[probe.name] = outcome
             heard[probe.name] = _result(probe, ctx, durations[probe.name])
             if on_stage:
                 on_stage(probe.name, heard[probe.name])
@@ -176,6 +179,8 @@ def _result(probe: Probe, ctx: Context, duration_ms: float, weighed: Facts | Non
     evidence = (outcome.found or probe.found()).evidence()
     if outcome.fault is not None:
         evidence |= outcome.fault.evidence()
+    if outcome.path is not None:
+        evidence["path"] = outcome.path.evidence()
     return StageResult(probe.name, outcome.status, duration_ms, outcome.summary,
                        outcome.condition, causes, evidence, outcome.found, outcome.facts,
-                       outcome.fault)
+                       outcome.fault, outcome.path)

@@ -81,6 +81,7 @@ class Outcome:
     condition: Condition | None = None
     facts: Facts = field(default_factory=lambda: Facts())
     fault: Fault | None = None
+    path: Found | None = None  # the TCP traceroute after a timeout, reset or unreachable
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
@@ -102,6 +103,7 @@ class StageResult:
     found: Found | None = field(default=None, compare=False, repr=False)
     facts: Facts = field(default_factory=lambda: Facts(), compare=False, repr=False)
     fault: Fault | None = field(default=None, compare=False, repr=False)
+    path: Found | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
@@ -114,7 +116,7 @@ class StageResult:
 
     def as_outcome(self) -> Outcome:
         return Outcome(self.status, self.summary, self.found, self.condition, self.facts,
-                       self.fault)
+                       self.fault, self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {

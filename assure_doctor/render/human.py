@@ -9,12 +9,13 @@ from typing import Any
 from assure_doctor import redact
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes import hops
 from assure_doctor.render import words
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
 # Evidence a person rarely needs on screen (all of it is in --json and the report bundle).
 _EVIDENCE_SKIP = {"attempts", "history", "answers", "names", "serial", "sha256", "verify_code",
-                  "verify_kind", "verified", "valid_now"}
+                  "verify_kind", "verified", "valid_now", "path"}
 WIDTH = 96
 EVIDENCE_LIMIT = 200
 
@@ -99,4 +100,16 @@ def _finding(heading: str | None, stage: StageResult, paint: _Painter) -> list[s
 def _evidence_lines(stage: StageResult) -> list[str]:
     return [f"    {key}: {words.value(value, EVIDENCE_LIMIT)}"
             for key, value in stage.evidence.items()
-            if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})]
+            if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})] + _path_lines(stage)
+
+
+def _path_lines(stage: StageResult) -> list[str]:
+    """The TCP traceroute, as traceroute prints it."""
+    trace = stage.path
+    if not isinstance(trace, hops.Trace):
+        return []
+    if trace.ended is hops.Ending.SKIPPED:
+        return [f"    path: {words.outside(trace.skipped_reason)}"]
+    head = (f"    path (TCP traceroute to {words.outside(trace.address, 60)} port {trace.port}, "
+            f"{trace.ended.value}):")
+    return [head, *(f"      {words.outside(line, 120)}" for line in hops.hop_lines(trace))]
