@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from assure_doctor.history.changes import Change
@@ -36,4 +36,13 @@ def advance(record: Record, ok: bool, now: Fingerprint, changes: tuple[Change, .
     logged = (*record.changes, *new)[-MAX_CHANGES:]
     if not ok:
         return replace(record, changes=logged), new
-    return Record(seen, at.timestamp(), now, logged), new
+    return Record(seen, at.timestamp(), _known(now, record.last_good), logged), new
+
+
+def _known(now: Fingerprint, before: Fingerprint | None) -> Fingerprint:
+    """`now`, with what this check did not learn (a --no-ping check's ping status) kept from
+    the last good fingerprint."""
+    if before is None:
+        return now
+    return replace(now, **{item.name: getattr(before, item.name) for item in fields(now)
+                           if getattr(now, item.name) is None})

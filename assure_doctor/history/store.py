@@ -73,19 +73,19 @@ class History:
         localfile.write_private(self._path(label), data)
 
     def keep(self, label: str, record: Record, report: Report, at: datetime
-             ) -> tuple[Change, ...]:
-        """Move the target's history on with `report` (checked against `record`), and keep
-        it; the changes it logged for the first time. A history that cannot be written is
-        said once in the log, never fatal."""
+             ) -> tuple[Record, tuple[Change, ...]]:
+        """Move the target's history on with `report` (checked against `record`) and keep
+        it: the new record, and the changes it logged for the first time. A history that
+        cannot be written is said in the log, never fatal."""
         if report.fingerprint is None:
-            return ()
+            return record, ()
         updated, new = advance(record, report.ok, report.fingerprint, report.changes or (), at)
         try:
             self.save(label, updated)
         except OSError as exc:
             log.warning("Cannot keep the path history in %s (%s)", self.directory,
                         exc.strerror or type(exc).__name__)
-        return new
+        return updated, new
 
 
 def _dump(fingerprint: Fingerprint) -> dict[str, Any]:
