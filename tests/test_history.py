@@ -297,3 +297,19 @@ def test_proxy_credentials_never_enter_the_history(tmp_path: Path) -> None:
     assert proxyserver.PASSWORD not in text and sandbox.key not in text
     assert "****" in text
     assert apikey.ENV_VAR not in os.environ or os.environ[apikey.ENV_VAR] not in text
+
+
+def test_the_bundle_says_what_changed(tmp_path: Path) -> None:
+    """report --out: report.md has the section, report.json the changes."""
+    with Sandbox("changed-address") as sandbox:
+        env = clean_env(XDG_STATE_HOME=str(tmp_path / "state"))
+        assert run_cli("check", *sandbox.check_args(), *FAST, env=env).returncode == 0
+        run = run_cli("report", *sandbox.check_args(), *FAST, "--out",
+                      str(tmp_path / "bundle"), env=env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    text = (tmp_path / "bundle" / "report.md").read_text()
+    assert "## Changed since the last good check (" in text
+    assert "| address | 127.0.0.2 from DNS via" in text
+    document = json.loads((tmp_path / "bundle" / "report.json").read_text())
+    assert document["changes"][0]["what"] == "address"
+    assert document["stages"][1]["causes"][0]["id"] == "dns_service"
