@@ -231,6 +231,46 @@ _FAMILY_PLATFORM = (
        "{failed_family} side may be down: tell Evotix support."),
 )
 
+# A traceroute that met a REJECT (ICMP administratively prohibited, or port unreachable):
+# whatever the socket said, a firewall answered.
+_REJECTED_RULES: tuple[Rule, ...] = (
+    ({"path_ending": "rejected"}, (K.FIREWALL, K.ROUTING, K.PLATFORM)),
+)
+
+# What changed since the last good check: an address that moved, where it came from.
+_MOVED_RULES: tuple[Rule, ...] = (
+    ({"address_moved_by": "hosts"}, (K.CONFIG, K.FIREWALL, K.PLATFORM)),
+    ({"address_moved_by": "dns"}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
+)
+_MOVED_CONFIG = (
+    _a("{host} now comes from the hosts file as {address}, which does not answer; when it "
+       "last worked it was {address_was}. A hosts-file entry pins the name for every client "
+       "on this machine: correct or remove it.", address_moved_by="hosts"),
+)
+_MOVED_DNS = (
+    _a("{host} now resolves to {address}, which does not answer; when it last worked it was "
+       "{address_was}. A stale or wrong DNS answer (an outdated record, a split-horizon or "
+       "filtering resolver) would explain it: compare with another resolver (--resolver) "
+       "and ask your IT support.", address_moved_by="dns"),
+)
+
+# A TCP traceroute after a timeout, reset or unreachable: where the path ends, and whose.
+_PATH_FIREWALL = (
+    _a("A TCP traceroute to port {port} shows where the connection attempts stop: "
+       "{path_finding} A firewall there in 'stealth' mode drops them without an error: ask "
+       "its owner to allow outbound HTTPS to {host} port {port}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows who refuses it: {path_finding} Ask that owner "
+       "to allow outbound HTTPS to {host} port {port}.", path_ending="rejected"),
+)
+_PATH_ROUTING = (
+    _a("If the packets are lost rather than filtered, routing breaks where the traceroute "
+       "stops (see the firewall advice and the path in the evidence): ask the owner it names "
+       "to check the route to {address}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows the hop that cannot deliver it onward: "
+       "{path_finding}",
+       path_ending="unreachable"),
+)
+
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
 ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.DNS_LOOKUP_FAILED, K.CONFIG): (
@@ -265,6 +305,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "resolvers, contact Evotix support."),
     ),
     (C.CONNECT_FAILED, K.CONFIG): (
+        *_MOVED_CONFIG,
         _a("Nothing accepts connections at {address} port {port}. Check the host and port in "
            "the URL: the API listens on 443 and the URL needs no port.",
            kind=ConnectKind.REFUSED, default_port=False),
@@ -273,6 +314,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("The connection was actively refused ({error}). Corporate firewalls commonly do "
            "this: ask your network team to allow outbound HTTPS to {host} port {port}.",
            kind=ConnectKind.REFUSED),
@@ -282,13 +324,18 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("This machine has no route to {address} ({error}). Ask your IT team to check the "
            "default gateway, VPN and outbound internet routing for this machine.",
            kind=ConnectKind.UNREACHABLE),
     ),
     (C.CONNECT_FAILED, K.PLATFORM): _FAMILY_PLATFORM,
+    (C.CONNECT_FAILED, K.DNS_SERVICE): _MOVED_DNS,
+    (C.CONNECT_TIMEOUT, K.CONFIG): _MOVED_CONFIG,
+    (C.CONNECT_TIMEOUT, K.DNS_SERVICE): _MOVED_DNS,
     (C.CONNECT_TIMEOUT, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("Connection attempts got no answer, yet the host answers on another port: a "
            "firewall in 'stealth' mode drops them without an error. Ask your network team to "
            "allow outbound HTTPS to {host} port {port}.", host_answers=True),
@@ -298,6 +345,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_TIMEOUT, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("Nothing on {address} answered, not even on another port: packets may not be "
            "getting out. Ask your IT team to check routing, VPN and the internet connection "
            "of this machine.", host_answers=False),
@@ -336,6 +384,10 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "explains it, contact Evotix support with this report."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.TLS_INTERCEPTION): (
+        _a("Since the last good check the certificate's issuer changed to {issuer}, a "
+           "TLS-inspection product: inspection was introduced on this path. Ask your network "
+           "team to exempt {host} from inspection, or give the integration the inspection "
+           "root (and --ca-bundle here).", inspection_introduced=True),
         _a("A TLS-inspecting proxy ({product}, issuer {issuer}) re-signs the API's "
            "certificate, and this machine's trust store trusts its root. PowerShell, .NET and "
            "browsers will work; clients with their own CA list will fail: Python requests "
@@ -362,6 +414,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.TLS_HANDSHAKE_FAILED, K.FIREWALL): (
         _a("Less likely here: {mss}-byte segments completed the handshake, so nothing blocks "
            "TLS to {host} as such; only the packet size matters.", kind=HandshakeKind.MTU),
+        _a("The TCP path is open ({path_finding}), yet the TLS handshake {kind_text}: a "
+           "firewall or deep packet inspection on that path, or at the server, cuts TLS. Ask "
+           "your network team to allow TLS to {host} port {port}.", path_ending="reached"),
         _a("The TCP connection opened but the TLS handshake {kind_text}: typical of a "
            "firewall or deep packet inspection. Ask your network team to allow TLS to {host} "
            "port {port}."),
@@ -461,6 +516,8 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team which proxy this machine must use."),
     ),
     (C.PROXY_CONNECT_FAILED, K.FIREWALL): (
+        _a("A TCP traceroute to the proxy shows where the attempts stop: {path_finding}",
+           step=ProxyStep.TCP, path_ending="silent"),
         _a("Connections to the proxy {proxy} are blocked or dropped ({error}): ask your "
            "network team to allow this machine to reach it.", step=ProxyStep.TCP),
     ),
@@ -546,7 +603,9 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
     ),
     C.CONNECT_FAILED: (
+        *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"kind": ConnectKind.REFUSED, "default_port": False}, (K.CONFIG, K.FIREWALL,
                                                                  K.PLATFORM)),
         ({"kind": ConnectKind.REFUSED}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
@@ -555,12 +614,15 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
     ),
     C.CONNECT_TIMEOUT: (
+        *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"host_answers": True}, (K.FIREWALL, K.PLATFORM, K.ROUTING)),
         ({"host_answers": False}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
         ({}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
     ),
     C.TLS_CERTIFICATE_ERROR: (
+        ({"inspection_introduced": True}, (K.TLS_INTERCEPTION, K.CONFIG, K.PLATFORM)),
         # clock_explains: the certificate is valid at the server's time though not at ours.
         ({"kind": CertKind.EXPIRED, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
                                                                K.CONFIG)),

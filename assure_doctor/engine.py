@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 
 from assure_doctor import logs, sanitize
 from assure_doctor.apikey import ApiKey
+from assure_doctor.history import changes, fingerprint
+from assure_doctor.history.record import Record
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Cause, Fault, KeyInfo, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import registry
+from assure_doctor.probes import pathtrace, registry
 from assure_doctor.probes.results import DnsFound
 from assure_doctor.probes.stage import Context, Probe
 from assure_doctor.ranking import rank
@@ -49,12 +51,15 @@ async def run_check(
     on_stage: StageListener | None = None,
     resume: Report | None = None,
     start_at: str | None = None,
+    history: Record | None = None,
 ) -> Report:
     """One staged check. `on_stage` hears each stage start and end, and hears a result again
     when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure).
 
     With `resume`, the stages before `start_at` (default: the first) are taken from that
     earlier report instead of being run again (the TUI's "re-run from the selected stage").
+    With `history` (the target's path history; the face loads and keeps it), the report says
+    what changed since the last good check, and the ranking weighs those changes.
     """
     probes = registry.PROBES
     names = [p.name for p in probes]
@@ -84,20 +89,35 @@ async def run_check(
                 if on_stage:
                     on_stage(probe.name, None)
                 start = time.perf_counter()
-                ctx.outcomes[probe.name] = await _run_bounded(probe, ctx)
+                outcome = await _run_bounded(probe, ctx)
                 durations[probe.name] = (time.perf_counter() - start) * 1000
+                if probe.traced and pathtrace.wanted(outcome):
+                    outcome = await pathtrace.follow(ctx, outcome)
+                ctx.outcomes[probe.name] = outcome
             heard[probe.name] = _result(probe, ctx, durations[probe.name])
             if on_stage:
                 on_stage(probe.name, heard[probe.name])
     finally:
         ctx.close_streams()
     stages = tuple(_result(p, ctx, durations[p.name]) for p in probes)
+    found: tuple[changes.Change, ...] | None = None
+    now: fingerprint.Fingerprint | None = None
+    if history is not None:
+        now = fingerprint.of(stage.found for stage in stages)
+        before = history.last_good
+        found = None if before is None else changes.between(
+            before, now, history.last_good_at or "", target.host)
+        weighed = changes.facts(before, now)
+        if weighed:
+            stages = tuple(_result(p, ctx, durations[p.name], weighed) for p in probes)
     for stage in stages:
         if on_stage and stage != heard[stage.name]:
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
                     resolver=ctx.found(DnsFound).resolver or "system",
-                    key_info=KeyInfo.of(key, options.no_ping))
+                    key_info=KeyInfo.of(key, options.no_ping), changes=found,
+                    last_good_at=None if history is None else history.last_good_at,
+                    fingerprint=now)
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
              "ok" if diagnosis is None else f"{diagnosis.name} {diagnosis.condition}")
@@ -142,8 +162,10 @@ def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
                    Fault(exception=kind, message=message))
 
 
-def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
-    """A stage's result, its causes ranked on all the evidence gathered so far."""
+def _result(probe: Probe, ctx: Context, duration_ms: float, weighed: Facts | None = None
+            ) -> StageResult:
+    """A stage's result, its causes ranked on all the evidence gathered so far (and on what
+    changed since the last good check, `weighed`)."""
     outcome = ctx.outcomes[probe.name]
     causes: tuple[Cause, ...] = ()
     if outcome.condition is not None:
@@ -151,10 +173,14 @@ def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
         facts.update(outcome.facts)
         if probe.cross_facts is not None:
             facts.update(probe.cross_facts(ctx))
+        if weighed:
+            facts.update(weighed)
         causes = rank(outcome.condition, facts)
     evidence = (outcome.found or probe.found()).evidence()
     if outcome.fault is not None:
         evidence |= outcome.fault.evidence()
+    if outcome.path is not None:
+        evidence["path"] = outcome.path.evidence()
     return StageResult(probe.name, outcome.status, duration_ms, outcome.summary,
                        outcome.condition, causes, evidence, outcome.found, outcome.facts,
-                       outcome.fault)
+                       outcome.fault, outcome.path)

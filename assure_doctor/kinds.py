@@ -205,3 +205,10 @@ class Facts(TypedDict, total=False):
     title: str  # the proxy's error page title
     # internal_error
     exception: str
+    # what changed since the last good check (history)
+    inspection_introduced: bool  # the issuer is now an inspection product, and was not
+    address_moved_by: str  # "hosts" or "dns": where the changed address came from
+    address_was: str
+    # where on the path it dies (a TCP traceroute after a timeout, reset or unreachable)
+    path_finding: str  # the trace in one sentence, naming who to call
+    path_ending: str  # hops.Ending: silent, rejected, refused, unreachable, reached

@@ -15,6 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 from assure_doctor import __version__
 from assure_doctor.apikey import ENV_VAR, ApiKey
+from assure_doctor.history.changes import Change
+from assure_doctor.history.fingerprint import Fingerprint
 from assure_doctor.kinds import CauseId, Condition, Facts
 from assure_doctor.target import Target
 
@@ -79,6 +81,7 @@ class Outcome:
     condition: Condition | None = None
     facts: Facts = field(default_factory=lambda: Facts())
     fault: Fault | None = None
+    path: Found | None = None  # the TCP traceroute after a timeout, reset or unreachable
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
@@ -100,6 +103,7 @@ class StageResult:
     found: Found | None = field(default=None, compare=False, repr=False)
     facts: Facts = field(default_factory=lambda: Facts(), compare=False, repr=False)
     fault: Fault | None = field(default=None, compare=False, repr=False)
+    path: Found | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
@@ -112,7 +116,7 @@ class StageResult:
 
     def as_outcome(self) -> Outcome:
         return Outcome(self.status, self.summary, self.found, self.condition, self.facts,
-                       self.fault)
+                       self.fault, self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +171,10 @@ class Report:
     started_at: str
     resolver: str
     key_info: KeyInfo = KeyInfo()
+    # Against the last good check (None: no path history was kept or consulted).
+    changes: tuple[Change, ...] | None = None
+    last_good_at: str | None = None
+    fingerprint: Fingerprint | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +209,8 @@ class Report:
             "started_at": self.started_at,
             "resolver": self.resolver,
             "api_key": self.key_info.to_dict(),
+            "changes": None if self.changes is None else [c.to_dict() for c in self.changes],
+            "last_good_at": self.last_good_at,
             "tool": tool(),
             "platform": platform_info(),
         }

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,22 @@ def needs(binary: str, package: str | None = None, where: str | None = None) -> 
     return path
 
 
+# Every check keeps a path history in the platform's state dir: never the real one in tests.
+_STATE_HOME = tempfile.mkdtemp(prefix="assure-tests-state-")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ASSURE_API_KEY", "NO_COLOR")
            and k.lower() not in _PROXY_VARIABLES}
+    env["XDG_STATE_HOME"] = _STATE_HOME
     env.update(extra)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _private_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process faces (cli.main, the TUI) keep their history in the tests' state dir."""
+    monkeypatch.setenv("XDG_STATE_HOME", _STATE_HOME)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:

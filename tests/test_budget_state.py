@@ -13,7 +13,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from assure_doctor.monitor.budget import PingBudget
-from assure_doctor.monitor.config import default_state_dir
+from assure_doctor.statedir import default_state_dir
 
 DAY = 86400.0
 MIDNIGHT = 20_000 * DAY  # 2024-10-04 00:00 UTC

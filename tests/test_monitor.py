@@ -22,7 +22,8 @@ from tests.monitoring import MonitorProcess, Prometheus, needs, prometheus, wait
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
-TARGETS = {"healthy": "healthy", "tls-expired": "tls-expired", "key-rejected": "http-401"}
+TARGETS = {"healthy": "healthy", "tls-expired": "tls-expired", "key-rejected": "http-401",
+           "changed": "changed-issuer"}
 
 
 def config_for(sandboxes: dict[str, Sandbox], path: Path) -> Path:
@@ -52,7 +53,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory
             wait_for(lambda: len(server.query(
                 'count_over_time(assure_ping_requests_total{target="healthy"}[1m]) >= 3')),
                 60, "three scrapes of the healthy target's pings")
-            wait_for(lambda: len(server.query("assure_up")) == 3, 30, "assure_up x3")
+            wait_for(lambda: len(server.query("assure_up")) == len(TARGETS), 30,
+                     "assure_up of every target")
+            wait_for(lambda: server.query("assure_path_change_info"), 30, "a path change")
             yield server, monitor, sandboxes
     finally:
         monitor.stop()
@@ -89,11 +92,26 @@ def test_diagnosis_info_names_stage_condition_and_cause(
         scraped: tuple[Prometheus, MonitorProcess, dict[str, Sandbox]]) -> None:
     server, _, _ = scraped
     found = {r["metric"]["target"]: r["metric"] for r in server.query("assure_diagnosis_info")}
-    assert set(found) == {"tls-expired", "key-rejected"}  # absent while healthy
+    assert set(found) == {"tls-expired", "key-rejected", "changed"}  # absent while healthy
     assert (found["tls-expired"]["stage"], found["tls-expired"]["condition"],
             found["tls-expired"]["cause"]) == ("tls", "tls_certificate_error", "platform")
     assert (found["key-rejected"]["stage"], found["key-rejected"]["condition"],
             found["key-rejected"]["cause"]) == ("ping", "http_unauthorized", "invalid_key")
+    assert (found["changed"]["stage"], found["changed"]["cause"]) == ("tls",
+                                                                    "tls_interception")
+
+
+def test_what_changed_since_the_last_good_check_is_a_series(
+        scraped: tuple[Prometheus, MonitorProcess, dict[str, Sandbox]]) -> None:
+    server, _, _ = scraped
+    changed = [r["metric"] for r in server.query('assure_path_change_info{target="changed"}')]
+    assert {c["what"] for c in changed} >= {"issuer"}
+    issuer = next(c for c in changed if c["what"] == "issuer")
+    assert issuer["now"].startswith("CN=Zscaler Root CA") and "sandbox CA" in issuer["was"]
+    assert server.value('assure_path_changes_total{target="changed",what="issuer"}') == 1
+    last_good = server.value('assure_last_good_timestamp_seconds{target="changed"}')
+    assert time.time() - 120 < last_good <= time.time()
+    assert server.query('assure_path_change_info{target="healthy"}') == []
 
 
 def test_every_dashboard_query_returns_data(
@@ -167,7 +185,8 @@ def test_dashboard_structure() -> None:
     assert names["target"]["type"] == "query"
     titles = " ".join(panel["title"].lower() for panel in dashboard["panels"])
     for topic in ("up", "stage success", "durations", "certificate", "clock", "status codes",
-                  "budget", "diagnosis"):
+                  "budget", "diagnosis", "changed since the last good check",
+                  "path changes"):
         assert topic in titles
 
 

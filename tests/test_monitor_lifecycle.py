@@ -206,3 +206,34 @@ def test_stop_signals_reach_the_loop_on_each_platform(platform: str) -> None:
 
     stopped, reloaded = asyncio.run(main())
     assert stopped and reloaded == (platform != "win32")
+
+
+def test_the_path_history_survives_a_restart_and_names_the_change(tmp_path: Path) -> None:
+    """A good cycle, a restart, then TLS inspection appears: the monitor still knows when it
+    last worked, and says what changed (metrics and log), with no secret in its state."""
+    with Sandbox("changed-issuer") as box:
+        config = _targets({"api": box}, tmp_path / "targets.toml")
+        args = ["--config", str(config), "--interval", "1", "--ping-interval", "100000",
+                "--ping-budget", "1000", *FAST]
+        first = MonitorProcess(args, tmp_path / "state")
+        try:
+            good_at = wait_for(lambda: _value(
+                first.metrics(), 'assure_last_good_timestamp_seconds{target="api"}'), 20,
+                "a good check")
+        finally:
+            first.stop()
+        again = MonitorProcess(args, tmp_path / "state")
+        try:
+            text = wait_for(lambda: (lambda t: t if 'assure_path_change_info{' in t else None)(
+                again.metrics()), 20, "the change")
+        finally:
+            again.stop()
+        history = tmp_path / "state" / "history"
+        stored = "".join(path.read_text() for path in history.iterdir())
+    # The last good check is the first monitor's: it survived the restart.
+    assert _value(text, 'assure_last_good_timestamp_seconds{target="api"}') == good_at
+    assert _value(text, 'assure_path_changes_total{target="api",what="issuer"}') == 1
+    assert re.search(r'assure_path_change_info\{[^}]*now="CN=Zscaler Root CA', text)
+    assert _value(text, 'assure_up{target="api"}') == 0
+    assert "TLS inspection (Zscaler) was introduced" in again.log.read_text()
+    assert box.key not in stored and box.key not in again.log.read_text()

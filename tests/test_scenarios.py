@@ -26,8 +26,14 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
                                log_file: Path) -> None:
     sandbox = sandbox_factory(name)
     expect = sandbox.scenario.expect
+    for _ in range(sandbox.scenario.checks - 1):  # it worked before it changed
+        assert run_cli("check", *sandbox.check_args(), *FAST).returncode == 0
+    keyed_before = sandbox.traffic.keyed
     run = run_cli("check", *sandbox.check_args(), *FAST, "--json", "--log-file", str(log_file))
     document = run.json()
+    if sandbox.scenario.changes is not None:
+        assert [change["what"] for change in document["changes"]][:1] == [
+            sandbox.scenario.changes]
 
     if expect.stage is None:
         assert run.returncode == 0, document
@@ -58,7 +64,8 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
         assert sandbox.key not in text
     assert "Traceback" not in run.stderr
     if name in UNVERIFIABLE:
-        assert sandbox.traffic.keyed == 0, "the key was sent over an unverified connection"
+        assert sandbox.traffic.keyed == keyed_before, ("the key was sent over an unverified "
+                                                       "connection")
 
 
 def test_healthy_check_sends_the_key_once(healthy: Sandbox) -> None:

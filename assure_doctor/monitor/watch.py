@@ -9,9 +9,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from assure_doctor import logs
 from assure_doctor.engine import run_check
+from assure_doctor.history.changes import Change
+from assure_doctor.history.record import Record
+from assure_doctor.history.store import History
 from assure_doctor.kinds import Condition
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
@@ -36,6 +40,11 @@ class Snapshot:
     ran_at: dict[str, float] = field(default_factory=dict)
     figures: Figures = field(default_factory=Figures)
     ping_codes: dict[str, int] = field(default_factory=dict)
+    # The path history: when the target was last good, the changes logged since this
+    # monitor started (by what), and the differences the latest check found.
+    last_good_unix: float | None = None
+    path_changes: dict[str, int] = field(default_factory=dict)
+    changes: tuple[Change, ...] = ()
     budget_spent: int = 0
     budget_daily: int = 0
     pings: bool = True
@@ -63,8 +72,13 @@ class TargetWatch:
     """Runs the two jobs for one target and keeps its latest snapshot."""
 
     def __init__(self, watched: WatchedTarget, budget: PingBudget, ping_interval: float,
-                 daily_budget: int, ledger: Ledger | None = None) -> None:
+                 daily_budget: int, ledger: Ledger | None = None,
+                 history: History | None = None) -> None:
         self.watched = watched
+        self.history = history
+        # Kept per ping URL, as `check` keeps it: both see the same path from this machine.
+        self.record = history.load(watched.target.url) if history else Record()
+        self._path_changes: Counter[str] = Counter()
         self.ledger = ledger
         self.budget = budget
         self.ping_interval = ping_interval
@@ -79,7 +93,8 @@ class TargetWatch:
         self.key_id = key_id
         spent, day = self._spend()
         self.snapshot = Snapshot(watched.label, pings=watched.pings, budget_daily=daily_budget,
-                                 budget_spent=spent, key_id=key_id, budget_day=day)
+                                 budget_spent=spent, key_id=key_id, budget_day=day,
+                                 last_good_unix=self.record.last_good_unix)
 
     @property
     def label(self) -> str:
@@ -89,7 +104,7 @@ class TargetWatch:
     async def network_cycle(self) -> None:
         """dns, tcp, tls, clock: no key, no quota."""
         options = replace(self.watched.options, no_ping=True)
-        report = await run_check(self.watched.target, options, None)
+        report = await run_check(self.watched.target, options, None, history=self._history())
         self._publish(report, NETWORK_STAGES)
 
     async def ping_cycle(self) -> None:
@@ -124,7 +139,8 @@ class TargetWatch:
             return
         self.budget.record_ping(self.label, now)
         options = replace(self.watched.options, retries=granted - 1)
-        report = await run_check(self.watched.target, options, self.watched.key)
+        report = await run_check(self.watched.target, options, self.watched.key,
+                                 history=self._history())
         stage, found = report.stage("ping"), report.found(PingFound)
         sent = found.attempts if found else 0
         self.budget.refund(self.key_id, granted - sent)
@@ -166,7 +182,23 @@ class TargetWatch:
         self.snapshot = replace(self.snapshot, budget_spent=spent, budget_day=day)
         self.generation += 1
 
+    def _history(self) -> Record | None:
+        return self.record if self.history is not None else None
+
+    def _keep(self, report: Report) -> None:
+        """Move the path history on (the network cadence's healthy checks too: what they
+        did not learn, the ping's status, is kept from before)."""
+        if self.history is None:
+            return
+        self.record, new = self.history.keep(self.watched.target.url, self.record, report,
+                                             datetime.now(UTC))
+        for change in new:
+            self._path_changes[change.what.value] += 1
+            log.warning("%s: the path changed since the last good check: %s", self.label,
+                        change.text)
+
     def _publish(self, report: Report, names: tuple[str, ...]) -> None:
+        self._keep(report)
         now = time.time()
         stages = dict(self.snapshot.stages)
         ran_at = dict(self.snapshot.ran_at)
@@ -178,6 +210,8 @@ class TargetWatch:
         self.snapshot = replace(
             self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
             figures=self.snapshot.figures.updated(report, names),
+            last_good_unix=self.record.last_good_unix,
+            path_changes=dict(self._path_changes), changes=report.changes or (),
             budget_spent=spent, budget_day=day)
         self.generation += 1
         diagnosis = self.snapshot.diagnosis

@@ -136,6 +136,8 @@ class Probe:
     cross_facts: Callable[[Context], Facts] | None = None
     # Skipped is not a fault: the proxy stage of a direct check has nothing to do.
     optional: bool = False
+    # A timeout, reset or unreachable here is followed by a TCP traceroute (`pathtrace`).
+    traced: bool = False
 
     @property
     def keyed(self) -> bool:

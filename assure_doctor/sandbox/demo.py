@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
 from assure_doctor import apikey, proxyconfig, trust
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
+from assure_doctor.history.record import Record
+from assure_doctor.history.store import History
 from assure_doctor.options import CheckOptions
 from assure_doctor.render import human
 from assure_doctor.sandbox.scenarios import DEMO_SET, SCENARIOS
@@ -43,7 +48,13 @@ def _one(name: str, colour: bool) -> bool:
                                resolvers=(parse_resolver(sandbox.resolver),),
                                trust=trust.load(str(sandbox.ca_bundle)), proxy=proxy)
         key = apikey.from_file(sandbox.key_file)
-        report = asyncio.run(run_check(from_url(sandbox.url), options, key))
+        target = from_url(sandbox.url)
+        # A path history of its own, thrown away after: a good check, then the change.
+        with tempfile.TemporaryDirectory(prefix="assure-demo-") as state:
+            store, record = History(Path(state)), Record()
+            for _ in range(scenario.checks):
+                report = asyncio.run(run_check(target, options, key, history=record))
+                record, _new = store.keep(target.url, record, report, datetime.now(UTC))
     sys.stdout.write(human.render(report, options, colour=colour))
     met = scenario.expect.met_by(report.to_dict())
     print(f"expected: {scenario.expect} … {'as expected' if met else 'NOT AS EXPECTED'}\n",

@@ -19,6 +19,9 @@ CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unkn
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
 # cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
 PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
+# What changes once the sandbox has answered its first request (the path history's
+# scenarios): the certificate's issuer (TLS inspection appears), or the DNS answer.
+CHANGES = ("issuer", "address")
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,18 @@ class Scenario:
     reply: Reply = field(default_factory=Reply)
     expect: Expect = field(default_factory=Expect)
     proxy: str | None = None  # one of PROXY_KINDS: the check goes through the sandbox's proxy
+    # One of CHANGES: a first check passes, then this changes; `expect` is the second's.
+    changes: str | None = None
+
+    @property
+    def checks(self) -> int:
+        """How many checks it takes to see the diagnosis: two when something changes."""
+        return 1 if self.changes is None else 2
 
     def __post_init__(self) -> None:
         for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
-                             (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS)):
+                             (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS),
+                             (self.changes or "issuer", CHANGES)):
             if value not in known:
                 raise ValueError(f"scenario {self.name}: {value!r} is not one of {known}")
 
@@ -197,6 +208,13 @@ _ALL = (
     Scenario("proxy-intercept", "A TLS-inspecting proxy re-signs the API's certificate",
              proxy="intercept",
              expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    # What changed since it last worked (two checks: the first passes, then it changes).
+    Scenario("changed-issuer", "It worked; now TLS inspection re-signs the certificate (the "
+             "issuer changed since the last good check)", changes="issuer",
+             expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    Scenario("changed-address", "It worked; now DNS answers another address, which refuses "
+             "(the address changed since the last good check)", changes="address",
+             expect=Expect("tcp", "connect_failed", "dns_service")),
 )
 
 SCENARIOS: Mapping[str, Scenario] = {scenario.name: scenario for scenario in _ALL}

@@ -37,6 +37,8 @@ class PingApi:
         self.scenario = scenario
         self.key = key
         self.traffic = Traffic()
+        # Called once, after the first answer was written (a scenario's change).
+        self.after_first_answer: Callable[[], None] | None = None
 
     def now(self) -> float:
         return time.time() + self.scenario.clock_offset
@@ -65,6 +67,9 @@ class PingApi:
                 await writer.drain()
             except OSError:
                 break
+            change, self.after_first_answer = self.after_first_answer, None
+            if change is not None:
+                change()
         writer.transport.abort()
 
     def _reply(self, method: str, path: str, key: str | None) -> Reply:

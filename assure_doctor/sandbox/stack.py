@@ -10,6 +10,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from assure_doctor.sandbox import dnsserver, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
 HOST = "api.sandbox.sheassure.net"
+MOVED_TO = "127.0.0.2"  # loopback, where nothing of the sandbox listens: connections refused
 
 
 @cache
@@ -87,6 +89,7 @@ class Sandbox:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._closers: list[object] = []
+        self._tls: ssl.SSLContext | None = None
 
     # --- what a client needs -------------------------------------------------------------
     @property
@@ -178,6 +181,9 @@ class Sandbox:
         cert_file.write_bytes(leaf.cert_pem)
         key_file.write_bytes(leaf.key_pem)
         tls.load_cert_chain(cert_file, key_file)
+        self._tls = tls
+        if scenario.changes is not None:
+            self.api.after_first_answer = self._change
         listening = await servers.listen(scenario.server, self.api, tls)
         self.port, self.ipv6 = listening.port, listening.ipv6
         self._closers.append(listening.close)
@@ -187,6 +193,20 @@ class Sandbox:
         transport, self._dns = await dnsserver.start(zone)
         self.dns_port = transport.get_extra_info("sockname")[1]
         self._closers.append(transport.close)
+
+    def _change(self) -> None:
+        """The scenario's change, once its first request was answered: later handshakes get
+        a certificate from the inspection CA, or DNS answers an address nothing listens on."""
+        if self.scenario.changes == "issuer" and self._tls is not None:
+            real_now = datetime.now(UTC)
+            leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
+                                 real_now - timedelta(days=1), real_now + timedelta(days=30))
+            cert_file, key_file = self.workdir / "changed.pem", self.workdir / "changed.key"
+            cert_file.write_bytes(leaf.cert_pem)
+            key_file.write_bytes(leaf.key_pem)
+            self._tls.load_cert_chain(cert_file, key_file)
+        elif self.scenario.changes == "address" and self._dns is not None:
+            self._dns.zone = replace(self._dns.zone, ipv4=(MOVED_TO,), ipv6=())
 
     async def _serve_proxy(self, kind: str) -> None:
         intercept = None
