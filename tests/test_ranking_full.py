@@ -39,9 +39,14 @@ RULES: list[Row] = [
     row("dns_lookup_failed", "platform dns_service config", kind="nodata"),
     row("dns_lookup_failed", "dns_service config platform", kind="sinkhole"),
     row("dns_lookup_failed", "config dns_service platform"),
+    # An address that moved since the last good check: where it came from is at fault.
+    row("connect_failed", "config firewall platform", address_moved_by="hosts"),
+    row("connect_failed", "dns_service config platform", address_moved_by="dns"),
     # One family failed while the other works: the host answers, so the path is at fault.
     row("connect_failed", "routing firewall platform", failed_family="IPv4"),
     row("connect_failed", "routing firewall platform", failed_family="IPv6"),
+    # A traceroute met a REJECT: a firewall answered, whatever the socket said.
+    row("connect_failed", "firewall routing platform", path_ending="rejected"),
     # TCP refused: on 443 a firewall rejects; on another port the URL's port is wrong.
     row("connect_failed", "config firewall platform", kind="refused", default_port=False),
     row("connect_failed", "firewall config platform", kind="refused"),
@@ -49,12 +54,18 @@ RULES: list[Row] = [
     row("connect_failed", "firewall config routing", kind="blocked_locally"),
     row("connect_failed", "firewall config platform"),
     # TCP timeout: the host answers elsewhere -> a stealth firewall; nothing answers -> routing.
+    row("connect_timeout", "config firewall platform", address_moved_by="hosts"),
+    row("connect_timeout", "dns_service config platform", address_moved_by="dns"),
     row("connect_timeout", "routing firewall platform", failed_family="IPv4"),
     row("connect_timeout", "routing firewall platform", failed_family="IPv6"),
+    row("connect_timeout", "firewall routing platform", path_ending="rejected"),
     row("connect_timeout", "firewall platform routing", host_answers=True),
     row("connect_timeout", "routing firewall platform", host_answers=False),
     row("connect_timeout", "routing firewall platform"),
     # Certificates: a date problem is the clock's unless the server's clock agrees with ours.
+    # The issuer became an inspection product since the last good check.
+    row("tls_certificate_error", "tls_interception config platform",
+        inspection_introduced=True),
     row("tls_certificate_error", "platform clock config", kind="expired", clock_explains=False),
     row("tls_certificate_error", "clock platform config", kind="expired"),
     row("tls_certificate_error", "platform clock config", kind="not_yet_valid",
@@ -184,7 +195,8 @@ FACTS: dict[str, object] = {
     "url": "https://api.zz9.sheassure.net:8443/v2/pong", "proxy": "http://proxy.zz9:3128",
     "proxy_authenticate": "Negotiate-77", "exception": "RuntimeError: boom-77",
     "proxy_source": "PROXY-SOURCE-77", "schemes": "Negotiate-78", "title": "Page-77",
-    "mss": 577, "product": "Inspector-77",
+    "mss": 577, "product": "Inspector-77", "path_finding": "the SYN dies at hop 77.",
+    "address_was": "192.0.2.77 (from DNS)",
 }
 Said = tuple[str, str, str, tuple[str, ...], F]
 
@@ -197,6 +209,25 @@ def said(condition: str, cause: str, pattern: str, names: str = "", **facts: obj
 # Every wording of every (condition, cause), and the facts that choose it: the condition's own
 # wordings first, then the cause's generic one where none of its own fits.
 SAID: list[Said] = [
+    # Changed since the last good check, and where the path ends (a TCP traceroute).
+    said("connect_timeout", "config", "now comes from the hosts file", "host address",
+         address_moved_by="hosts"),
+    said("connect_failed", "dns_service", "now resolves to", "host address",
+         address_moved_by="dns"),
+    said("tls_certificate_error", "tls_interception", "issuer changed to", "issuer host",
+         inspection_introduced=True),
+    said("connect_timeout", "firewall", "shows where the connection attempts stop", "port host",
+         path_ending="silent"),
+    said("connect_failed", "firewall", "shows who refuses it", "port host",
+         path_ending="rejected"),
+    said("connect_timeout", "routing", "routing breaks where the traceroute stops", "address",
+         path_ending="silent"),
+    said("connect_failed", "routing", "cannot deliver it onward", "port",
+         path_ending="unreachable", kind="unreachable"),
+    said("tls_handshake_failed", "firewall", "The TCP path is open", "host port",
+         path_ending="reached", kind="timeout"),
+    said("proxy_connect_failed", "firewall", "A TCP traceroute to the proxy", "",
+         step="tcp", path_ending="silent"),
     said("dns_lookup_failed", "config", "does not exist according to", "host resolver",
          kind="nxdomain"),
     said("dns_lookup_failed", "config", r"^Check \S+ for typos", "host", kind="servfail"),
