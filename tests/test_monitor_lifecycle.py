@@ -232,8 +232,11 @@ def test_the_path_history_survives_a_restart_and_names_the_change(tmp_path: Path
         stored = "".join(path.read_text() for path in history.iterdir())
     # The last good check is the first monitor's: it survived the restart.
     assert _value(text, 'assure_last_good_timestamp_seconds{target="api"}') == good_at
-    assert _value(text, 'assure_path_changes_total{target="api",what="issuer"}') == 1
+    # Logged once in all, by whichever monitor saw it first (the first may have, before it
+    # stopped): never again after the restart.
+    assert (_value(text, 'assure_path_changes_total{target="api",what="issuer"}') or 0) <= 1
     assert re.search(r'assure_path_change_info\{[^}]*now="CN=Zscaler Root CA', text)
     assert _value(text, 'assure_up{target="api"}') == 0
-    assert "TLS inspection (Zscaler) was introduced" in again.log.read_text()
+    logs = first.log.read_text() + again.log.read_text()
+    assert logs.count("TLS inspection (Zscaler) was introduced") == 1
     assert box.key not in stored and box.key not in again.log.read_text()
