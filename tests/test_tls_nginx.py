@@ -231,7 +231,7 @@ def test_a_leaf_sent_alone_is_a_missing_intermediate_fetched_once(
     tls = _tls(run)
     assert run.returncode == 1
     assert tls["status"] == "fail" and tls["condition"] == "tls_certificate_error", tls
-    assert [c["id"] for c in tls["causes"]][0] == "platform"
+    assert [c["id"] for c in tls["causes"]] == ["platform", "tls_interception"]
     evidence = tls["evidence"]
     assert evidence["missing_intermediate"].startswith("CN=nginx test Issuing CA 1")
     assert evidence["aia_url"] == server.aia_url
