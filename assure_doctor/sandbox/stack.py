@@ -110,6 +110,7 @@ class Sandbox:
         self.proxy_port = 0
         self.proxy: proxyserver.SandboxProxy | None = None
         self.issuer_files: servers.IssuerFiles | None = None  # the AIA server, where served
+        self.issuer_url: str | None = None
         self.ipv6 = False
         self._dns: dnsserver.DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,7 +226,8 @@ class Sandbox:
         self.issuer_files = servers.IssuerFiles({AIA_PATH: der})
         server = await asyncio.start_server(self.issuer_files.handle, "127.0.0.1", 0)
         self._closers.append(server.close)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{AIA_PATH}"
+        self.issuer_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{AIA_PATH}"
+        return self.issuer_url
 
     async def _serve_proxy(self, kind: str) -> None:
         intercept = None
