@@ -117,6 +117,21 @@ def test_a_chunked_answer_is_read() -> None:
     assert isinstance(found, list) and len(found) == 1
 
 
+def test_an_answer_whose_server_keeps_the_connection_open_is_read_at_its_length() -> None:
+    async def lingering(_path: str, writer: asyncio.StreamWriter) -> None:
+        writer.write(response("200 OK", der()).replace(b"Connection: close",
+                                                       b"Connection: keep-alive"))
+        await writer.drain()
+        await asyncio.Event().wait()  # never closes
+
+    async def go() -> list[object]:
+        async with http_server(lingering) as (port, _):
+            async with asyncio.timeout(5):  # far more than reading it takes
+                return list(await aia.fetch(context(), f"http://127.0.0.1:{port}/ca.crt"))
+
+    assert len(asyncio.run(go())) == 1
+
+
 def test_a_relative_redirect_is_followed() -> None:
     async def moved(path: str, writer: asyncio.StreamWriter) -> None:
         if path == "/old":

@@ -128,8 +128,13 @@ async def get(ctx: Context, url: str) -> tuple[int, str | None, bytes]:
                   "Accept-Encoding: identity", "Connection: close"]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
         limit = MAX_HEAD + certchain.MAX_FETCHED_BYTES
-        data = await reader.read(limit + 1)
-        while data and len(data) <= limit and (more := await reader.read(limit + 1 - len(data))):
+        data = b""
+        # Until the server closes, as asked, or the body its head announced is in: some keep
+        # the connection open all the same.
+        while len(data) <= limit and not _complete(data):
+            more = await reader.read(limit + 1 - len(data))
+            if not more:
+                break
             data += more
     finally:
         writer.transport.abort()
@@ -145,6 +150,20 @@ async def get(ctx: Context, url: str) -> tuple[int, str | None, bytes]:
     if len(body) > certchain.MAX_FETCHED_BYTES:
         raise EOFError(f"an answer over {certchain.MAX_FETCHED_BYTES} bytes")
     return head.status, head.headers.get("location"), body
+
+
+def _complete(data: bytes) -> bool:
+    """Whether `data` holds a whole response whose body length its head gives."""
+    raw_head, separator, body = data.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    head = httpmsg.parse_head(raw_head + separator)
+    if head is None:
+        return False
+    if httpmsg.is_chunked(head.headers):
+        return body.endswith(b"\r\n0\r\n\r\n") or body.startswith(b"0\r\n\r\n")
+    length = httpmsg.content_length(head.headers.get("content-length"))
+    return length is not None and len(body) >= length
 
 
 def _joined(url: str, location: str) -> str | None:

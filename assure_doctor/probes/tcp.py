@@ -145,7 +145,8 @@ class _Race:
                 log.info("%s port %d accepted the connection, then reset it", address,
                          self.port)
                 self.done[index] = Attempt(address, self.port, ms,
-                                           error=f"connected, then {netclass.describe(exc)}")
+                                           error=f"reset right after connecting: "
+                                                 f"{netclass.describe(exc)}")
                 if self.won_at is None:
                     self._win(loop.time(), self.done[index])
                 return
@@ -220,7 +221,8 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
         # the tls stage upgrades this very connection
         connection=ctx.hand_over(winner.stream) if winner and winner.stream else None)
     if winner is not None and not bad:
-        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms",
+        cut = f", then {winner.error}" if winner.error else ""  # a reset: tls reports it
+        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms{cut}",
                        found)
 
     worst = min(bad, key=lambda a: CONNECT_SEVERITY.index(_kind(a)))
