@@ -21,7 +21,7 @@ from assure_doctor import trust
 from assure_doctor.engine import run_check
 from assure_doctor.model import StageResult
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import aia
+from assure_doctor.probes import aia, certchain
 from assure_doctor.probes.stage import Context
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.sandbox import pki
@@ -192,6 +192,43 @@ def test_an_endless_answer_is_cut_at_the_bound() -> None:
     _, found = fetch(endless)
     assert isinstance(found, str) and "over" in found
     assert len(sent) < 4096 and time.monotonic() - start < 10
+
+
+def _hops(*published: str) -> aia.Issuers | None:
+    """Root -> A -> B -> leaf, the leaf naming B's URL (/b.crt) and B naming A's (/a.crt):
+    what `issuers` finds when only the `published` paths are served."""
+    bodies: dict[str, bytes] = {}
+
+    async def publish(path: str, writer: asyncio.StreamWriter) -> None:
+        body = bodies.get(path) if path in published else None
+        writer.write(response("200 OK", body) if body else response("404 Not Found", b""))
+
+    async def go() -> aia.Issuers | None:
+        async with http_server(publish) as (port, _):
+            base = f"http://127.0.0.1:{port}"
+            a = pki.make_ca("Hop A", root(), ca_issuers=f"{base}/root.crt")
+            b = pki.make_ca("Hop B", a, ca_issuers=f"{base}/a.crt")
+            leaf = pki.make_leaf(["127.0.0.1"], b, NOW - DAY, NOW + DAY, f"{base}/b.crt")
+            bodies.update({"/a.crt": a.cert.public_bytes(Encoding.DER),
+                           "/b.crt": b.cert.public_bytes(Encoding.DER)})
+            anchors = certchain.Anchors.of([root().cert])
+            return await aia.issuers(context(), leaf.cert, anchors)
+
+    return asyncio.run(go())
+
+
+def test_two_missing_intermediates_are_fetched_one_above_the_other() -> None:
+    found = _hops("/a.crt", "/b.crt")
+    assert found is not None and found.error is None
+    assert [c.subject.rfc4514_string() for c in found.certificates] == [
+        "CN=Hop B,O=assure-doctor sandbox", "CN=Hop A,O=assure-doctor sandbox"]
+
+
+def test_a_second_hop_that_fails_keeps_what_the_first_found() -> None:
+    found = _hops("/b.crt")
+    assert found is not None and found.error is not None and "HTTP 404" in found.error
+    assert [c.subject.rfc4514_string() for c in found.certificates] == [
+        "CN=Hop B,O=assure-doctor sandbox"]
 
 
 # --- through the tls stage: a fetch that does not tell leaves the old diagnosis ------------

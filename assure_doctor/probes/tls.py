@@ -315,14 +315,16 @@ async def _from_aia(ctx: Context, certs: list[x509.Certificate], judged: certcha
             fetched = await aia.issuers(ctx, top, anchors)
     except TimeoutError:
         fetched = aia.Issuers(urls[0], error="timed out")
-    if fetched is None or fetched.error is not None or not fetched.certificates:
-        if fetched is not None:
-            log.info("The issuer named at %s did not tell: %s", fetched.url, fetched.error)
-        return fetched, None
-    completed = [*certs, *fetched.certificates]
-    if not _verifies_anywhere(ctx, completed):
-        return replace(fetched, error="the chain completed with it does not verify either"), None
-    return fetched, completed
+    if fetched is not None and fetched.certificates:
+        # What was fetched is tried even when a later hop failed: another store may end it.
+        completed = [*certs, *fetched.certificates]
+        if _verifies_anywhere(ctx, completed):
+            return fetched, completed
+        fetched = replace(fetched, error=fetched.error
+                          or "the chain completed with it does not verify either")
+    if fetched is not None:
+        log.info("The issuer named at %s did not tell: %s", fetched.url, fetched.error)
+    return fetched, None
 
 
 def _missing_intermediate(ctx: Context, found: TlsFound, facts: Facts, judged: certchain.Links,

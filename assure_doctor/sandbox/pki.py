@@ -40,9 +40,10 @@ def _issued(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Issued:
 
 
 def make_ca(common_name: str, issuer: Issued | None = None,
-            not_before: datetime | None = None, not_after: datetime | None = None) -> Issued:
+            not_before: datetime | None = None, not_after: datetime | None = None,
+            ca_issuers: str | None = None) -> Issued:
     """A CA valid for ten years either side of now (or from `not_before` to `not_after`):
-    self-signed, or an intermediate signed by `issuer`."""
+    self-signed, or an intermediate signed by `issuer` (published at `ca_issuers`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     builder = (
@@ -65,7 +66,14 @@ def make_ca(common_name: str, issuer: Issued | None = None,
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False)
+    if ca_issuers is not None:
+        builder = builder.add_extension(_aia(ca_issuers), critical=False)
     return _issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+def _aia(url: str) -> x509.AuthorityInformationAccess:
+    return x509.AuthorityInformationAccess([x509.AccessDescription(
+        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url))])
 
 
 def make_leaf(
@@ -102,9 +110,6 @@ def make_leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False)
     if ca_issuers is not None:
-        builder = builder.add_extension(x509.AuthorityInformationAccess([
-            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier(ca_issuers))]),
-            critical=False)
+        builder = builder.add_extension(_aia(ca_issuers), critical=False)
     cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
     return _issued(cert, key)
