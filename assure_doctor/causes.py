@@ -18,6 +18,7 @@ from typing import Unpack
 from assure_doctor.kinds import (
     CauseId,
     CertKind,
+    ChainLink,
     Condition,
     ConnectKind,
     DnsKind,
@@ -362,18 +363,30 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "presented names {cert_names}."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.CLOCK): (
-        _a("The certificate is valid from {not_before} to {not_after}; this machine's clock is "
-           "{skew_text}. Set the clock right and keep it synchronised (NTP / w32time): a wrong "
-           "clock makes a valid certificate look expired or not yet valid.",
-           clock_explains=True),
-        _a("The certificate is valid from {not_before} to {not_after}: it is not valid at the "
-           "API's own time either, so this machine's clock does not explain it; keep it "
-           "synchronised anyway (NTP / w32time).", clock_explains=False),
-        _a("The certificate is valid from {not_before} to {not_after}. If this machine's "
-           "clock is wrong, a valid certificate looks expired or not yet valid: check it and "
-           "keep it synchronised (NTP / w32time)."),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}; this "
+           "machine's clock is {skew_text}. Set the clock right and keep it synchronised (NTP "
+           "/ w32time): a wrong clock makes a valid certificate look expired or not yet "
+           "valid.", clock_explains=True),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}: it is "
+           "not valid at the API's own time either, so this machine's clock does not explain "
+           "it; keep it synchronised anyway (NTP / w32time).", clock_explains=False),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}. If this "
+           "machine's clock is wrong, a valid certificate looks expired or not yet valid: "
+           "check it and keep it synchronised (NTP / w32time)."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.PLATFORM): (
+        _a("The API's server sends its certificate without the intermediate certificate "
+           "{missing_intermediate} that links it to a trusted root. Browsers hide this: they "
+           "fetch the intermediate from the address the certificate names ({aia_url}). API "
+           "clients do not (curl, Python, Java, and .NET on some platforms) and fail with "
+           "'unable to get local issuer certificate'. The server must send its intermediate "
+           "with its certificate: contact Evotix support with this report, and do not turn "
+           "certificate verification off to work around it.",
+           kind=CertKind.MISSING_INTERMEDIATE),
+        *(_a("The chain the API sends is broken at its " + str(link) + " certificate "
+             "{cert_subject}, valid from {not_before} to {not_after}: {verify_error}. Only the "
+             "platform can install a current one: contact Evotix support with this report.",
+             link=link) for link in (ChainLink.INTERMEDIATE, ChainLink.ROOT)),
         _a("The API's certificate verified but expires soon ({verify_error}); renewing it is "
            "the platform's job. If it is not renewed in time, tell Evotix support.",
            kind=CertKind.EXPIRING),
@@ -590,6 +603,18 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
 }
 
+def _date_rules(kind: CertKind) -> tuple[Rule, ...]:
+    """A certificate outside its window: the clock's when it explains the window, the
+    platform's when it does not, or when the failing link is an intermediate or the root."""
+    return (
+        ({"kind": kind, "clock_explains": False}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind, "clock_explains": True}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+        ({"kind": kind, "link": ChainLink.INTERMEDIATE}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind, "link": ChainLink.ROOT}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+    )
+
+
 # condition → rules, first match wins: (facts that must all equal, causes most likely first).
 # A fact that is absent or None matches no rule that names it.
 RANKING: Mapping[Condition, tuple[Rule, ...]] = {
@@ -623,13 +648,13 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
     ),
     C.TLS_CERTIFICATE_ERROR: (
         ({"inspection_introduced": True}, (K.TLS_INTERCEPTION, K.CONFIG, K.PLATFORM)),
-        # clock_explains: the certificate is valid at the server's time though not at ours.
-        ({"kind": CertKind.EXPIRED, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
-                                                               K.CONFIG)),
-        ({"kind": CertKind.EXPIRED}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
-        ({"kind": CertKind.NOT_YET_VALID, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
-                                                                     K.CONFIG)),
-        ({"kind": CertKind.NOT_YET_VALID}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+        # clock_explains: the certificate whose window failed is valid at the server's time
+        # though not at ours. Unknown, a failing intermediate or root is the platform's: its
+        # leaf, checked against the same clock, passed.
+        *_date_rules(CertKind.EXPIRED),
+        *_date_rules(CertKind.NOT_YET_VALID),
+        # Completed from its AIA URL, the chain verifies: the server omits its intermediate.
+        ({"kind": CertKind.MISSING_INTERMEDIATE}, (K.PLATFORM, K.TLS_INTERCEPTION)),
         ({"kind": CertKind.HOSTNAME_MISMATCH, "same_domain": True}, (K.CONFIG, K.PLATFORM,
                                                                      K.TLS_INTERCEPTION)),
         ({"kind": CertKind.HOSTNAME_MISMATCH}, (K.CONFIG, K.TLS_INTERCEPTION, K.PLATFORM)),

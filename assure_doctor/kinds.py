@@ -98,6 +98,17 @@ class CertKind(StrEnum):
     OTHER = "other"
     EXPIRING = "expiring"  # verified, but renewal is due: a warning
     SYSTEM_ONLY = "system_only"  # only the OS store verified it: an inspection root (a warning)
+    # The server does not send its intermediate; fetched from the leaf's AIA URL, it completes
+    # a chain that verifies: browsers work, API clients fail.
+    MISSING_INTERMEDIATE = "missing_intermediate"
+
+
+class ChainLink(StrEnum):
+    """Which certificate of a chain a finding is about."""
+
+    LEAF = "leaf"
+    INTERMEDIATE = "intermediate"
+    ROOT = "root"
 
 
 class HandshakeKind(StrEnum):
@@ -178,9 +189,13 @@ class Facts(TypedDict, total=False):
     working_family: Family | None
     error: str | None
     # tls
-    clock_explains: bool | None
+    clock_explains: bool | None  # the failing certificate is valid at the server's time
     skew_text: str | None
     verify_error: str
+    link: ChainLink  # the certificate of the chain whose window failed
+    cert_subject: str  # its subject (not_before, not_after: its window)
+    missing_intermediate: str  # the subject of the intermediate the server did not send
+    aia_url: str  # where it was fetched from
     issuer: str
     cert_names: str
     not_before: str

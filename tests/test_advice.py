@@ -17,6 +17,7 @@ import pytest
 from assure_doctor.causes import ADVICE, CONDITIONS, GENERIC, RANKING, WARNING_TITLES, title
 from assure_doctor.kinds import (
     CertKind,
+    ChainLink,
     Condition,
     ConnectKind,
     DnsKind,
@@ -46,7 +47,9 @@ SAMPLE: Mapping[Condition, dict[str, Any]] = {
         "verify_error": "certificate has expired", "issuer": "CN=Example CA",
         "cert_names": "api.uk2.sheassure.net", "not_before": "2026-01-01 00:00 UTC",
         "not_after": "2026-04-01 00:00 UTC", "same_domain": False,
-        "skew_text": "3 days 0 h behind the API's", "product": "Zscaler"},
+        "skew_text": "3 days 0 h behind the API's", "product": "Zscaler",
+        "cert_subject": "CN=Example Issuing CA", "missing_intermediate": "CN=Example CA 2",
+        "aia_url": "http://aia.example/ca2.crt"},
     Condition.TLS_HANDSHAKE_FAILED: {"kind_text": "got no answer", "error": "timed out",
                                      "mss": 500, "path_finding": "the path is open."},
     Condition.CLOCK_SKEW: {"kind": "behind", "skew_text": "90.0 s behind the API's"},
@@ -107,6 +110,9 @@ CLAIMS: tuple[tuple[str, Callable[[Mapping[str, Any], Condition], bool]], ...] =
     (r"Nothing accepts connections", _is("kind", ConnectKind.REFUSED)),
     (r"(IPv4|IPv6) works", lambda f, _c: f.get("failed_family") is not None),
     (r"not valid at the API's own time", _is("clock_explains", False)),
+    (r"broken at its intermediate", _is("link", ChainLink.INTERMEDIATE)),
+    (r"broken at its root", _is("link", ChainLink.ROOT)),
+    (r"without the intermediate", _is("kind", CertKind.MISSING_INTERMEDIATE)),
     (r"this machine's clock is \d", _is("clock_explains", True)),
     (r"does not trust", _is("kind", CertKind.UNKNOWN_ISSUER)),
     (r"is self-signed", _is("kind", CertKind.SELF_SIGNED)),

@@ -18,14 +18,24 @@ def tls_facts(ctx: Context) -> Facts:
 
 
 def clock_explains(ctx: Context) -> bool | None:
-    """Whether the certificate is valid at the server's time though not at ours.
+    """Whether the certificate whose window failed (the leaf, an intermediate or the root;
+    the leaf when no other is known to have failed) is valid at the server's time though not
+    at ours.
 
-    None when the server's clock is unknown; False when the clocks agree or when the certificate
-    is invalid at the server's time too (then the platform, not our clock, is at fault).
+    None when the server's clock is unknown; False when the clocks agree or when that
+    certificate is invalid at the server's time too (then the platform, not our clock, is at
+    fault).
     """
     skew = ctx.found(ClockFound).skew_seconds
-    certificate = ctx.found(TlsFound).certificate
-    if skew is None or certificate is None:
+    tls = ctx.found(TlsFound)
+    window = tls.failing or tls.certificate
+    if skew is None or window is None:
         return None
-    server_now = datetime.now(UTC).timestamp() + skew
-    return certificate.not_before.timestamp() <= server_now <= certificate.not_after.timestamp()
+    return valid_at_server_time(window.not_before, window.not_after, skew, datetime.now(UTC))
+
+
+def valid_at_server_time(not_before: datetime, not_after: datetime, skew: float,
+                         now: datetime) -> bool:
+    """Whether a window holds at the server's time (`now` plus `skew`, server minus local)."""
+    server_now = now.timestamp() + skew
+    return not_before.timestamp() <= server_now <= not_after.timestamp()

@@ -243,8 +243,13 @@ class TlsFound:
     handshake: HandshakeKind | None = None
     small_mss_retry: str | None = None
     chain: tuple[ChainCertificate, ...] = ()  # as presented, leaf first (turn 3)
+    # The trust anchor the chain ends in when the server did not send it (the usual case).
+    anchor: ChainCertificate | None = None
+    # The certificate whose validity window failed verification: the clock is judged on it.
+    failing: ChainCertificate | None = field(default=None, compare=False, repr=False)
     missing_intermediate: str | None = None  # the subject of an intermediate not sent
     aia_url: str | None = None  # where it was fetched from to tell
+    aia_error: str | None = None  # why fetching it did not tell
     # The context the connection verified with: certifi (+ --ca-bundle), or the machine's
     # store when only it trusts the API. The key travels only over a connection verified so.
     verified_with: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
@@ -266,7 +271,9 @@ class TlsFound:
                     matches_host=self.matches_host, error=self.error,
                     handshake=self.handshake, small_mss_retry=self.small_mss_retry,
                     chain=[c.evidence() for c in self.chain] or None,
-                    missing_intermediate=self.missing_intermediate, aia_url=self.aia_url)
+                    anchor=None if self.anchor is None else self.anchor.evidence(),
+                    missing_intermediate=self.missing_intermediate, aia_url=self.aia_url,
+                    aia_error=self.aia_error)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,18 @@ class _Race:
                     del self.scopes[index]
         except (OSError, TimeoutError) as exc:
             ms = (time.perf_counter() - start) * 1000
+            if netclass.connect_kind(exc) is ConnectKind.RESET:
+                # A reset (or abort) is not a refusal: the handshake completed and the server
+                # cut the connection before we looked; it is the tls stage's to report, with
+                # its own fresh connection, however soon it came.
+                log.info("%s port %d accepted the connection, then reset it", address,
+                         self.port)
+                self.done[index] = Attempt(address, self.port, ms,
+                                           error=f"reset right after connecting: "
+                                                 f"{netclass.describe(exc)}")
+                if self.won_at is None:
+                    self._win(loop.time(), self.done[index])
+                return
             error = netclass.describe(exc)
             if isinstance(exc, TimeoutError) and self.winner is not None:
                 error = (f"no answer in {ms:.0f} ms, while {self.winner.address} connected in "
@@ -209,7 +221,8 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
         # the tls stage upgrades this very connection
         connection=ctx.hand_over(winner.stream) if winner and winner.stream else None)
     if winner is not None and not bad:
-        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms",
+        cut = f", then {winner.error}" if winner.error else ""  # a reset: tls reports it
+        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms{cut}",
                        found)
 
     worst = min(bad, key=lambda a: CONNECT_SEVERITY.index(_kind(a)))

@@ -4,11 +4,20 @@ It verifies against certifi plus --ca-bundle first, and records which anchors ve
 (certifi, the machine's store, --ca-bundle): a certificate only the machine's store trusts is a
 TLS-inspecting proxy that some clients accept and others refuse. A handshake that stalls is
 tried once more with small TCP segments, to tell a path MTU black hole from a firewall.
+
+The chain the server presented is in the evidence link by link, leaf first, each certificate
+with its problem: read from the verified handshake, or after a failure from the look-only one
+(never from anything that carries the key). A chain that stops short of an anchor is completed,
+where its top certificate names an AIA caIssuers URL, from that URL: if it then verifies, the
+server does not send its intermediate (browsers fetch it and work; API clients fail).
+
+A reset or end of stream once TCP connected is the handshake's failure, however soon it came.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -18,10 +27,12 @@ from datetime import UTC, datetime
 from cryptography import x509
 
 from assure_doctor import logs, trust
-from assure_doctor.kinds import CertKind, Condition, Facts, HandshakeKind
+from assure_doctor.kinds import CertKind, ChainLink, Condition, ConnectKind, Facts, HandshakeKind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
 from assure_doctor.probes import (
+    aia,
+    certchain,
     certinfo,
     chaincheck,
     inspection,
@@ -30,6 +41,7 @@ from assure_doctor.probes import (
 )
 from assure_doctor.probes.connect import handshake
 from assure_doctor.probes.results import (
+    CertProblem,
     ProxyFound,
     Stream,
     TcpFound,
@@ -50,6 +62,12 @@ _VERIFY_TEXT = {
     CertKind.REVOKED: "the certificate has been revoked",
     CertKind.OTHER: "certificate verification failed",
 }
+_DATE_KINDS = {CertKind.EXPIRED: CertProblem.EXPIRED,
+               CertKind.NOT_YET_VALID: CertProblem.NOT_YET_VALID}
+_DATE_TEXT = {CertKind.EXPIRED: "has expired", CertKind.NOT_YET_VALID: "is not yet valid"}
+# OpenSSL's "unable to get (local) issuer certificate" and "unable to verify the first
+# certificate": an issuer that was neither sent nor trusted, perhaps only not sent.
+_ISSUER_NOT_FOUND = frozenset({2, 20, 21})
 
 
 # Which anchor sets verify a certificate is asked again at most once a minute: the TUI's watch
@@ -76,6 +94,10 @@ async def run(ctx: Context) -> Outcome:
         try:
             stream = await path.open_stream(ctx)
         except (OSError, TimeoutError) as exc:
+            if netclass.connect_kind(exc) is ConnectKind.RESET:
+                # Accepted, then cut: the handshake's failure, however soon the reset came.
+                return _with_trust(await _handshake_failure(ctx, exc), ctx,
+                                   TrustVerdicts(False, False, None))
             return _connect_failure(ctx, exc)
     try:
         await handshake(stream[1], anchors.strict, target.host, timeout)
@@ -91,7 +113,7 @@ async def run(ctx: Context) -> Outcome:
         return _with_trust(await _handshake_failure(ctx, exc), ctx,
                            TrustVerdicts(False, False, None))
     chain = chaincheck.presented_chain(stream[1].get_extra_info("ssl_object"))
-    outcome = _verified(ctx, stream, anchors.strict, only_system=False)
+    outcome = _verified(ctx, stream, anchors.strict, only_system=False, presented=chain)
     offline = None if chain is None else _offline_verdicts(ctx, chain)
     if offline is not None:
         return _with_trust(outcome, ctx, offline)
@@ -174,18 +196,24 @@ def _anchor_name(ctx: Context, context: ssl.SSLContext) -> str:
     return names.get(id(context), "--ca-bundle")
 
 
-def _verified(ctx: Context, stream: Stream, context: ssl.SSLContext, only_system: bool
-              ) -> Outcome:
+def _verified(ctx: Context, stream: Stream, context: ssl.SSLContext, only_system: bool,
+              presented: list[x509.Certificate] | None = None) -> Outcome:
     """A verified connection (by `context`): its facts, handed over for the clock and the
-    ping."""
+    ping. Its chain comes from this very handshake; when only the machine's store verified
+    it, each link is judged against certifi (+ --ca-bundle), which did not."""
     writer = stream[1]
     ssl_object = writer.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     version = ssl_object.version() if ssl_object else None
     cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None
     info = certinfo.describe(der) if der else None
+    if presented is None:
+        presented = chaincheck.presented_chain(ssl_object)
+    judged = _judged(ctx, presented, datetime.now(UTC)) if only_system else None
     found = TlsFound(verified=True, certificate=info, address=ctx.address,
                      tls_version=version, cipher=cipher, verified_with=context,
+                     chain=judged.chain if judged else certchain.chain_of(presented or []),
+                     anchor=judged.anchor if judged else None,
                      connection=ctx.hand_over(stream))  # the clock stage may ask over it
     if info is None:
         return Outcome(Status.PASS, f"verified {version}", found)
@@ -209,24 +237,128 @@ async def _verify_failure(ctx: Context, exc: ssl.SSLCertVerificationError) -> Ou
     target = ctx.target
     kind = certinfo.verify_kind(exc.verify_code)
     verify_error = exc.verify_message or netclass.describe(exc)
-    info = await _presented_certificate(ctx)
+    info, presented = await _presented_certificate(ctx)
+    now = datetime.now(UTC)
+    judged = _judged(ctx, presented, now)
     found = TlsFound(verified=False, certificate=info, address=ctx.address,
-                     verify_error=verify_error, verify_code=exc.verify_code, verify_kind=kind)
+                     verify_error=verify_error, verify_code=exc.verify_code, verify_kind=kind,
+                     chain=judged.chain if judged else certchain.chain_of(presented),
+                     anchor=judged.anchor if judged else None)
     facts = Facts(kind=kind, verify_error=verify_error)
     if info is not None:
-        found = replace(found, valid_now=certinfo.valid_at(info, datetime.now(UTC)),
+        found = replace(found, valid_now=certinfo.valid_at(info, now),
                         matches_host=certinfo.matches_host(info, target.host))
         facts.update(Facts(issuer=info.issuer, cert_names=", ".join(info.names) or info.subject,
-                     not_before=f"{info.not_before:%Y-%m-%d %H:%M} UTC",
-                     not_after=f"{info.not_after:%Y-%m-%d %H:%M} UTC",
+                     cert_subject=info.subject, not_before=_when(info.not_before),
+                     not_after=_when(info.not_after),
                      same_domain=certinfo.same_domain(info, target.host)))
     summary = _VERIFY_TEXT[kind].format(host=target.host, issuer=facts.get("issuer", "?"))
+    failing = judged.failing(_DATE_KINDS[kind]) if judged and kind in _DATE_KINDS else None
+    if failing is not None:
+        cert, link = failing
+        found = replace(found, failing=cert)
+        facts.update(Facts(link=link, cert_subject=cert.subject,
+                           not_before=_when(cert.not_before), not_after=_when(cert.not_after)))
+        if link is not ChainLink.LEAF:
+            summary = (f"the {link} certificate {cert.subject} {_DATE_TEXT[kind]} (valid "
+                       f"{_when(cert.not_before)} to {_when(cert.not_after)})")
+    if (judged is not None and judged.end is certchain.End.MISSING_ISSUER
+            and exc.verify_code in _ISSUER_NOT_FOUND):
+        fetched, completed = await _from_aia(ctx, certchain.readable(presented), judged)
+        if fetched is not None and completed is not None:
+            return _missing_intermediate(ctx, found, facts, judged, fetched, completed, now)
+        if fetched is not None:
+            found = replace(found, aia_url=fetched.url, aia_error=fetched.error)
     product = inspection.product(info.issuer if info else None)
     if product is not None:
         found = replace(found, inspection_product=product)
         summary += f": {product} TLS inspection"
     log.warning("TLS certificate verification failed for %s: %s", target.host, verify_error)
     return Outcome(Status.FAIL, summary, found, Condition.TLS_CERTIFICATE_ERROR, facts)
+
+
+def _strict_anchors(ctx: Context) -> certchain.Anchors:
+    """certifi (+ --ca-bundle): the anchors the check verifies with, indexed once."""
+    return _anchors_of(ctx.options.trust.strict)
+
+
+@functools.lru_cache(maxsize=8)
+def _anchors_of(context: ssl.SSLContext) -> certchain.Anchors:
+    return certchain.Anchors.of(chaincheck.anchors_of(context))
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _judged(ctx: Context, presented: list[x509.Certificate] | None, now: datetime
+            ) -> certchain.Links | None:
+    """The presented chain judged link by link against certifi (+ --ca-bundle), the anchors
+    the check verifies with."""
+    if not presented:
+        return None
+    anchors = _strict_anchors(ctx)
+    return certchain.links(presented, anchors, ctx.target.host, now)
+
+
+async def _from_aia(ctx: Context, certs: list[x509.Certificate], judged: certchain.Links
+                   ) -> tuple[aia.Issuers | None, list[x509.Certificate] | None]:
+    """What the top certificate's caIssuers URL gave (None: it names none), and the chain
+    completed with it when that verifies against certifi, the machine's store or the bundle."""
+    top = certs[judged.top]
+    urls = certchain.ca_issuers(top)
+    if not urls:
+        return None, None
+    anchors = _strict_anchors(ctx)
+    try:
+        async with asyncio.timeout(ctx.options.timeout):  # the whole fetch: one operation
+            fetched = await aia.issuers(ctx, top, anchors)
+    except TimeoutError:
+        fetched = aia.Issuers(urls[0], error="timed out")
+    if fetched is not None and fetched.certificates:
+        # What was fetched is tried even when a later hop failed: another store may end it.
+        completed = [*certs, *fetched.certificates]
+        if _verifies_anywhere(ctx, completed):
+            return fetched, completed
+        fetched = replace(fetched, error=fetched.error
+                          or "the chain completed with it does not verify either")
+    if fetched is not None:
+        log.info("The issuer named at %s did not tell: %s", fetched.url, fetched.error)
+    return fetched, None
+
+
+def _missing_intermediate(ctx: Context, found: TlsFound, facts: Facts, judged: certchain.Links,
+                          fetched: aia.Issuers, completed: list[x509.Certificate],
+                          now: datetime) -> Outcome:
+    """The server does not send its intermediate: the chain completed from the AIA URL
+    verifies. Browsers fetch it and work; API clients do not, and fail."""
+    missing = certchain.entry(fetched.certificates[0])
+    subject = missing.subject if missing else "?"
+    anchors = _strict_anchors(ctx)
+    relinked = certchain.links(completed, anchors, ctx.target.host, now)
+    found = replace(found, verify_kind=CertKind.MISSING_INTERMEDIATE,
+                    chain=certchain.claim_missing(judged).chain,
+                    anchor=relinked.anchor if relinked else None,
+                    missing_intermediate=subject, aia_url=fetched.url)
+    facts = Facts(**facts)
+    facts.update(Facts(kind=CertKind.MISSING_INTERMEDIATE, missing_intermediate=subject,
+                       aia_url=fetched.url))
+    log.warning("TLS: the server does not send its intermediate certificate %s; with the one "
+                "at %s the chain verifies", subject, fetched.url)
+    summary = (f"the server does not send its intermediate certificate ({subject}): "
+               f"browsers fetch it from {fetched.url} and work, API clients fail")
+    return Outcome(Status.FAIL, summary, found, Condition.TLS_CERTIFICATE_ERROR, facts)
+
+
+def _verifies_anywhere(ctx: Context, chain: list[x509.Certificate]) -> bool:
+    """Whether the chain verifies, offline, against certifi, the machine's store (where it
+    can be read as a list) or --ca-bundle."""
+    anchors = ctx.options.trust
+    for context in (anchors.certifi, anchors.system, anchors.bundle):
+        store = None if context is None else chaincheck.store_of(context)
+        if store is not None and chaincheck.verifies(store, chain, ctx.target.host):
+            return True
+    return False
 
 
 def _only_system(info: certinfo.CertInfo, found: TlsFound) -> Outcome:
@@ -246,17 +378,20 @@ def _only_system(info: certinfo.CertInfo, found: TlsFound) -> Outcome:
                    Condition.TLS_CERTIFICATE_ERROR, facts)
 
 
-async def _presented_certificate(ctx: Context) -> certinfo.CertInfo | None:
-    """A second, unverified handshake only to read the certificate; nothing is sent over it."""
+async def _presented_certificate(ctx: Context
+                                 ) -> tuple[certinfo.CertInfo | None, list[x509.Certificate]]:
+    """A second, unverified handshake only to read the certificate and the chain sent with
+    it; nothing is sent over it."""
     try:
         _, writer = await path.open_tls(ctx, trust.looking())
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         log.info("Could not read the presented certificate: %s", netclass.describe(exc))
-        return None
+        return None, []
     ssl_object = writer.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    chain = chaincheck.presented_chain(ssl_object) or []
     writer.transport.abort()
-    return certinfo.describe(der) if der else None
+    return (certinfo.describe(der) if der else None), chain
 
 
 def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:

@@ -98,9 +98,42 @@ def _finding(heading: str | None, stage: StageResult, paint: _Painter) -> list[s
 
 
 def _evidence_lines(stage: StageResult) -> list[str]:
-    return [f"    {key}: {words.value(value, EVIDENCE_LIMIT)}"
-            for key, value in stage.evidence.items()
-            if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})] + _path_lines(stage)
+    lines = []
+    for key, value in stage.evidence.items():
+        if key in _EVIDENCE_SKIP or value in (None, "", [], {}):
+            continue
+        if stage.name == "tls" and key in ("chain", "anchor"):
+            if key == "chain":
+                lines += _certificate_chain(value, stage.evidence.get("anchor"))
+            continue
+        lines.append(f"    {key}: {words.value(value, EVIDENCE_LIMIT)}")
+    return lines + _path_lines(stage)
+
+
+_PROBLEM_WORDS = {None: "ok", "expired": "EXPIRED", "not_yet_valid": "NOT YET VALID",
+                  "untrusted": "UNTRUSTED", "hostname_mismatch": "WRONG NAME",
+                  "self_signed": "SELF-SIGNED", "missing_issuer": "ISSUER NOT SENT"}
+_SUBJECT_LIMIT = 120
+
+
+def _certificate_chain(chain: Any, anchor: Any) -> list[str]:
+    """The presented chain, one line per certificate, leaf first, each with its problem;
+    then the trust anchor it ends at when the server did not send it."""
+    if not isinstance(chain, list):
+        return [f"    chain: {words.value(chain, EVIDENCE_LIMIT)}"]
+    links = [(f"{number}.", link) for number, link in enumerate(chain, 1)]
+    if isinstance(anchor, dict):
+        links.append(("root, trusted here (not sent):", anchor))
+    lines = ["    chain, leaf first:"]
+    for label, link in links:
+        if not isinstance(link, dict):
+            continue
+        problem = link.get("problem")
+        word = _PROBLEM_WORDS.get(problem, str(problem).upper())
+        dates = f"{str(link.get('not_before'))[:10]} to {str(link.get('not_after'))[:10]}"
+        lines.append(f"      {label} {words.outside(link.get('subject'), _SUBJECT_LIMIT)}, "
+                     f"valid {words.outside(dates, 30)}: {words.outside(word, 20)}")
+    return lines
 
 
 def _path_lines(stage: StageResult) -> list[str]:

@@ -13,9 +13,10 @@ from typing import Any
 DAY = 86400.0
 DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
                   "drop_aaaa")
-SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain", "ipv6_blackhole")
+SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "reset_at_accept", "plain",
+                "ipv6_blackhole")
 CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
-              "self_signed", "server_time")
+              "self_signed", "server_time", "expired_intermediate", "missing_intermediate")
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
 # cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
 PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
@@ -134,12 +135,24 @@ _ALL = (
              server="stall", expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-handshake-reset", "Connected, but the TLS handshake is cut (reset)",
              server="reset", expect=Expect("tls", "tls_handshake_failed", "firewall")),
+    Scenario("tcp-reset-after-accept", "Connected, then reset at once, before the TLS "
+             "handshake (a middlebox, or a server that takes connections it will not serve)",
+             server="reset_at_accept",
+             expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-not-tls", "Connected, but the port speaks plain HTTP, not TLS",
              server="plain", expect=Expect("tls", "tls_handshake_failed", "config")),
     Scenario("tls-hostname-mismatch", "SSL certificate error: certificate for another name",
              cert="mismatch", expect=Expect("tls", "tls_certificate_error", "config")),
     Scenario("tls-expired", "SSL certificate error: expired, clocks agree (platform)",
              cert="expired", expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-expired-intermediate", "SSL certificate error: a valid certificate under an "
+             "expired intermediate (the platform's chain, not this machine's clock)",
+             cert="expired_intermediate",
+             expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-missing-intermediate", "SSL certificate error: the server does not send its "
+             "intermediate; browsers fetch it from the AIA URL, API clients fail",
+             cert="missing_intermediate",
+             expect=Expect("tls", "tls_certificate_error", "platform")),
     Scenario("tls-expiring-soon", "SSL certificate: expires in 5 days (a warning)",
              cert="expiring",
              expect=Expect("tls", "tls_certificate_error", "platform", status="warn")),

@@ -32,6 +32,9 @@ def serve(name: str, list_only: bool = False) -> int:
         print(f"  DNS    udp/{sandbox.resolver} answers for {HOST}")
         print(f"  HTTPS  127.0.0.1:{sandbox.port}{' and [::1]' if sandbox.ipv6 else ''} "
               f"(CA {sandbox.ca_bundle})")
+        if sandbox.issuer_url:
+            print(f"  AIA    {sandbox.issuer_url} (the issuing CA's certificate, not sent by "
+                  "the API)")
         if sandbox.proxy_url:
             login = (f"; it takes Basic {proxyserver.USER}:{proxyserver.PASSWORD}"
                      if scenario.proxy == "basic" else "")

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Self
 
+from cryptography.hazmat.primitives import serialization
+
 from assure_doctor.sandbox import dnsserver, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
@@ -23,10 +25,27 @@ HOST = "api.sandbox.sheassure.net"
 MOVED_TO = "127.0.0.2"  # loopback, where nothing of the sandbox listens: connections refused
 
 
+AIA_PATH = "/assure-doctor-sandbox-issuing-ca.crt"
+
+
 @cache
 def sandbox_ca() -> pki.Issued:
-    """The CA the sandbox's --ca-bundle trusts; minted once per process."""
+    """The root the sandbox's --ca-bundle trusts; minted once per process."""
     return pki.make_ca("assure-doctor sandbox CA")
+
+
+@cache
+def sandbox_intermediate() -> pki.Issued:
+    """The intermediate that issues the sandbox API's certificates; the server sends it."""
+    return pki.make_ca("assure-doctor sandbox Issuing CA 1", sandbox_ca())
+
+
+@cache
+def expired_intermediate() -> pki.Issued:
+    """An intermediate of the sandbox root whose validity ended ten days ago."""
+    now = datetime.now(UTC)
+    return pki.make_ca("assure-doctor sandbox Issuing CA 0", sandbox_ca(),
+                       now - timedelta(days=400), now - timedelta(days=10))
 
 
 @cache
@@ -41,24 +60,34 @@ def inspection_ca() -> pki.Issued:
     return pki.make_ca("Zscaler Root CA (assure-doctor sandbox)")
 
 
-def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
-    """The certificate the API side presents in a scenario."""
+def leaf_for(kind: str, server_now: datetime, aia_url: str | None = None
+             ) -> tuple[pki.Issued, tuple[pki.Issued, ...]]:
+    """The certificate the API side presents in a scenario, and the chain sent after it.
+    `aia_url`: where its issuer is published (the missing-intermediate scenario)."""
     real_now = datetime.now(UTC)
     names = [HOST, "127.0.0.1", "::1"]
     days = timedelta(days=1)
     valid = (real_now - 30 * days, real_now + 60 * days)
+    issuing = sandbox_intermediate()
     table = {
-        "valid": (names, sandbox_ca(), *valid),
-        "expired": (names, sandbox_ca(), real_now - 90 * days, real_now - 10 * days),
-        "expiring": (names, sandbox_ca(), real_now - 85 * days, real_now + 5 * days),
-        "not_yet_valid": (names, sandbox_ca(), real_now + 5 * days, real_now + 95 * days),
-        "mismatch": (["portal.example.net"], sandbox_ca(), *valid),
+        "valid": (names, issuing, *valid),
+        "expired": (names, issuing, real_now - 90 * days, real_now - 10 * days),
+        "expiring": (names, issuing, real_now - 85 * days, real_now + 5 * days),
+        "not_yet_valid": (names, issuing, real_now + 5 * days, real_now + 95 * days),
+        "mismatch": (["portal.example.net"], issuing, *valid),
         "unknown_issuer": (names, proxy_ca(), *valid),
         "self_signed": (names, None, *valid),
-        "server_time": (names, sandbox_ca(), server_now - days, server_now + 60 * days),
+        "server_time": (names, issuing, server_now - days, server_now + 60 * days),
+        "expired_intermediate": (names, expired_intermediate(), *valid),
+        "missing_intermediate": (names, issuing, *valid),
     }
     leaf_names, issuer, not_before, not_after = table[kind]
-    return pki.make_leaf(leaf_names, issuer, not_before, not_after)
+    leaf = pki.make_leaf(leaf_names, issuer, not_before, not_after,
+                         ca_issuers=aia_url if kind == "missing_intermediate" else None)
+    # The sandbox's intermediates are sent with the leaf, except where that is the fault.
+    intermediates = (issuing, expired_intermediate())
+    sent = issuer in intermediates and kind != "missing_intermediate"
+    return leaf, (issuer,) if sent and issuer is not None else ()
 
 
 class Sandbox:
@@ -82,6 +111,8 @@ class Sandbox:
         self.port = 0
         self.proxy_port = 0
         self.proxy: proxyserver.SandboxProxy | None = None
+        self.issuer_files: servers.IssuerFiles | None = None  # the AIA server, where served
+        self.issuer_url: str | None = None
         self.ipv6 = False
         self._dns: dnsserver.DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -175,10 +206,11 @@ class Sandbox:
     async def _serve(self) -> None:
         scenario = self.scenario
         server_now = datetime.now(UTC) + timedelta(seconds=scenario.clock_offset)
-        leaf = leaf_for(scenario.cert, server_now)
+        aia_url = await self._serve_issuer() if scenario.cert == "missing_intermediate" else None
+        leaf, chain = leaf_for(scenario.cert, server_now, aia_url)
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert_file, key_file = self.workdir / "server.pem", self.workdir / "server.key"
-        cert_file.write_bytes(leaf.cert_pem)
+        cert_file.write_bytes(leaf.cert_pem + b"".join(c.cert_pem for c in chain))
         key_file.write_bytes(leaf.key_pem)
         tls.load_cert_chain(cert_file, key_file)
         self._tls = tls
@@ -207,6 +239,15 @@ class Sandbox:
             self._tls.load_cert_chain(cert_file, key_file)
         elif self.scenario.changes == "address" and self._dns is not None:
             self._dns.zone = replace(self._dns.zone, ipv4=(MOVED_TO,), ipv6=())
+
+    async def _serve_issuer(self) -> str:
+        """The sandbox CA's plain-HTTP publication point, on loopback: its URL."""
+        der = sandbox_intermediate().cert.public_bytes(serialization.Encoding.DER)
+        self.issuer_files = servers.IssuerFiles({AIA_PATH: der})
+        server = await asyncio.start_server(self.issuer_files.handle, "127.0.0.1", 0)
+        self._closers.append(server.close)
+        self.issuer_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{AIA_PATH}"
+        return self.issuer_url
 
     async def _serve_proxy(self, kind: str) -> None:
         intercept = None
