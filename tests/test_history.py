@@ -313,3 +313,27 @@ def test_the_bundle_says_what_changed(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "bundle" / "report.json").read_text())
     assert document["changes"][0]["what"] == "address"
     assert document["stages"][1]["causes"][0]["id"] == "dns_service"
+
+
+def test_two_cadences_log_one_change_once_and_a_recurrence_again() -> None:
+    """The network and ping cadences may see one change against two good checks; after a
+    good check in between, the same change is news again."""
+    from dataclasses import replace
+
+    def at(minute: int) -> datetime:
+        return datetime(2026, 12, 2, 9, minute, tzinfo=UTC)
+
+    failing = replace(GOOD, ping_status=401)
+    record, _ = advance(Record(), True, GOOD, (), at(0))
+    first_since = record.last_good_at or ""
+    record, _ = advance(record, True, GOOD, (), at(1))  # the other cadence, good too
+    record, new = advance(record, False, failing, between(GOOD, failing, first_since, HOST),
+                          at(2))
+    assert len(new) == 1
+    record, new = advance(record, False, failing,
+                          between(GOOD, failing, record.last_good_at or "", HOST), at(3))
+    assert new == ()  # the same change, against the newer good check
+    record, _ = advance(record, True, GOOD, (), at(4))
+    record, new = advance(record, False, failing,
+                          between(GOOD, failing, record.last_good_at or "", HOST), at(5))
+    assert len(new) == 1 and len(record.changes) == 2  # it came back: logged again

@@ -27,16 +27,26 @@ def advance(record: Record, ok: bool, now: Fingerprint, changes: tuple[Change, .
     """The record after a check at `at`, and the changes it logged for the first time.
 
     A healthy check becomes the new last good fingerprint; every check logs the changes it
-    saw that are not logged yet against the same last good check (a failing check repeats
-    them each time)."""
+    saw that were not logged since the last good check (a failing check repeats them each
+    time, and two cadences may see one change against two good checks)."""
     seen = at.isoformat(timespec="milliseconds")
-    logged_before = {(c.what, c.was, c.now, c.since) for c in record.changes}
-    new = tuple(replace(c, seen=seen) for c in changes
-                if (c.what, c.was, c.now, c.since) not in logged_before)
+    logged = {(c.what, c.was, c.now) for c in record.changes
+              if _after(c.seen, record.last_good_at)}
+    new = tuple(replace(c, seen=seen) for c in changes if (c.what, c.was, c.now) not in logged)
     logged = (*record.changes, *new)[-MAX_CHANGES:]
     if not ok:
         return replace(record, changes=logged), new
     return Record(seen, at.timestamp(), _known(now, record.last_good), logged), new
+
+
+def _after(seen: str | None, last_good_at: str | None) -> bool:
+    """Whether a change was logged at or after the last good check (both ours, ISO 8601)."""
+    if seen is None or last_good_at is None:
+        return True
+    try:
+        return datetime.fromisoformat(seen) >= datetime.fromisoformat(last_good_at)
+    except ValueError:
+        return True
 
 
 def _known(now: Fingerprint, before: Fingerprint | None) -> Fingerprint:
