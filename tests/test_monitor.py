@@ -107,7 +107,8 @@ def test_what_changed_since_the_last_good_check_is_a_series(
     changed = [r["metric"] for r in server.query('assure_path_change_info{target="changed"}')]
     assert {c["what"] for c in changed} >= {"issuer"}
     issuer = next(c for c in changed if c["what"] == "issuer")
-    assert issuer["now"].startswith("CN=Zscaler Root CA") and "sandbox CA" in issuer["was"]
+    assert issuer["now"].startswith("CN=Zscaler Root CA") and "assure-doctor sandbox" in issuer[
+        "was"]
     assert server.value('assure_path_changes_total{target="changed",what="issuer"}') == 1
     last_good = server.value('assure_last_good_timestamp_seconds{target="changed"}')
     assert time.time() - 120 < last_good <= time.time()
