@@ -80,6 +80,27 @@ def _finding(heading: str | None, stage: StageResult, paint: _Painter) -> list[s
 
 
 def _evidence_lines(stage: StageResult) -> list[str]:
-    return [f"    {key}: {words.value(value, EVIDENCE_LIMIT)}"
-            for key, value in stage.evidence.items()
+    return [f"    {key}: {_shown(value)}" for key, value in stage.evidence.items()
             if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})]
+
+
+def _shown(value: Any) -> str:
+    if _is_cname_chain(value):
+        return cname_chain(value)
+    return words.value(value, EVIDENCE_LIMIT)
+
+
+def _is_cname_chain(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(link, dict) and set(link) == {"name", "target", "status"} for link in value)
+
+
+def cname_chain(links: list[dict[str, Any]]) -> str:
+    """The dns chain link by link: `api.x → gw.y (ok) → (nxdomain)`; each link's status
+    follows its target, the last link's (the name the chain ends at) follows an arrow."""
+    parts = [str(links[0]["name"])]
+    for link in links:
+        target = link["target"]
+        parts.append(f"→ {target} ({link['status']})" if target is not None
+                     else f"→ ({link['status']})")
+    return words.outside(" ".join(parts), EVIDENCE_LIMIT * 2)
