@@ -3,11 +3,12 @@
 The numbers differ by platform: glibc and musl use negative EAI_* codes, the BSDs and macOS
 positive ones, and Windows the WSA* socket errors. Python raises them all as `socket.gaierror`
 with the code in `errno` (on Windows a WSA code, sometimes also in `winerror`), so they are
-read here by name, and the tests build each platform's `OSError` on any machine.
+read here by name, and the tests build each platform's `gaierror` on any machine.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -70,6 +71,8 @@ def _table(platform: str) -> Mapping[int, GaiCode]:
 def classify(exc: OSError, platform: str) -> tuple[OsFailure, str]:
     """What a getaddrinfo error means on `platform` (a `sys.platform` value), and a short
     description naming its code: `EAI_NONAME: Name or service not known`."""
+    if not isinstance(exc, socket.gaierror):  # EAI_SYSTEM arrives as the errno's OSError
+        return OsFailure.OTHER, (exc.strerror or str(exc))[:200]
     table = _table(platform)
     codes = [code for code in (getattr(exc, "winerror", None), exc.errno,
                                exc.args[0] if exc.args else None)
