@@ -26,7 +26,8 @@ def test_scenario_is_diagnosed(name: str, sandbox_factory: Callable[[str], Sandb
                                log_file: Path) -> None:
     sandbox = sandbox_factory(name)
     expect = sandbox.scenario.expect
-    run = run_cli("check", *sandbox.check_args(), *FAST, "--json", "--log-file", str(log_file))
+    run = run_cli("check", *sandbox.check_args(), *FAST, "--json", "--log-file", str(log_file),
+                  enter=sandbox.enter)
     document = run.json()
 
     if expect.stage is None:
