@@ -96,9 +96,15 @@ def unavailable() -> str | None:
 def _unshare() -> list[str]:
     """A mount and a network namespace (private propagation: nothing leaks out); without root,
     inside a user namespace of our own."""
-    if os.geteuid() == 0:
+    if _is_root():
         return ["unshare", "--mount", "--net"]
     return ["unshare", "--user", "--map-root-user", "--mount", "--net"]
+
+
+def _is_root() -> bool:
+    if sys.platform == "win32":
+        return False
+    return os.geteuid() == 0
 
 
 def _child_env() -> dict[str, str]:
@@ -133,7 +139,7 @@ class Remote:
     def enter(self) -> tuple[str, ...]:
         if self._process is None:
             raise RuntimeError("the sandbox has not started")
-        user = () if os.geteuid() == 0 else ("--user", "--preserve-credentials")
+        user = () if _is_root() else ("--user", "--preserve-credentials")
         # --wd: the child's directory (entering a mount namespace would leave us at /).
         return ("nsenter", f"--target={self._process.pid}", *user, "--mount", "--net", "--wd")
 
