@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,13 @@ def require() -> None:
 
 
 def lab_with(lab: netns.Lab, pem: tuple[Path, Path, Path], hosts: str,
-             zone: dict[str, Any]) -> str:
+             zone: dict[str, Any], resolv_conf: str = RESOLV_CONF) -> str:
     """Client and server namespaces; the server runs DNS (`zone`) and TLS on SERVER_IP, and
     has OTHER_IP too. Returns the client, whose /etc has `hosts` and our resolv.conf."""
     client, server = lab.namespace("c"), lab.namespace("s")
     lab.link(client, "198.18.0.1/24", server, f"{SERVER_IP}/24")
     netns.sh("ip", "addr", "add", f"{OTHER_IP}/32", "dev", "lo", ns=server)
-    lab.etc(client, {"hosts": HOSTS + hosts, "resolv.conf": RESOLV_CONF,
+    lab.etc(client, {"hosts": HOSTS + hosts, "resolv.conf": resolv_conf,
                      "nsswitch.conf": "hosts: files dns\n"})
     lab.dns_server(server, SERVER_IP, {"host": HOST, "ipv4": [SERVER_IP], **zone})
     lab.tls_server(server, SERVER_IP, 443, pem[1], pem[2])
@@ -66,13 +67,17 @@ def lab_with(lab: netns.Lab, pem: tuple[Path, Path, Path], hosts: str,
 
 def check(ns: str, ca: Path) -> dict[str, Any]:
     """`check --json --no-ping` inside the client namespace, without --resolver."""
+    return {stage["name"]: stage for stage in json.loads(check_run(ns, ca).stdout)["stages"]}
+
+
+def check_run(ns: str, ca: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-m", "assure_doctor", "check", "--url",
          f"https://{HOST}/v1/ping", "--no-ping", "--no-proxy", "--json", "--timeout", "1.5",
          "--ca-bundle", str(ca)], capture_output=True, text=True, timeout=60,
         cwd=Path(__file__).parent.parent)
     assert "Traceback" not in done.stderr, done.stderr
-    return {stage["name"]: stage for stage in json.loads(done.stdout)["stages"]}
+    return done
 
 
 @pytest.mark.parametrize(("drop", "condition"), [(False, "connect_failed"),
@@ -141,3 +146,21 @@ def test_a_hosts_file_disagreeing_with_dns_is_reported(pem: tuple[Path, Path, Pa
     assert f"(from /etc/hosts line 4; DNS answers {OTHER_IP} instead)" in dns["summary"]
     assert stages["tcp"]["status"] == "pass"
     assert stages["tcp"]["evidence"]["address"] == SERVER_IP
+
+
+def test_a_silent_dns_server_is_the_dns_service_and_never_holds_the_check_up(
+        pem: tuple[Path, Path, Path]) -> None:
+    """glibc waits 5 s twice for a silent server here; the check reports within its own
+    deadline and exits at once (getaddrinfo's thread is abandoned, not joined)."""
+    require()
+    with netns.lab() as lab:
+        client = lab_with(lab, pem, "", {"behaviour": "silent"},
+                          resolv_conf=f"nameserver {SERVER_IP}\noptions timeout:5 attempts:2\n")
+        start = time.monotonic()
+        done = check_run(client, pem[0])
+        took = time.monotonic() - start
+    dns = json.loads(done.stdout)["stages"][0]
+    assert dns["condition"] == "dns_lookup_failed" and dns["causes"][0]["id"] == "dns_service"
+    assert dns["evidence"]["os_error"].startswith("no answer from the system's resolver")
+    assert dns["duration_ms"] < 2 * 1500 + 500  # the stage's deadline, in ms
+    assert took < 8.0, f"the check took {took:.1f} s: something waited for glibc"

@@ -60,8 +60,12 @@ async def getaddrinfo(host: str, port: int, family: Family | None, timeout: floa
             f"{MAX_WAITING} earlier lookups still wait for the system's resolver"))
     loop = asyncio.get_running_loop()
     future: asyncio.Future[list[Any]] = loop.create_future()
-    threading.Thread(target=_lookup, args=(loop, future, host, port, _FAMILIES[family]),
-                     name="assure-getaddrinfo", daemon=True).start()
+    try:
+        threading.Thread(target=_lookup, args=(loop, future, host, port, _FAMILIES[family]),
+                         name="assure-getaddrinfo", daemon=True).start()
+    except RuntimeError as exc:  # no thread to be had: as if the resolver did not answer
+        _waiting.release()
+        return OsAnswer(failure=OsFailure.TEMPORARY, error=f"cannot start a lookup: {exc}")
     try:
         async with asyncio.timeout(timeout):
             infos = await future
