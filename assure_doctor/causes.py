@@ -263,9 +263,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "file, nsswitch.conf, a VPN's split DNS, a Windows name resolution policy). The "
            "integration resolves as this machine does: fix that configuration.",
            kind=DnsKind.SYSTEM_FAILED),
-        _a("This machine's resolver does not find {host} ({os_error}). Check it for typos and "
-           "that the stack name is right (the one in your Assure web address), then this "
-           "machine's resolver settings (hosts file, VPN).", kind=DnsKind.SYSTEM_FAILED),
+        _a("This machine's resolver does not find {host}. Check it for typos and that the "
+           "stack name is right (the one in your Assure web address), then this machine's "
+           "resolver settings (hosts file, VPN).", kind=DnsKind.SYSTEM_FAILED),
         _a("{host} does not exist according to {resolver}: check it for typos and that the "
            "stack name is right (it is the one in your Assure web address: uk, uk2, anz, na, "
            "...). With --resolver, check that server resolves public names.",

@@ -452,9 +452,9 @@ UNSTATED: list[tuple[str, str, F, str]] = [
     ("dns_lookup_failed", "config",
      {"kind": "system_failed", "host": "api.x.sheassure.net",
       "os_error": "EAI_NONAME: Name or service not known"},
-     "This machine's resolver does not find api.x.sheassure.net (EAI_NONAME: Name or service "
-     "not known). Check it for typos and that the stack name is right (the one in your Assure "
-     "web address), then this machine's resolver settings (hosts file, VPN)."),
+     "This machine's resolver does not find api.x.sheassure.net. Check it for typos and that "
+     "the stack name is right (the one in your Assure web address), then this machine's "
+     "resolver settings (hosts file, VPN)."),
     ("connect_timeout", "firewall", {"host_answers": True},
      "Ask your network team to allow outbound HTTPS from this machine to the API."),
     ("connect_timeout", "firewall", {"host_answers": True, "host": None, "port": None},
