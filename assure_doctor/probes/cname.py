@@ -41,6 +41,12 @@ def links(qname: str, response: dns.message.Message | None, end: str) -> tuple[C
     return (*chain, CnameLink(name, None, end))
 
 
+def recorded(chain: tuple[CnameLink, ...]) -> tuple[CnameLink, ...]:
+    """The chain as evidence: empty for a name that is no alias and resolved (one `ok` link
+    says nothing), else every link."""
+    return () if len(chain) == 1 and chain[0].status == OK else chain
+
+
 def broken_alias(chain: tuple[CnameLink, ...]) -> CnameLink | None:
     """The failing link when it is past the name typed: the alias's target is what broke."""
     if len(chain) < 2 or chain[-1].status == OK:

@@ -69,7 +69,6 @@ _DNS_SAID = {
     DnsKind.TIMEOUT: "nothing in time",
 }
 _NO_DNS = "system (no DNS server configured)"
-_NOT_CONSULTED = "the system's resolver was not consulted"
 _GRACE = 1.0  # seconds the other record type may lag once one has answered
 _SINKHOLES = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}
 _RDTYPES = {Family.IPV4: "A", Family.IPV6: "AAAA"}
@@ -112,9 +111,10 @@ class Detail:
 
     @property
     def chain(self) -> tuple[CnameLink, ...]:
-        """The chain of the lookup that decided: the first with addresses, else the failure."""
+        """The chain of the lookup that decided (the first with addresses, else the failure),
+        as evidence: nothing for a name that is no alias and resolved."""
         answered = next((lookup for lookup in self.lookups if lookup.addresses), None)
-        return (answered or self.failed).chain
+        return cname.recorded((answered or self.failed).chain)
 
 
 async def run(ctx: Context) -> Outcome:
@@ -184,7 +184,7 @@ async def _asking_only_the_resolver(ctx: Context, host: str) -> Outcome:
             return _failure(ctx, host, DnsKind.SINKHOLE, found)
         log.info("%s resolved to %s", host, listed(addresses))
         return Outcome(Status.PASS, sanitize.text(
-            f"{host} → {listed(addresses)} (via {described} only: {_NOT_CONSULTED})"), found)
+            f"{host} → {listed(addresses)} (via {described} only)"), found)
     failed = detail.failed
     found = replace(found, rcode=failed.rcode, error=failed.error)
     return _failure(ctx, host, failed.kind or DnsKind.ERROR, found)
@@ -342,9 +342,7 @@ def _failure(ctx: Context, host: str, kind: DnsKind, found: DnsFound,
         template = _BROKEN_ALIAS[kind]
     elif kind is DnsKind.SINKHOLE and pin is not None:
         template = "{hosts_file} line {hosts_line} maps {host} to {addresses}: blocked"
-    if found.os_consulted is False:
-        template += f"; {_NOT_CONSULTED}"
-    elif kind is DnsKind.SYSTEM_FAILED and found.dns_addresses:
+    if kind is DnsKind.SYSTEM_FAILED and found.dns_addresses:
         template += "; DNS answers {dns_addresses}"
     summary = sanitize.text(template.format_map({**facts, "families": families}))
     return Outcome(Status.FAIL, summary, found, Condition.DNS_LOOKUP_FAILED, facts)
