@@ -26,6 +26,8 @@ from assure_doctor.kinds import (
     Family,
     HandshakeKind,
     HttpKind,
+    OsFailure,
+    PinSource,
     ProxyKind,
     ProxyStep,
 )
@@ -272,9 +274,39 @@ _PATH_ROUTING = (
        path_ending="unreachable"),
 )
 
+# pinned_by: the hosts file gave the address that failed (and DNS does not give it).
+_PINNED = (
+    _a("{hosts_file} line {hosts_line} pins {host} to {pinned_address}, which this machine "
+       "cannot connect to, while DNS answers {dns_addresses}. The hosts file decides for every "
+       "program on this machine, so the integration fails the same way: remove that line (or "
+       "correct it); editing the hosts file needs administrator rights.",
+       pinned_by=PinSource.HOSTS_FILE),
+    _a("{hosts_file} line {hosts_line} pins {host} to {pinned_address}, which this machine "
+       "cannot connect to. The hosts file decides for every program on this machine, so the "
+       "integration fails the same way: if that address is stale, remove the line (or correct "
+       "it); editing the hosts file needs administrator rights.",
+       pinned_by=PinSource.HOSTS_FILE),
+)
+
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
 ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.DNS_LOOKUP_FAILED, K.CONFIG): (
+        # alias_broken: the name typed exists, as an alias of a name that does not.
+        _a("{host} exists: it is an alias of {broken_link}, so it is not a typo. Only a wrong "
+           "stack name could lead somewhere unintended: check it is the one in your Assure web "
+           "address.", alias_broken=True),
+        _a("{hosts_file} line {hosts_line} maps {host} to {addresses}, which blocks it. The "
+           "hosts file decides for every program on this machine: remove that line (editing "
+           "it needs administrator rights), or ask whoever manages this machine's blocking "
+           "list to allow {host}.", kind=DnsKind.SINKHOLE, pinned_by=PinSource.HOSTS_FILE),
+        _a("DNS ({resolver}) answers {dns_addresses} for {host}, but this machine's own "
+           "resolver does not ({os_error}): its configuration differs from DNS (the hosts "
+           "file, nsswitch.conf, a VPN's split DNS, a Windows name resolution policy). The "
+           "integration resolves as this machine does: fix that configuration.",
+           kind=DnsKind.SYSTEM_FAILED),
+        _a("This machine's resolver does not find {host}. Check it for typos and that the "
+           "stack name is right (the one in your Assure web address), then this machine's "
+           "resolver settings (hosts file, VPN).", kind=DnsKind.SYSTEM_FAILED),
         _a("{host} does not exist according to {resolver}: check it for typos and that the "
            "stack name is right (it is the one in your Assure web address: uk, uk2, anz, na, "
            "...). With --resolver, check that server resolves public names.",
@@ -284,6 +316,19 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "resolves public names."),
     ),
     (C.DNS_LOOKUP_FAILED, K.DNS_SERVICE): (
+        _a("This machine's resolver got no answer for {host} ({os_error}), though DNS asked "
+           "directly ({resolver}) answers {dns_addresses}: the system's own resolver path (a "
+           "local caching service, a VPN client's DNS, a Windows name resolution policy) is "
+           "failing. Ask your IT support to fix it.", kind=DnsKind.SYSTEM_FAILED,
+           os_failure=OsFailure.TEMPORARY),
+        _a("This machine's resolver got no answer for {host} ({os_error}): the DNS servers it "
+           "uses ({resolver}) are not answering properly. Try another resolver (--resolver) "
+           "and, if that works, ask your IT support to fix the local DNS service.",
+           kind=DnsKind.SYSTEM_FAILED, os_failure=OsFailure.TEMPORARY),
+        _a("This machine's resolver got an unusable answer for {host} ({os_error}): the DNS "
+           "servers it uses ({resolver}) refused or failed the query. Try another resolver "
+           "(--resolver) and, if that works, ask your IT support to fix the local DNS "
+           "service.", kind=DnsKind.SYSTEM_FAILED, os_failure=OsFailure.FAILED),
         _a("{resolver} did not answer within {timeout} s. Try another resolver (--resolver) "
            "and, if that works, ask your IT support to fix the local DNS service.",
            kind=DnsKind.TIMEOUT),
@@ -302,10 +347,17 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team, or use the resolver your network provides."),
     ),
     (C.DNS_LOOKUP_FAILED, K.PLATFORM): (
+        _a("{host} is an alias of {broken_link}, which does not exist according to {resolver} "
+           "(the chain: {chain_text}): the platform's DNS is broken, not your setup. Tell "
+           "Evotix support, with this report.", kind=DnsKind.NXDOMAIN, alias_broken=True),
+        _a("{host} is an alias of {broken_link}, which has no address according to {resolver} "
+           "(the chain: {chain_text}): the platform's DNS is broken, not your setup. Tell "
+           "Evotix support, with this report.", kind=DnsKind.NODATA, alias_broken=True),
         _a("If {host} is definitely right but still does not resolve from other networks or "
            "resolvers, contact Evotix support."),
     ),
     (C.CONNECT_FAILED, K.CONFIG): (
+        *_PINNED,
         *_MOVED_CONFIG,
         _a("Nothing accepts connections at {address} port {port}. Check the host and port in "
            "the URL: the API listens on 443 and the URL needs no port.",
@@ -332,7 +384,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.PLATFORM): _FAMILY_PLATFORM,
     (C.CONNECT_FAILED, K.DNS_SERVICE): _MOVED_DNS,
-    (C.CONNECT_TIMEOUT, K.CONFIG): _MOVED_CONFIG,
+    (C.CONNECT_TIMEOUT, K.CONFIG): (*_PINNED, *_MOVED_CONFIG),
     (C.CONNECT_TIMEOUT, K.DNS_SERVICE): _MOVED_DNS,
     (C.CONNECT_TIMEOUT, K.FIREWALL): (
         *_FAMILY_FIREWALL,
@@ -619,15 +671,26 @@ def _date_rules(kind: CertKind) -> tuple[Rule, ...]:
 # A fact that is absent or None matches no rule that names it.
 RANKING: Mapping[Condition, tuple[Rule, ...]] = {
     C.DNS_LOOKUP_FAILED: (
+        # alias_broken: the chain breaks past the name typed, in the platform's own DNS.
+        ({"kind": DnsKind.NXDOMAIN, "alias_broken": True}, (K.PLATFORM, K.DNS_SERVICE,
+                                                            K.CONFIG)),
         ({"kind": DnsKind.NXDOMAIN}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
         ({"kind": DnsKind.SERVFAIL}, (K.DNS_SERVICE, K.PLATFORM, K.CONFIG)),
         ({"kind": DnsKind.TIMEOUT}, (K.DNS_SERVICE, K.FIREWALL, K.CONFIG)),
         ({"kind": DnsKind.REFUSED}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
         ({"kind": DnsKind.NODATA}, (K.PLATFORM, K.DNS_SERVICE, K.CONFIG)),
+        ({"kind": DnsKind.SINKHOLE, "pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG,)),
         ({"kind": DnsKind.SINKHOLE}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
+        # The system's resolver got no usable answer, and DNS told nothing more.
+        ({"kind": DnsKind.SYSTEM_FAILED, "os_failure": OsFailure.TEMPORARY},
+         (K.DNS_SERVICE, K.FIREWALL, K.CONFIG)),
+        ({"kind": DnsKind.SYSTEM_FAILED, "os_failure": OsFailure.FAILED},
+         (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
         ({}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
     ),
     C.CONNECT_FAILED: (
+        # The hosts file pinned the address that failed: the pin is the first suspect.
+        ({"pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG, K.FIREWALL, K.ROUTING)),
         *_MOVED_RULES,
         *_FAMILY_RULES,
         *_REJECTED_RULES,
@@ -639,6 +702,7 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
     ),
     C.CONNECT_TIMEOUT: (
+        ({"pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG, K.FIREWALL, K.ROUTING)),
         *_MOVED_RULES,
         *_FAMILY_RULES,
         *_REJECTED_RULES,

@@ -75,6 +75,22 @@ DNS_SEVERITY: tuple[DnsKind, ...] = (DnsKind.NXDOMAIN, DnsKind.SERVFAIL, DnsKind
                                      DnsKind.TIMEOUT, DnsKind.ERROR, DnsKind.NODATA)
 
 
+class OsFailure(StrEnum):
+    """How the operating system's resolver (getaddrinfo) failed, whatever the platform's codes."""
+
+    NO_NAME = "no_name"  # EAI_NONAME, WSAHOST_NOT_FOUND: the name does not exist
+    NO_DATA = "no_data"  # EAI_NODATA, WSANO_DATA: it exists, with no address of the family
+    TEMPORARY = "temporary"  # EAI_AGAIN, WSATRY_AGAIN: no answer (in time), or SERVFAIL
+    FAILED = "failed"  # EAI_FAIL, WSANO_RECOVERY: a non-recoverable answer (REFUSED, FORMERR)
+    OTHER = "other"
+
+
+class PinSource(StrEnum):
+    """What pinned the API name to an address outside DNS."""
+
+    HOSTS_FILE = "hosts_file"
+
+
 class ConnectKind(StrEnum):
     REFUSED = "refused"
     BLOCKED_LOCALLY = "blocked_locally"
@@ -182,6 +198,17 @@ class Facts(TypedDict, total=False):
     # dns
     rcode: str
     addresses: str
+    os_failure: OsFailure  # how the system's resolver failed
+    os_error: str  # its error, e.g. "EAI_NONAME: Name or service not known"
+    dns_addresses: str  # what DNS itself answered, where the system's resolver differs
+    alias_broken: bool  # the failing link of the CNAME chain is past the name typed
+    broken_link: str  # the name in the chain that failed
+    chain_text: str  # the CNAME chain, "a → b → c"
+    # dns and tcp: the hosts file pinned the name (tcp: to the address that failed)
+    pinned_by: PinSource
+    hosts_file: str
+    hosts_line: int
+    pinned_address: str
     # tcp
     default_port: bool
     host_answers: bool | None

@@ -8,13 +8,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from assure_doctor.sandbox import isolation
+from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
 
 # Short waits keep the suite fast; every fault still takes its real path.
@@ -74,22 +76,33 @@ def _private_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", _STATE_HOME)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            enter: Sequence[str] = ()) -> Run:
+    """`assure-doctor ARGS`; `enter`: a prefix that runs it elsewhere (a sandbox's namespaces)."""
     import time
 
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "assure_doctor", *args], capture_output=True,
-                          text=True, env=env if env is not None else clean_env(),
-                          timeout=timeout)
+    done = subprocess.run([*enter, sys.executable, "-m", "assure_doctor", *args],
+                          capture_output=True, text=True,
+                          env=env if env is not None else clean_env(), timeout=timeout)
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
 
 @pytest.fixture
 def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
-    """Start sandboxes by scenario name; all are stopped after the test."""
-    started: list[Sandbox] = []
+    """Start sandboxes by scenario name; all are stopped after the test. A scenario the
+    system's resolver decides is served in namespaces of its own (run its check with
+    `enter=sandbox.enter`), or skipped with the reason where they cannot be made."""
+    started: list[Sandbox | isolation.Remote] = []
 
     def start(name: str) -> Sandbox:
+        if SCENARIOS[name].isolated:
+            reason = isolation.unavailable()
+            if reason is not None:
+                pytest.skip(f"scenario {name}: {reason}")
+            remote = isolation.Remote(name).start()
+            started.append(remote)
+            return remote  # type: ignore[return-value]  # the same face for the tests
         sandbox = Sandbox(name).start()
         started.append(sandbox)
         return sandbox

@@ -5,6 +5,7 @@ Needs root and `ip netns`; `require()` skips the test with the reason otherwise.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +37,22 @@ while True:
 """
 
 
+# A DNS server for one namespace: the sandbox's, answering for one zone (argv: its address,
+# then the zone as JSON); prints "ready" once it listens.
+DNS_SERVER = """
+import asyncio, json, sys
+from assure_doctor.sandbox import dnsserver
+async def main():
+    z = json.loads(sys.argv[2])
+    zone = dnsserver.Zone(z["host"], z["behaviour"], tuple(z.get("ipv4", ())),
+                          tuple(z.get("ipv6", ())), tuple(z.get("aliases", ())))
+    await dnsserver.start(zone, sys.argv[1], 53)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
 def require(*tools: str) -> None:
     """Skip unless root with `ip netns` and the given tools."""
     if sys.platform != "linux" or os.geteuid() != 0:
@@ -63,6 +80,7 @@ class Lab:
         self.tag = f"ad{os.getpid() % 100000}x{next(_serial)}"
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.etc_dirs: list[Path] = []
 
     def namespace(self, role: str) -> str:
         name = f"{self.tag}{role}"
@@ -95,6 +113,24 @@ class Lab:
                 raise RuntimeError("the namespace's TLS server exited")
         raise RuntimeError("the namespace's TLS server did not start")
 
+    def etc(self, ns: str, files: dict[str, str]) -> None:
+        """Files `ip netns exec NS` bind-mounts over /etc's (hosts, resolv.conf, ...)."""
+        folder = Path("/etc/netns") / ns
+        folder.mkdir(parents=True, exist_ok=True)
+        self.etc_dirs.append(folder)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+
+    def dns_server(self, ns: str, address: str, zone: dict[str, object]) -> None:
+        """The sandbox's DNS server on `address` port 53 inside `ns`, answering for `zone`."""
+        process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", DNS_SERVER,
+                                    address, json.dumps(zone)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, cwd=Path(__file__).parent.parent)
+        self.processes.append(process)  # type: ignore[arg-type]
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the namespace's DNS server did not start")
+
     def wait_reachable(self, ns: str, address: str, port: int) -> None:
         """Until a TCP connect from `ns` gets through (routers' neighbour discovery done);
         a SYN is small, so a lowered MTU does not stop it."""
@@ -109,6 +145,8 @@ class Lab:
             process.wait()
         for name in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for folder in self.etc_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def connects(ns: str, address: str, port: int) -> bool:

@@ -24,6 +24,8 @@ from assure_doctor.kinds import (
     Family,
     HandshakeKind,
     HttpKind,
+    OsFailure,
+    PinSource,
     ProxyKind,
     ProxyStep,
 )
@@ -36,11 +38,21 @@ BASE: dict[str, Any] = {"host": "api.uk2.sheassure.net", "port": 443,
 # What each condition's probe reports besides the facts its rules name.
 SAMPLE: Mapping[Condition, dict[str, Any]] = {
     Condition.DNS_LOOKUP_FAILED: {"rcode": "NXDOMAIN", "addresses": "0.0.0.0",
-                                  "error": "The DNS operation timed out"},
+                                  "error": "The DNS operation timed out",
+                                  "os_error": "EAI_NONAME: Name or service not known",
+                                  "dns_addresses": "192.0.2.8",
+                                  "broken_link": "gw-uk2.example.net",
+                                  "chain_text": "api.uk2.sheassure.net → gw-uk2.example.net",
+                                  "hosts_file": "/etc/hosts", "hosts_line": 5,
+                                  "pinned_address": "0.0.0.0"},
     Condition.CONNECT_FAILED: {"default_port": True, "error": "Connection refused",
+                               "hosts_file": "/etc/hosts", "hosts_line": 5,
+                               "pinned_address": "192.0.2.7", "dns_addresses": "192.0.2.8",
                                "path_finding": "the SYN is rejected at hop 4.",
                                "address_was": "192.0.2.9 (from DNS)"},
     Condition.CONNECT_TIMEOUT: {"kind": ConnectKind.TIMEOUT, "error": "timed out",
+                                "hosts_file": "/etc/hosts", "hosts_line": 5,
+                                "pinned_address": "192.0.2.7", "dns_addresses": "192.0.2.8",
                                 "path_finding": "the SYN is dropped after hop 2.",
                                 "address_was": "192.0.2.9 (from DNS)"},
     Condition.TLS_CERTIFICATE_ERROR: {
@@ -129,6 +141,13 @@ CLAIMS: tuple[tuple[str, Callable[[Mapping[str, Any], Condition], bool]], ...] =
      lambda f, _c: f.get("kind") in (ProxyKind.NOT_HTTP, ProxyKind.CLOSED, ProxyKind.ERROR)),
     (r"proxy's name does not resolve", _is("step", ProxyStep.DNS)),
     (r"Connections to the proxy", _is("step", ProxyStep.TCP)),
+    (r"line \S+ (pins|maps)", _is("pinned_by", PinSource.HOSTS_FILE)),
+    (r"is an alias of", _is("alias_broken", True)),
+    (r"which blocks it", _is("kind", DnsKind.SINKHOLE)),
+    (r"own resolver does not|resolver does not find|resolver got",
+     _is("kind", DnsKind.SYSTEM_FAILED)),
+    (r"resolver got no answer", _is("os_failure", OsFailure.TEMPORARY)),
+    (r"refused or failed the query", _is("os_failure", OsFailure.FAILED)),
 )
 
 

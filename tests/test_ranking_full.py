@@ -32,13 +32,24 @@ def row(condition: str, order: str, **facts: object) -> Row:
 RULES: list[Row] = [
     # DNS: a name that does not exist is a typo first; a resolver that does not answer is the
     # DNS service's; a name with no address is the platform's own DNS.
+    # ... unless the name typed exists, as an alias of one that does not: the vendor's DNS.
+    row("dns_lookup_failed", "platform dns_service config", kind="nxdomain", alias_broken=True),
     row("dns_lookup_failed", "config dns_service platform", kind="nxdomain"),
     row("dns_lookup_failed", "dns_service platform config", kind="servfail"),
     row("dns_lookup_failed", "dns_service firewall config", kind="timeout"),
     row("dns_lookup_failed", "dns_service config platform", kind="refused"),
     row("dns_lookup_failed", "platform dns_service config", kind="nodata"),
+    # A blocking address from this machine's own hosts file is its setup, not DNS's.
+    row("dns_lookup_failed", "config", kind="sinkhole", pinned_by="hosts_file"),
     row("dns_lookup_failed", "dns_service config platform", kind="sinkhole"),
+    # The system's resolver got no usable answer (EAI_AGAIN, EAI_FAIL) and DNS told no more.
+    row("dns_lookup_failed", "dns_service firewall config", kind="system_failed",
+        os_failure="temporary"),
+    row("dns_lookup_failed", "dns_service config platform", kind="system_failed",
+        os_failure="failed"),
     row("dns_lookup_failed", "config dns_service platform"),
+    # The hosts file pinned the address that failed (DNS gives another): the pin first.
+    row("connect_failed", "config firewall routing", pinned_by="hosts_file"),
     # An address that moved since the last good check: where it came from is at fault.
     row("connect_failed", "config firewall platform", address_moved_by="hosts"),
     row("connect_failed", "dns_service config platform", address_moved_by="dns"),
@@ -54,6 +65,7 @@ RULES: list[Row] = [
     row("connect_failed", "firewall config routing", kind="blocked_locally"),
     row("connect_failed", "firewall config platform"),
     # TCP timeout: the host answers elsewhere -> a stealth firewall; nothing answers -> routing.
+    row("connect_timeout", "config firewall routing", pinned_by="hosts_file"),
     row("connect_timeout", "config firewall platform", address_moved_by="hosts"),
     row("connect_timeout", "dns_service config platform", address_moved_by="dns"),
     row("connect_timeout", "routing firewall platform", failed_family="IPv4"),
@@ -137,6 +149,19 @@ RULES: list[Row] = [
 # Facts that match no rule of their own, and facts beside a rule's: the rule they fall to.
 EXTRA: list[Row] = [
     row("dns_lookup_failed", "config dns_service platform", kind="other"),
+    # A broken alias with NODATA already ranks the platform first; SERVFAIL stays the service's.
+    row("dns_lookup_failed", "platform dns_service config", kind="nodata", alias_broken=True),
+    row("dns_lookup_failed", "dns_service platform config", kind="servfail", alias_broken=True),
+    row("dns_lookup_failed", "config dns_service platform", kind="nxdomain", alias_broken=False),
+    # The system found no such name (EAI_NONAME) and DNS said nothing: a typo first.
+    row("dns_lookup_failed", "config dns_service platform", kind="system_failed",
+        os_failure="no_name"),
+    row("dns_lookup_failed", "dns_service config platform", kind="sinkhole", pinned_by=None),
+    # A pin beside a family that failed: the pin still comes first.
+    row("connect_failed", "config firewall routing", pinned_by="hosts_file",
+        failed_family="IPv6"),
+    row("connect_timeout", "config firewall routing", pinned_by="hosts_file",
+        host_answers=True),
     row("connect_failed", "firewall config platform", kind="refused", default_port=True),
     row("connect_failed", "routing firewall platform", kind="unreachable", default_port=False),
     row("connect_failed", "firewall config platform", kind="reset"),
@@ -216,6 +241,9 @@ FACTS: dict[str, object] = {
     "address_was": "192.0.2.77 (from DNS)", "cert_subject": "CN=Issuing CA 77",
     "missing_intermediate": "CN=Missing Intermediate 77",
     "aia_url": "http://aia.example/ca77.crt",
+    "os_error": "EAI-77: odd failure", "dns_addresses": "192.0.2.78, 2001:db8::78",
+    "broken_link": "gw-77.platform.example", "chain_text": "api.zz9 → gw-77.platform.example",
+    "hosts_file": "/etc/hosts-77", "hosts_line": 77, "pinned_address": "198.18.7.77",
 }
 Said = tuple[str, str, str, tuple[str, ...], F]
 
@@ -249,6 +277,26 @@ SAID: list[Said] = [
          step="tcp", path_ending="silent"),
     said("dns_lookup_failed", "config", "does not exist according to", "host resolver",
          kind="nxdomain"),
+    said("dns_lookup_failed", "config", "it is an alias of .*so it is not a typo",
+         "host broken_link", kind="nxdomain", alias_broken=True),
+    said("dns_lookup_failed", "config", "which blocks it. The hosts file decides",
+         "hosts_file hosts_line host addresses", kind="sinkhole", pinned_by="hosts_file"),
+    said("dns_lookup_failed", "config", "but this machine's own resolver does not",
+         "resolver dns_addresses host os_error", kind="system_failed"),
+    said("dns_lookup_failed", "platform", "which does not exist according to .*the platform's "
+         "DNS is broken", "host broken_link resolver chain_text", kind="nxdomain",
+         alias_broken=True),
+    said("dns_lookup_failed", "platform", "which has no address according to .*the platform's "
+         "DNS is broken", "host broken_link resolver chain_text", kind="nodata",
+         alias_broken=True),
+    said("dns_lookup_failed", "dns_service", "though DNS asked directly",
+         "host os_error resolver dns_addresses", kind="system_failed", os_failure="temporary"),
+    said("dns_lookup_failed", "dns_service", "refused or failed the query",
+         "host os_error resolver", kind="system_failed", os_failure="failed"),
+    said("connect_failed", "config", "pins .* while DNS answers", "hosts_file hosts_line host "
+         "pinned_address dns_addresses", pinned_by="hosts_file"),
+    said("connect_timeout", "config", "pins .* while DNS answers", "hosts_file hosts_line host "
+         "pinned_address dns_addresses", pinned_by="hosts_file"),
     said("dns_lookup_failed", "config", r"^Check \S+ for typos", "host", kind="servfail"),
     said("dns_lookup_failed", "dns_service", "did not answer within", "resolver timeout",
          kind="timeout"),
@@ -446,6 +494,26 @@ def test_advice_is_the_one_for_its_facts_and_names_them(
 # Where the facts a wording states are not known, a wording that does not state them is
 # chosen: never a blank, a "None" or a "(not known)".
 UNSTATED: list[tuple[str, str, F, str]] = [
+    ("connect_timeout", "config",
+     {"pinned_by": "hosts_file", "hosts_file": "/etc/hosts", "hosts_line": 3,
+      "host": "api.x.sheassure.net", "pinned_address": "198.18.0.9"},
+     "/etc/hosts line 3 pins api.x.sheassure.net to 198.18.0.9, which this machine cannot "
+     "connect to. The hosts file decides for every program on this machine, so the integration "
+     "fails the same way: if that address is stale, remove the line (or correct it); editing "
+     "the hosts file needs administrator rights."),
+    ("dns_lookup_failed", "dns_service",
+     {"kind": "system_failed", "os_failure": "temporary", "host": "api.x.sheassure.net",
+      "os_error": "EAI_AGAIN: Temporary failure in name resolution", "resolver": "system"},
+     "This machine's resolver got no answer for api.x.sheassure.net (EAI_AGAIN: Temporary "
+     "failure in name resolution): the DNS servers it uses (system) are not answering properly."
+     " Try another resolver (--resolver) and, if that works, ask your IT support to fix the "
+     "local DNS service."),
+    ("dns_lookup_failed", "config",
+     {"kind": "system_failed", "host": "api.x.sheassure.net",
+      "os_error": "EAI_NONAME: Name or service not known"},
+     "This machine's resolver does not find api.x.sheassure.net. Check it for typos and that "
+     "the stack name is right (the one in your Assure web address), then this machine's "
+     "resolver settings (hosts file, VPN)."),
     ("connect_timeout", "firewall", {"host_answers": True},
      "Ask your network team to allow outbound HTTPS from this machine to the API."),
     ("connect_timeout", "firewall", {"host_answers": True, "host": None, "port": None},

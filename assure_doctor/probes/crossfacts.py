@@ -1,14 +1,34 @@
 """Facts one stage's ranking takes from another stage's result: a TLS failure re-read in the
-light of the server's clock."""
+light of the server's clock, a failed connection in the light of the hosts file."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from assure_doctor.kinds import Facts
+from assure_doctor.kinds import Facts, PinSource
+from assure_doctor.probes import oslookup
 from assure_doctor.probes.clock import skew_text
-from assure_doctor.probes.results import ClockFound, TlsFound
+from assure_doctor.probes.dns import listed
+from assure_doctor.probes.results import ClockFound, DnsFound, TcpFound, TlsFound
 from assure_doctor.probes.stage import Context
+
+
+def tcp_facts(ctx: Context) -> Facts:
+    """`pinned_by` when the hosts file gave an address that failed and DNS does not give it:
+    then the pin, not the network, is the first suspect."""
+    dns = ctx.found(DnsFound)
+    if dns.hosts_file is None:
+        return Facts()
+    for attempt in ctx.found(TcpFound).attempts:
+        pin = None if attempt.ok else dns.pin(attempt.address)
+        if pin is None or oslookup.same_any([pin.address], dns.dns_addresses or ()):
+            continue
+        facts = Facts(pinned_by=PinSource.HOSTS_FILE, hosts_file=dns.hosts_file,
+                      hosts_line=pin.line, pinned_address=pin.address)
+        if dns.dns_addresses:
+            facts.update(Facts(dns_addresses=listed(dns.dns_addresses)))
+        return facts
+    return Facts()
 
 
 def tls_facts(ctx: Context) -> Facts:

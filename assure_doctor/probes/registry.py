@@ -32,6 +32,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("dns", "DNS", dns.run, DnsFound, needs=(), operations=2,
           overrun=(Condition.DNS_LOOKUP_FAILED, DnsKind.TIMEOUT)),
     Probe("tcp", "TCP", tcp.run, TcpFound, operations=2, traced=True,
+          cross_facts=crossfacts.tcp_facts,
           overrun=(Condition.CONNECT_TIMEOUT, ConnectKind.TIMEOUT)),
     Probe("proxy", "Proxy", proxy.run, ProxyFound, operations=3, optional=True,
           overrun=(Condition.PROXY_UPSTREAM_FAILED, ProxyKind.TIMEOUT)),

@@ -101,8 +101,16 @@ class CnameLink:
 
 
 @dataclass(frozen=True)
+class HostsPin:
+    """An address the hosts file gives the API name, and the line that says so (1-based)."""
+
+    address: str
+    line: int
+
+
+@dataclass(frozen=True)
 class DnsFound:
-    addresses: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()  # what the later stages use
     resolver: str | None = None
     answers: tuple[tuple[str, str], ...] | None = None  # (record type, rcode or failure kind)
     rcode: str | None = None
@@ -110,12 +118,25 @@ class DnsFound:
     note: str | None = None
     proxy_host: str | None = None  # through a proxy, the name looked up was the proxy's
     api_host: HostLookup | None = None
-    # What the OS resolver (getaddrinfo) answered, and where from (turn 3).
+    # What the OS resolver (getaddrinfo) answered, and where from (turn 3). None with
+    # --resolver: then the OS was not consulted (`os_consulted` False).
     os_addresses: tuple[str, ...] | None = None
     os_source: OsSource | None = None
     hosts_file: str | None = None
-    hosts_line: int | None = None
+    hosts_line: int | None = None  # the line of the first address the OS gave
     chain: tuple[CnameLink, ...] = ()
+    os_consulted: bool | None = None
+    os_error: str | None = None  # how getaddrinfo failed
+    hosts_pins: tuple[HostsPin, ...] = ()  # every address the hosts file gave, with its line
+    # What DNS itself answered (dnspython), beside the OS's answer: None when not asked.
+    dns_addresses: tuple[str, ...] | None = None
+    dns_agrees: bool | None = None
+
+    def pin(self, address: str) -> HostsPin | None:
+        """The hosts file's line for `address`, when the hosts file gave it."""
+        if self.os_source is not OsSource.HOSTS:
+            return None
+        return next((p for p in self.hosts_pins if p.address == address), None)
 
     def evidence(self) -> dict[str, Any]:
         return _set({"addresses": list(self.addresses), "resolver": self.resolver},
@@ -123,10 +144,17 @@ class DnsFound:
                     rcode=self.rcode, error=self.error, note=self.note,
                     proxy_host=self.proxy_host,
                     api_host=None if self.api_host is None else self.api_host.evidence(),
+                    os_consulted=self.os_consulted,
                     os_addresses=None if self.os_addresses is None else list(
                         self.os_addresses),
-                    os_source=self.os_source, hosts_file=self.hosts_file,
-                    hosts_line=self.hosts_line,
+                    os_source=self.os_source, os_error=self.os_error,
+                    hosts_file=self.hosts_file, hosts_line=self.hosts_line,
+                    hosts_lines=[{"address": p.address, "line": p.line}
+                                 for p in self.hosts_pins] if len(
+                        {p.line for p in self.hosts_pins}) > 1 else None,
+                    dns_addresses=None if self.dns_addresses is None else list(
+                        self.dns_addresses),
+                    dns_agrees=self.dns_agrees,
                     chain=[link.evidence() for link in self.chain] or None)
 
 

@@ -106,7 +106,7 @@ def _evidence_lines(stage: StageResult) -> list[str]:
             if key == "chain":
                 lines += _certificate_chain(value, stage.evidence.get("anchor"))
             continue
-        lines.append(f"    {key}: {words.value(value, EVIDENCE_LIMIT)}")
+        lines.append(f"    {key}: {_shown(value)}")
     return lines + _path_lines(stage)
 
 
@@ -146,3 +146,25 @@ def _path_lines(stage: StageResult) -> list[str]:
     head = (f"    path (TCP traceroute to {words.outside(trace.address, 60)} port {trace.port}, "
             f"{trace.ended.value}):")
     return [head, *(f"      {words.outside(line, 120)}" for line in hops.hop_lines(trace))]
+
+
+def _shown(value: Any) -> str:
+    if _is_cname_chain(value):
+        return cname_chain(value)
+    return words.value(value, EVIDENCE_LIMIT)
+
+
+def _is_cname_chain(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(link, dict) and set(link) == {"name", "target", "status"} for link in value)
+
+
+def cname_chain(links: list[dict[str, Any]]) -> str:
+    """The dns chain link by link: `api.x → gw.y (ok) → (nxdomain)`; each link's status
+    follows its target, the last link's (the name the chain ends at) follows an arrow."""
+    parts = [str(links[0]["name"])]
+    for link in links:
+        target = link["target"]
+        parts.append(f"→ {target} ({link['status']})" if target is not None
+                     else f"→ ({link['status']})")
+    return words.outside(" ".join(parts), EVIDENCE_LIMIT * 2)

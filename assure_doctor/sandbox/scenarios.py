@@ -17,6 +17,11 @@ SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "reset_at_acce
                 "ipv6_blackhole")
 CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
               "self_signed", "server_time", "expired_intermediate", "missing_intermediate")
+# The platform's gateway name a sandbox alias points at (example.net: never a real host).
+PLATFORM_GATEWAY = "gw-sandbox.platform.example.net"
+# An address of the benchmarking range (RFC 2544) that nothing in the sandbox's namespace
+# routes: a stale hosts-file entry.
+STALE_ADDRESS = "198.18.0.99"
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
 # cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
 PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
@@ -89,11 +94,22 @@ class Scenario:
     proxy: str | None = None  # one of PROXY_KINDS: the check goes through the sandbox's proxy
     # One of CHANGES: a first check passes, then this changes; `expect` is the second's.
     changes: str | None = None
+    # The API name is an alias: HOST CNAME cname[0], cname[0] CNAME cname[1], ...; `dns` is then
+    # the last name's behaviour ("nxdomain": a dangling alias).
+    cname: tuple[str, ...] = ()
+    # The hosts file pins the API name to this address. The check then goes through the
+    # operating system's resolver, so it runs in namespaces of its own (sandbox.isolation).
+    hosts_pin: str | None = None
 
     @property
     def checks(self) -> int:
         """How many checks it takes to see the diagnosis: two when something changes."""
         return 1 if self.changes is None else 2
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the scenario needs its own /etc/hosts and resolv.conf (Linux namespaces)."""
+        return self.hosts_pin is not None
 
     def __post_init__(self) -> None:
         for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
@@ -124,6 +140,14 @@ _ALL = (
              dns="sinkhole", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
     Scenario("dns-aaaa-dropped", "A resolver that drops AAAA queries: IPv4 still works",
              dns="drop_aaaa"),
+    Scenario("dns-dangling-cname", "Failure to lookup API hostname: the platform's alias points "
+             "at a name that does not exist", dns="nxdomain", cname=(PLATFORM_GATEWAY,),
+             expect=Expect("dns", "dns_lookup_failed", "platform")),
+    Scenario("dns-cname-chain", "The API name is a chain of aliases that resolves: healthy",
+             cname=("edge.sandbox.sheassure.net", PLATFORM_GATEWAY)),
+    Scenario("hosts-pin", "Failure to connect: the hosts file pins the API name to an old "
+             "address, while DNS gives the right one", hosts_pin=STALE_ADDRESS,
+             expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-refused", "Failure to connect to API hostname: nothing listens on the port",
              server="refuse", expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
@@ -231,5 +255,5 @@ _ALL = (
 )
 
 SCENARIOS: Mapping[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
-DEMO_SET = ("healthy", "dns-nxdomain", "tcp-timeout", "tls-unknown-issuer",
-            "clock-server-ahead", "http-401", "http-429", "proxy-denied")
+DEMO_SET = ("healthy", "dns-nxdomain", "dns-dangling-cname", "hosts-pin", "tcp-timeout",
+            "tls-unknown-issuer", "clock-server-ahead", "http-401", "http-429", "proxy-denied")

@@ -18,13 +18,11 @@ from typing import Self
 
 from cryptography.hazmat.primitives import serialization
 
-from assure_doctor.sandbox import dnsserver, pki, proxyserver, servers
+from assure_doctor.sandbox import dnsserver, isolation, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
-HOST = "api.sandbox.sheassure.net"
+HOST = isolation.HOST
 MOVED_TO = "127.0.0.2"  # loopback, where nothing of the sandbox listens: connections refused
-
-
 AIA_PATH = "/assure-doctor-sandbox-issuing-ca.crt"
 
 
@@ -132,6 +130,12 @@ class Sandbox:
         return f"127.0.0.1:{self.dns_port}"
 
     @property
+    def enter(self) -> tuple[str, ...]:
+        """The prefix that runs a command where this sandbox's clients run: here, nothing
+        (an isolated scenario's `isolation.Remote` enters its namespaces)."""
+        return ()
+
+    @property
     def traffic(self) -> servers.Traffic:
         return self.api.traffic
 
@@ -148,11 +152,20 @@ class Sandbox:
         """The target options that point `check` (or tui, monitor) at this sandbox: through
         its proxy where the scenario has one, else directly whatever the environment says."""
         route = ["--proxy", self.proxy_url] if self.proxy_url else ["--no-proxy"]
-        return ["--url", self.url, "--resolver", self.resolver, "--ca-bundle",
-                str(self.ca_bundle), "--api-key-file", str(self.key_file), *route]
+        # Isolated, the system's resolver decides: it reads the namespace's own files.
+        resolver = [] if self.scenario.isolated else ["--resolver", self.resolver]
+        return ["--url", self.url, *resolver, "--ca-bundle", str(self.ca_bundle),
+                "--api-key-file", str(self.key_file), *route]
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> Self:
+        if self.scenario.isolated and not isolation.inside(self.scenario):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            from assure_doctor.errors import InputError
+
+            raise InputError(f"scenario {self.scenario.name}: runs only in namespaces of its own "
+                             f"(`assure-doctor sandbox --scenario {self.scenario.name}` or "
+                             f"`assure-doctor demo {self.scenario.name}`)")
         self.ca_bundle.write_bytes(sandbox_ca().cert_pem)
         self.key_file.write_text(self.key + "\n")
         os.chmod(self.key_file, 0o600)
@@ -221,8 +234,11 @@ class Sandbox:
         self._closers.append(listening.close)
         if scenario.proxy is not None:
             await self._serve_proxy(scenario.proxy)
-        zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else ())
-        transport, self._dns = await dnsserver.start(zone)
+        zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else (),
+                              aliases=scenario.cname)
+        # Isolated, the namespace's resolv.conf names 127.0.0.1, which means port 53.
+        port = isolation.DNS_PORT if scenario.isolated else 0
+        transport, self._dns = await dnsserver.start(zone, port=port)
         self.dns_port = transport.get_extra_info("sockname")[1]
         self._closers.append(transport.close)
 
