@@ -30,9 +30,10 @@ def advance(record: Record, ok: bool, now: Fingerprint, changes: tuple[Change, .
     saw that were not logged since the last good check (a failing check repeats them each
     time, and two cadences may see one change against two good checks)."""
     seen = at.isoformat(timespec="milliseconds")
-    logged = {(c.what, c.was, c.now) for c in record.changes
-              if _after(c.seen, record.last_good_at)}
-    new = tuple(replace(c, seen=seen) for c in changes if (c.what, c.was, c.now) not in logged)
+    since_good = {(c.what, c.was, c.now) for c in record.changes
+                  if _after(c.seen, record.last_good_at)}
+    new = tuple(replace(c, seen=seen) for c in changes
+                if (c.what, c.was, c.now) not in since_good)
     logged = (*record.changes, *new)[-MAX_CHANGES:]
     if not ok:
         return replace(record, changes=logged), new
