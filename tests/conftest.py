@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from assure_doctor.sandbox import isolation
-from assure_doctor.sandbox.scenarios import SCENARIOS
+from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 from assure_doctor.sandbox.stack import Sandbox
 
 # Short waits keep the suite fast; every fault still takes its real path.
@@ -89,18 +89,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
 
 
 @pytest.fixture
-def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
+def sandbox_factory() -> Iterator[Callable[[str | Scenario], Sandbox]]:
     """Start sandboxes by scenario name; all are stopped after the test. A scenario the
     system's resolver decides is served in namespaces of its own (run its check with
     `enter=sandbox.enter`), or skipped with the reason where they cannot be made."""
     started: list[Sandbox | isolation.Remote] = []
 
-    def start(name: str) -> Sandbox:
-        if SCENARIOS[name].isolated:
+    def start(name: str | Scenario) -> Sandbox:
+        scenario = SCENARIOS[name] if isinstance(name, str) else name
+        if scenario.isolated:
             reason = isolation.unavailable()
             if reason is not None:
                 pytest.skip(f"scenario {name}: {reason}")
-            remote = isolation.Remote(name).start()
+            remote = isolation.Remote(scenario.name).start()
             started.append(remote)
             return remote  # type: ignore[return-value]  # the same face for the tests
         sandbox = Sandbox(name).start()
