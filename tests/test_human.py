@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import certifi
+import pytest
 
 from assure_doctor.model import Cause, KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
@@ -142,6 +143,7 @@ def test_the_environment_names_proxy_trust_chain_and_only_allowed_headers() -> N
     assert "proxy-secret-pw" not in repr(rows)
 
 
+@pytest.mark.slow
 def test_a_hostile_server_reaches_the_human_report_only_as_escaped_text(tmp_path: Path) -> None:
     from tests.key_echo import MARKUP, PLANTED, KeyEcho
 
