@@ -187,8 +187,9 @@ def test_budget_is_spent_exactly_and_survives_kill_9(tmp_path: Path) -> None:
             wait_until(lambda: monitor.log_says("today's ping budget (3) is spent"), 20,
                        "the monitor to find its budget spent", alive=monitor.process)
             assert sandbox.traffic.keyed == 3
-            assert "assure_ping_budget_spent{target=\"api.sandbox.sheassure.net\"} 3.0" in \
-                monitor.metrics()
+            spent = "assure_ping_budget_spent{target=\"api.sandbox.sheassure.net\"} 3.0"
+            wait_until(lambda: spent in monitor.metrics(), 10,  # re-rendered within a second
+                       "/metrics to show the spent budget", alive=monitor.process)
             monitor.process.send_signal(signal.SIGKILL)
             monitor.process.wait(5)
             day = datetime.now(UTC).strftime("%Y-%m-%d")
