@@ -35,12 +35,16 @@ SIZE = (130, 40)
 SandboxFactory = Callable[[str], Sandbox]
 
 
+def options_for(sandbox: Sandbox) -> CheckOptions:
+    return CheckOptions(timeout=1.5, retry_pause=0.1,
+                        resolvers=(parse_resolver(sandbox.resolver),),
+                        ca_bundle=str(sandbox.ca_bundle))
+
+
 def make_app(sandbox: Sandbox, tmp_path: Path | None = None, **extra: object) -> DoctorApp:
-    options = CheckOptions(timeout=1.5, retry_pause=0.1,
-                           resolvers=(parse_resolver(sandbox.resolver),),
-                           ca_bundle=str(sandbox.ca_bundle))
-    return DoctorApp(from_url(sandbox.url), options, ApiKey(sandbox.key, "the sandbox key file"),
-                     export_dir=tmp_path, **extra)  # type: ignore[arg-type]
+    return DoctorApp(from_url(sandbox.url), options_for(sandbox),
+                     ApiKey(sandbox.key, "the sandbox key file"), export_dir=tmp_path,
+                     **extra)  # type: ignore[arg-type]
 
 
 async def settle(pilot: Pilot[None]) -> None:
@@ -326,8 +330,8 @@ def stable(monkeypatch: pytest.MonkeyPatch
     def make(sandbox: Sandbox) -> tuple[DoctorApp, Volatile]:
         volatile = Volatile(sandbox)
         monkeypatch.setattr(app_module, "run_check", volatile.checks(app_module.run_check))
-        plain = make_app(sandbox)
-        app = StableApp(volatile, plain.target, plain.options, plain.key)
+        app = StableApp(volatile, from_url(sandbox.url), options_for(sandbox),
+                        ApiKey(sandbox.key, "the sandbox key file"))
         return app, volatile
 
     return make
