@@ -21,9 +21,9 @@ import time
 
 import certifi
 
-from assure_doctor.pac import PacLocation, PacSource
 from assure_doctor.pac.evaluate import evaluate
 from assure_doctor.pac.fetch import PacScript, fetch
+from assure_doctor.pac.location import PacLocation, PacSource
 from assure_doctor.sandbox.pacserver import PacReply, PacServer, script_returning
 
 URL = "https://api.uk2.sheassure.net/v1/ping"

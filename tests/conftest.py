@@ -22,6 +22,18 @@ from assure_doctor.sandbox.stack import Sandbox
 # Short waits keep the suite fast; every fault still takes its real path.
 FAST = ["--timeout", "1.5", "--retry-pause", "0.1"]
 
+# The fast tier (`pytest -m "not slow"`) leaves out what starts servers or processes to run
+# a whole check or monitor. Whole files of such tests say so with a module-level `pytestmark`;
+# elsewhere a test is slow when it uses one of these fixtures (a sandbox, a TUI snapshot), or
+# marks itself.
+SLOW_FIXTURES = frozenset({"sandbox_factory", "snap_compare"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @dataclass
 class Run:

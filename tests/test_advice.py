@@ -148,6 +148,15 @@ CLAIMS: tuple[tuple[str, Callable[[Mapping[str, Any], Condition], bool]], ...] =
      _is("kind", DnsKind.SYSTEM_FAILED)),
     (r"resolver got no answer", _is("os_failure", OsFailure.TEMPORARY)),
     (r"refused or failed the query", _is("os_failure", OsFailure.FAILED)),
+    (r"DNS filter", _is("kind", DnsKind.SINKHOLE)),
+    (r"answered \S+ instead of an address",
+     lambda f, _c: f.get("kind") in (DnsKind.SERVFAIL, DnsKind.REFUSED)),
+    (r"no answer at all", lambda f, _c: f.get("host_answers") is not True),
+    (r"advertises IPv\d without carrying it", _is("failed_family", Family.IPV6)),
+    (r"something else is answering", _is("kind", CertKind.HOSTNAME_MISMATCH)),
+    (r"clock is wrong",
+     lambda _f, c: c in (Condition.CLOCK_SKEW, Condition.TLS_CERTIFICATE_ERROR)),
+    (r"[Tt]he proxy (\([^)]*\) )?answered", _is("kind", ProxyKind.UPSTREAM)),
 )
 
 
@@ -229,13 +238,20 @@ def test_the_last_generic_wording_of_every_cause_names_no_fact() -> None:
 
 
 def test_every_condition_has_a_failure_and_a_warning_title() -> None:
+    """A warning is never headed as an error, and each condition reads as its own."""
     assert set(CONDITIONS) == set(WARNING_TITLES) == set(Condition)
+    for status in (Status.FAIL, Status.WARN):
+        titles = [title(condition, status) for condition in Condition]
+        assert all(titles) and len(set(titles)) == len(titles), status
     for condition in Condition:
-        assert title(condition, Status.FAIL) == CONDITIONS[condition]
         warning = title(condition, Status.WARN)
         assert not re.search(r"\b(error|fail\w*)\b", warning, re.I), warning
-    assert title("tls_certificate_error", Status.WARN).startswith("SSL certificate expiring soon")
-    assert title("tls_certificate_error", Status.FAIL) == "SSL certificate error"
+    # The guide's own names, where the user looks them up: HTTP codes and the SSL wording.
+    assert "SSL certificate" in title("tls_certificate_error", Status.FAIL)
+    assert "expiring" in title("tls_certificate_error", Status.WARN)
+    for code, condition in (("401", "http_unauthorized"), ("404", "http_not_found"),
+                            ("429", "http_throttled"), ("407", "proxy_auth_required")):
+        assert code in title(condition, Status.FAIL), condition
 
 
 @pytest.mark.parametrize(("condition", "facts", "banned"), [

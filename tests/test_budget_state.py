@@ -38,6 +38,7 @@ def _spend_until_empty(state_dir: str, daily: int, out: multiprocessing.Queue[in
     out.put(granted)
 
 
+@pytest.mark.slow
 def test_processes_share_one_budget_exactly(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[int] = context.Queue()

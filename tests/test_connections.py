@@ -7,11 +7,15 @@ import asyncio
 import ssl
 from collections.abc import Callable
 
+import pytest
+
 from assure_doctor import trust
 from assure_doctor.probes import connect, stream_backend
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import run_cli
 from tests.hostile import HostileServer, head, sends
+
+pytestmark = pytest.mark.slow  # whole checks against the sandbox and hostile servers
 
 
 def test_a_healthy_check_makes_one_tls_connection(healthy: Sandbox) -> None:

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from assure_doctor.sandbox import isolation
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env, run_cli
@@ -28,6 +30,7 @@ def test_engine_and_check_load_no_face(healthy: Sandbox) -> None:
     assert healthy.traffic.keyed == 1  # the check really ran
 
 
+@pytest.mark.slow
 def test_sandbox_command_prints_a_check_command_that_works() -> None:
     server = subprocess.Popen([sys.executable, "-m", "assure_doctor", "sandbox", "--scenario",
                                "http-404"], stdout=subprocess.PIPE, text=True, env=clean_env())
@@ -54,6 +57,7 @@ def test_sandbox_lists_its_scenarios() -> None:
     assert "tls-expired" in run.stdout and "expect: tls fail" in run.stdout
 
 
+@pytest.mark.slow
 def test_demo_diagnoses_its_faults() -> None:
     run = run_cli("demo")
     assert run.returncode == 0, run.stdout[-2000:]

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import certifi
+import pytest
 
 from assure_doctor import trust
 from assure_doctor.model import Cause, KeyInfo, Report, StageResult, Status
@@ -158,6 +159,7 @@ def test_the_environment_names_proxy_trust_chain_and_only_allowed_headers() -> N
     assert "proxy-secret-pw" not in repr(rows)
 
 
+@pytest.mark.slow
 def test_a_hostile_server_reaches_the_human_report_only_as_escaped_text(tmp_path: Path) -> None:
     from tests.key_echo import MARKUP, PLANTED, KeyEcho
 

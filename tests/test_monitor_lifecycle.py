@@ -22,7 +22,10 @@ from assure_doctor.monitor.figures import Figures
 from assure_doctor.monitor.laststate import LastState
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env
-from tests.monitoring import MonitorProcess, free_port, http_get, wait_for
+from tests.monitoring import MonitorProcess, free_port, http_get
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # monitor processes started, signalled and restarted
 
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
 
@@ -46,7 +49,7 @@ def test_last_results_are_restored_at_once_after_a_restart(tmp_path: Path) -> No
         first = MonitorProcess(["--config", str(config), "--interval", "1", "--ping-interval",
                                 "1", "--ping-budget", "1000", *FAST], tmp_path / "state")
         try:
-            wait_for(lambda: 'assure_diagnosis_info{' in first.metrics()
+            wait_until(lambda: 'assure_diagnosis_info{' in first.metrics()
                      and _value(first.metrics(), 'assure_up{target="good"}') == 1, 20,
                      "both targets pinged")
         finally:
@@ -146,7 +149,7 @@ def test_start_up_says_each_fact_once_and_sandbox_keeps_no_state(tmp_path: Path)
          f"127.0.0.1:{port}", "--interval", "1", "--ping-interval", "1000", *FAST],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/ready", 1), 20, "ready")
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/-/ready", 1), 20, "ready")
     finally:
         process.terminate()
         _, err = process.communicate(timeout=10)
@@ -166,7 +169,7 @@ def test_sigterm_with_a_ping_in_flight_stops_cleanly(tmp_path: Path) -> None:
     with Sandbox("http-slow") as sandbox:  # answers after 60 s: the ping is still in flight
         monitor = MonitorProcess([*sandbox.check_args(), "--interval", "5", "--ping-interval",
                                   "100000", *FAST, "--timeout", "30"], tmp_path / "state")
-        wait_for(lambda: sandbox.traffic.keyed >= 1, 10, "the ping to start")
+        wait_until(lambda: sandbox.traffic.keyed >= 1, 10, "the ping to start")
         start = time.monotonic()
         monitor.process.send_signal(signal.SIGTERM)
         _, err = monitor.process.communicate(timeout=10)
@@ -217,14 +220,14 @@ def test_the_path_history_survives_a_restart_and_names_the_change(tmp_path: Path
                 "--ping-budget", "1000", *FAST]
         first = MonitorProcess(args, tmp_path / "state")
         try:
-            good_at = wait_for(lambda: _value(
+            good_at = wait_until(lambda: _value(
                 first.metrics(), 'assure_last_good_timestamp_seconds{target="api"}'), 20,
                 "a good check")
         finally:
             first.stop()
         again = MonitorProcess(args, tmp_path / "state")
         try:
-            text = wait_for(lambda: (lambda t: t if 'assure_path_change_info{' in t else None)(
+            text = wait_until(lambda: (lambda t: t if 'assure_path_change_info{' in t else None)(
                 again.metrics()), 20, "the change")
         finally:
             again.stop()

@@ -19,6 +19,8 @@ import pytest
 from assure_doctor.sandbox import pki
 from tests import netns
 
+pytestmark = pytest.mark.slow  # network namespaces, real servers and whole checks
+
 SERVER_IP = "198.18.0.2"
 
 

@@ -23,21 +23,18 @@ from pathlib import Path
 import certifi
 import pytest
 
-from assure_doctor.pac import (
-    PacDecision,
+from assure_doctor.pac.decide import decide
+from assure_doctor.pac.errors import (
     PacError,
     PacEvalError,
     PacEvalTimeout,
     PacFetchError,
     PacFetchTimeout,
-    PacLocation,
-    PacSource,
     PacTimeout,
-    RouteKind,
-    decide,
-    from_flag,
 )
 from assure_doctor.pac.fetch import MAX_PAC_BYTES
+from assure_doctor.pac.location import PacLocation, PacSource, from_flag
+from assure_doctor.pac.rules import PacDecision, RouteKind
 from assure_doctor.sandbox import pki
 from assure_doctor.sandbox.pacserver import PacReply, PacServer, script_returning
 from assure_doctor.sandbox.stack import HOST, Sandbox, sandbox_ca
@@ -383,7 +380,8 @@ def test_the_first_route_a_pac_chose_tunnels_through_squid(
 
 EVALUATE_IN_NAMESPACE = """
 import asyncio, json, sys
-from assure_doctor.pac import PacLocation, PacSource, PacError
+from assure_doctor.pac.errors import PacError
+from assure_doctor.pac.location import PacLocation, PacSource
 from assure_doctor.pac.fetch import PacScript
 from assure_doctor.pac.evaluate import evaluate
 script = sys.stdin.read()

@@ -16,11 +16,26 @@ from hypothesis import strategies as st
 
 from assure_doctor import redact
 from assure_doctor.errors import InputError
-from assure_doctor.pac import PacEvalError, PacSource, RouteKind, from_flag
 from assure_doctor.pac import settings as pac_settings
+from assure_doctor.pac.errors import PacEvalError
 from assure_doctor.pac.evaluate import pac_url, waiting_on
-from assure_doctor.pac.location import File, LocationError, PacLocation, Url, parse_target
-from assure_doctor.pac.rules import MAX_ROUTES, ascii_int, ascii_port, decision, parse_rule
+from assure_doctor.pac.location import (
+    File,
+    LocationError,
+    PacLocation,
+    PacSource,
+    Url,
+    from_flag,
+    parse_target,
+)
+from assure_doctor.pac.rules import (
+    MAX_ROUTES,
+    RouteKind,
+    ascii_int,
+    ascii_port,
+    decision,
+    parse_rule,
+)
 
 FAST = settings(max_examples=300, deadline=None)
 

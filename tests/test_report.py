@@ -124,6 +124,7 @@ def hostile(tmp_path: Path) -> Iterator[KeyEcho]:
         yield server
 
 
+@pytest.mark.slow
 def test_no_secret_survives_in_any_file_of_the_bundle(hostile: KeyEcho, tmp_path: Path) -> None:
     key = hostile.planted
     out = tmp_path / "bundle"

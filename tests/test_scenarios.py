@@ -16,6 +16,8 @@ from assure_doctor.sandbox.scenarios import SCENARIOS
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import FAST, run_cli
 
+pytestmark = pytest.mark.slow  # every sandbox scenario, end to end through the command line
+
 # Where the TLS certificate cannot verify, no request may carry the key.
 UNVERIFIABLE = {name for name, s in SCENARIOS.items()
                 if s.expect.stage == "tls" and s.expect.status == "fail"}

@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from assure_doctor.sandbox import dnsserver, pki
 from assure_doctor.sandbox.stack import HOST
 from tests.conftest import FAST, Run, needs, run_cli
-from tests.monitoring import free_port, wait_for
+from tests.monitoring import free_port
 from tests.test_proxy_squid import AUTH, PASSWORD, USER, squid  # noqa: F401 (the fixture)
+from tests.waiting import wait_until
 
 AIA_PATH = "/issuing-ca.crt"
 NOW = datetime.now(UTC)
@@ -150,7 +151,7 @@ def nginx() -> Iterator[Callable[[Callable[[str], tuple[pki.Issued, bytes]]], Ng
                 raise AssertionError((work / "error.log").read_text()[-2000:])
             return found.accepted() >= 0
 
-        wait_for(listening, 20, "nginx to listen")
+        wait_until(listening, 20, "nginx to listen")
         return found
 
     yield start

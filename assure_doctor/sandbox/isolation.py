@@ -6,7 +6,7 @@ the machine's; the sandbox's DNS server answers on 127.0.0.1:53; nscd's socket i
 network has nothing but loopback. So a check without --resolver resolves as a real client would
 (getaddrinfo reads the hosts file, then asks DNS), yet no query can reach a real resolver.
 
-`python -m assure_doctor.sandbox.isolation serve|demo SCENARIO` is what runs inside: started by
+`python -m assure_doctor.sandbox.namespaced serve|demo SCENARIO` is what runs inside: started by
 `Remote` (which then runs commands inside with nsenter) or by `demo`. Linux only, as root or
 where unprivileged user namespaces work; `unavailable()` says why not elsewhere.
 """
@@ -25,7 +25,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Self
@@ -112,7 +111,7 @@ def _child_env() -> dict[str, str]:
 
 
 def _module(mode: str, name: str, *extra: str) -> list[str]:
-    return [*_unshare(), sys.executable, "-m", "assure_doctor.sandbox.isolation", mode, name,
+    return [*_unshare(), sys.executable, "-m", "assure_doctor.sandbox.namespaced", mode, name,
             *extra]
 
 
@@ -212,7 +211,7 @@ def demo(name: str, colour: bool) -> bool | None:
 
 
 # --- inside the namespaces ----------------------------------------------------------------
-def _enter(scenario: Scenario, workdir: Path) -> None:
+def enter(scenario: Scenario, workdir: Path) -> None:
     """Put the scenario's files over /etc's, hide nscd, and bring loopback up."""
     empty = workdir / "empty"
     empty.mkdir()
@@ -244,31 +243,3 @@ def _loopback_up() -> None:
         request = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
-
-
-def _serve(name: str) -> int:
-    """Serve the scenario until standard input ends; the first line out says where."""
-    from assure_doctor.sandbox.stack import Sandbox
-
-    with Sandbox(name) as sandbox:
-        print(json.dumps({"url": sandbox.url, "port": sandbox.port, "ipv6": sandbox.ipv6,
-                          "ca_bundle": str(sandbox.ca_bundle),
-                          "key_file": str(sandbox.key_file)}), flush=True)
-        sys.stdin.buffer.read()
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    mode, name, *options = argv
-    scenario = SCENARIOS[name]
-    with tempfile.TemporaryDirectory(prefix="assure-namespace-") as workdir:
-        _enter(scenario, Path(workdir))
-        if mode == "serve":
-            return _serve(name)
-        from assure_doctor.sandbox.demo import diagnose
-
-        return 0 if diagnose(name, "--colour" in options) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
