@@ -18,6 +18,7 @@ from typing import Unpack
 from assure_doctor.kinds import (
     CauseId,
     CertKind,
+    ChainLink,
     Condition,
     ConnectKind,
     DnsKind,
@@ -25,6 +26,8 @@ from assure_doctor.kinds import (
     Family,
     HandshakeKind,
     HttpKind,
+    OsFailure,
+    PinSource,
     ProxyKind,
     ProxyStep,
 )
@@ -231,9 +234,79 @@ _FAMILY_PLATFORM = (
        "{failed_family} side may be down: tell Evotix support."),
 )
 
+# A traceroute that met a REJECT (ICMP administratively prohibited, or port unreachable):
+# whatever the socket said, a firewall answered.
+_REJECTED_RULES: tuple[Rule, ...] = (
+    ({"path_ending": "rejected"}, (K.FIREWALL, K.ROUTING, K.PLATFORM)),
+)
+
+# What changed since the last good check: an address that moved, where it came from.
+_MOVED_RULES: tuple[Rule, ...] = (
+    ({"address_moved_by": "hosts"}, (K.CONFIG, K.FIREWALL, K.PLATFORM)),
+    ({"address_moved_by": "dns"}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
+)
+_MOVED_CONFIG = (
+    _a("{host} now comes from the hosts file as {address}, which does not answer; when it "
+       "last worked it was {address_was}. A hosts-file entry pins the name for every client "
+       "on this machine: correct or remove it.", address_moved_by="hosts"),
+)
+_MOVED_DNS = (
+    _a("{host} now resolves to {address}, which does not answer; when it last worked it was "
+       "{address_was}. A stale or wrong DNS answer (an outdated record, a split-horizon or "
+       "filtering resolver) would explain it: compare with another resolver (--resolver) "
+       "and ask your IT support.", address_moved_by="dns"),
+)
+
+# A TCP traceroute after a timeout, reset or unreachable: where the path ends, and whose.
+_PATH_FIREWALL = (
+    _a("A TCP traceroute to port {port} shows where the connection attempts stop: "
+       "{path_finding} A firewall there in 'stealth' mode drops them without an error: ask "
+       "its owner to allow outbound HTTPS to {host} port {port}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows who refuses it: {path_finding} Ask that owner "
+       "to allow outbound HTTPS to {host} port {port}.", path_ending="rejected"),
+)
+_PATH_ROUTING = (
+    _a("If the packets are lost rather than filtered, routing breaks where the traceroute "
+       "stops (see the firewall advice and the path in the evidence): ask the owner it names "
+       "to check the route to {address}.", path_ending="silent"),
+    _a("A TCP traceroute to port {port} shows the hop that cannot deliver it onward: "
+       "{path_finding}",
+       path_ending="unreachable"),
+)
+
+# pinned_by: the hosts file gave the address that failed (and DNS does not give it).
+_PINNED = (
+    _a("{hosts_file} line {hosts_line} pins {host} to {pinned_address}, which this machine "
+       "cannot connect to, while DNS answers {dns_addresses}. The hosts file decides for every "
+       "program on this machine, so the integration fails the same way: remove that line (or "
+       "correct it); editing the hosts file needs administrator rights.",
+       pinned_by=PinSource.HOSTS_FILE),
+    _a("{hosts_file} line {hosts_line} pins {host} to {pinned_address}, which this machine "
+       "cannot connect to. The hosts file decides for every program on this machine, so the "
+       "integration fails the same way: if that address is stale, remove the line (or correct "
+       "it); editing the hosts file needs administrator rights.",
+       pinned_by=PinSource.HOSTS_FILE),
+)
+
 # (condition, cause) → advice variants for that pairing, before the cause's generic ones.
 ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.DNS_LOOKUP_FAILED, K.CONFIG): (
+        # alias_broken: the name typed exists, as an alias of a name that does not.
+        _a("{host} exists: it is an alias of {broken_link}, so it is not a typo. Only a wrong "
+           "stack name could lead somewhere unintended: check it is the one in your Assure web "
+           "address.", alias_broken=True),
+        _a("{hosts_file} line {hosts_line} maps {host} to {addresses}, which blocks it. The "
+           "hosts file decides for every program on this machine: remove that line (editing "
+           "it needs administrator rights), or ask whoever manages this machine's blocking "
+           "list to allow {host}.", kind=DnsKind.SINKHOLE, pinned_by=PinSource.HOSTS_FILE),
+        _a("DNS ({resolver}) answers {dns_addresses} for {host}, but this machine's own "
+           "resolver does not ({os_error}): its configuration differs from DNS (the hosts "
+           "file, nsswitch.conf, a VPN's split DNS, a Windows name resolution policy). The "
+           "integration resolves as this machine does: fix that configuration.",
+           kind=DnsKind.SYSTEM_FAILED),
+        _a("This machine's resolver does not find {host}. Check it for typos and that the "
+           "stack name is right (the one in your Assure web address), then this machine's "
+           "resolver settings (hosts file, VPN).", kind=DnsKind.SYSTEM_FAILED),
         _a("{host} does not exist according to {resolver}: check it for typos and that the "
            "stack name is right (it is the one in your Assure web address: uk, uk2, anz, na, "
            "...). With --resolver, check that server resolves public names.",
@@ -243,6 +316,19 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "resolves public names."),
     ),
     (C.DNS_LOOKUP_FAILED, K.DNS_SERVICE): (
+        _a("This machine's resolver got no answer for {host} ({os_error}), though DNS asked "
+           "directly ({resolver}) answers {dns_addresses}: the system's own resolver path (a "
+           "local caching service, a VPN client's DNS, a Windows name resolution policy) is "
+           "failing. Ask your IT support to fix it.", kind=DnsKind.SYSTEM_FAILED,
+           os_failure=OsFailure.TEMPORARY),
+        _a("This machine's resolver got no answer for {host} ({os_error}): the DNS servers it "
+           "uses ({resolver}) are not answering properly. Try another resolver (--resolver) "
+           "and, if that works, ask your IT support to fix the local DNS service.",
+           kind=DnsKind.SYSTEM_FAILED, os_failure=OsFailure.TEMPORARY),
+        _a("This machine's resolver got an unusable answer for {host} ({os_error}): the DNS "
+           "servers it uses ({resolver}) refused or failed the query. Try another resolver "
+           "(--resolver) and, if that works, ask your IT support to fix the local DNS "
+           "service.", kind=DnsKind.SYSTEM_FAILED, os_failure=OsFailure.FAILED),
         _a("{resolver} did not answer within {timeout} s. Try another resolver (--resolver) "
            "and, if that works, ask your IT support to fix the local DNS service.",
            kind=DnsKind.TIMEOUT),
@@ -261,10 +347,18 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team, or use the resolver your network provides."),
     ),
     (C.DNS_LOOKUP_FAILED, K.PLATFORM): (
+        _a("{host} is an alias of {broken_link}, which does not exist according to {resolver} "
+           "(the chain: {chain_text}): the platform's DNS is broken, not your setup. Tell "
+           "Evotix support, with this report.", kind=DnsKind.NXDOMAIN, alias_broken=True),
+        _a("{host} is an alias of {broken_link}, which has no address according to {resolver} "
+           "(the chain: {chain_text}): the platform's DNS is broken, not your setup. Tell "
+           "Evotix support, with this report.", kind=DnsKind.NODATA, alias_broken=True),
         _a("If {host} is definitely right but still does not resolve from other networks or "
            "resolvers, contact Evotix support."),
     ),
     (C.CONNECT_FAILED, K.CONFIG): (
+        *_PINNED,
+        *_MOVED_CONFIG,
         _a("Nothing accepts connections at {address} port {port}. Check the host and port in "
            "the URL: the API listens on 443 and the URL needs no port.",
            kind=ConnectKind.REFUSED, default_port=False),
@@ -273,6 +367,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("The connection was actively refused ({error}). Corporate firewalls commonly do "
            "this: ask your network team to allow outbound HTTPS to {host} port {port}.",
            kind=ConnectKind.REFUSED),
@@ -282,13 +377,18 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_FAILED, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("This machine has no route to {address} ({error}). Ask your IT team to check the "
            "default gateway, VPN and outbound internet routing for this machine.",
            kind=ConnectKind.UNREACHABLE),
     ),
     (C.CONNECT_FAILED, K.PLATFORM): _FAMILY_PLATFORM,
+    (C.CONNECT_FAILED, K.DNS_SERVICE): _MOVED_DNS,
+    (C.CONNECT_TIMEOUT, K.CONFIG): (*_PINNED, *_MOVED_CONFIG),
+    (C.CONNECT_TIMEOUT, K.DNS_SERVICE): _MOVED_DNS,
     (C.CONNECT_TIMEOUT, K.FIREWALL): (
         *_FAMILY_FIREWALL,
+        *_PATH_FIREWALL,
         _a("Connection attempts got no answer, yet the host answers on another port: a "
            "firewall in 'stealth' mode drops them without an error. Ask your network team to "
            "allow outbound HTTPS to {host} port {port}.", host_answers=True),
@@ -298,6 +398,7 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
     (C.CONNECT_TIMEOUT, K.ROUTING): (
         *_ONE_FAMILY,
+        *_PATH_ROUTING,
         _a("Nothing on {address} answered, not even on another port: packets may not be "
            "getting out. Ask your IT team to check routing, VPN and the internet connection "
            "of this machine.", host_answers=False),
@@ -314,18 +415,30 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "presented names {cert_names}."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.CLOCK): (
-        _a("The certificate is valid from {not_before} to {not_after}; this machine's clock is "
-           "{skew_text}. Set the clock right and keep it synchronised (NTP / w32time): a wrong "
-           "clock makes a valid certificate look expired or not yet valid.",
-           clock_explains=True),
-        _a("The certificate is valid from {not_before} to {not_after}: it is not valid at the "
-           "API's own time either, so this machine's clock does not explain it; keep it "
-           "synchronised anyway (NTP / w32time).", clock_explains=False),
-        _a("The certificate is valid from {not_before} to {not_after}. If this machine's "
-           "clock is wrong, a valid certificate looks expired or not yet valid: check it and "
-           "keep it synchronised (NTP / w32time)."),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}; this "
+           "machine's clock is {skew_text}. Set the clock right and keep it synchronised (NTP "
+           "/ w32time): a wrong clock makes a valid certificate look expired or not yet "
+           "valid.", clock_explains=True),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}: it is "
+           "not valid at the API's own time either, so this machine's clock does not explain "
+           "it; keep it synchronised anyway (NTP / w32time).", clock_explains=False),
+        _a("The certificate {cert_subject} is valid from {not_before} to {not_after}. If this "
+           "machine's clock is wrong, a valid certificate looks expired or not yet valid: "
+           "check it and keep it synchronised (NTP / w32time)."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.PLATFORM): (
+        _a("The API's server sends its certificate without the intermediate certificate "
+           "{missing_intermediate} that links it to a trusted root. Browsers hide this: they "
+           "fetch the intermediate from the address the certificate names ({aia_url}). API "
+           "clients do not (curl, Python, Java, and .NET on some platforms) and fail with "
+           "'unable to get local issuer certificate'. The server must send its intermediate "
+           "with its certificate: contact Evotix support with this report, and do not turn "
+           "certificate verification off to work around it.",
+           kind=CertKind.MISSING_INTERMEDIATE),
+        *(_a("The chain the API sends is broken at its " + str(link) + " certificate "
+             "{cert_subject}, valid from {not_before} to {not_after}: {verify_error}. Only the "
+             "platform can install a current one: contact Evotix support with this report.",
+             link=link) for link in (ChainLink.INTERMEDIATE, ChainLink.ROOT)),
         _a("The API's certificate verified but expires soon ({verify_error}); renewing it is "
            "the platform's job. If it is not renewed in time, tell Evotix support.",
            kind=CertKind.EXPIRING),
@@ -336,6 +449,10 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "explains it, contact Evotix support with this report."),
     ),
     (C.TLS_CERTIFICATE_ERROR, K.TLS_INTERCEPTION): (
+        _a("Since the last good check the certificate's issuer changed to {issuer}, a "
+           "TLS-inspection product: inspection was introduced on this path. Ask your network "
+           "team to exempt {host} from inspection, or give the integration the inspection "
+           "root (and --ca-bundle here).", inspection_introduced=True),
         _a("A TLS-inspecting proxy ({product}, issuer {issuer}) re-signs the API's "
            "certificate, and this machine's trust store trusts its root. PowerShell, .NET and "
            "browsers will work; clients with their own CA list will fail: Python requests "
@@ -362,6 +479,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     (C.TLS_HANDSHAKE_FAILED, K.FIREWALL): (
         _a("Less likely here: {mss}-byte segments completed the handshake, so nothing blocks "
            "TLS to {host} as such; only the packet size matters.", kind=HandshakeKind.MTU),
+        _a("The TCP path is open ({path_finding}), yet the TLS handshake {kind_text}: a "
+           "firewall or deep packet inspection on that path, or at the server, cuts TLS. Ask "
+           "your network team to allow TLS to {host} port {port}.", path_ending="reached"),
         _a("The TCP connection opened but the TLS handshake {kind_text}: typical of a "
            "firewall or deep packet inspection. Ask your network team to allow TLS to {host} "
            "port {port}."),
@@ -461,6 +581,8 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            "team which proxy this machine must use."),
     ),
     (C.PROXY_CONNECT_FAILED, K.FIREWALL): (
+        _a("A TCP traceroute to the proxy shows where the attempts stop: {path_finding}",
+           step=ProxyStep.TCP, path_ending="silent"),
         _a("Connections to the proxy {proxy} are blocked or dropped ({error}): ask your "
            "network team to allow this machine to reach it.", step=ProxyStep.TCP),
     ),
@@ -533,20 +655,45 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
     ),
 }
 
+def _date_rules(kind: CertKind) -> tuple[Rule, ...]:
+    """A certificate outside its window: the clock's when it explains the window, the
+    platform's when it does not, or when the failing link is an intermediate or the root."""
+    return (
+        ({"kind": kind, "clock_explains": False}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind, "clock_explains": True}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+        ({"kind": kind, "link": ChainLink.INTERMEDIATE}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind, "link": ChainLink.ROOT}, (K.PLATFORM, K.CLOCK, K.CONFIG)),
+        ({"kind": kind}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+    )
+
+
 # condition → rules, first match wins: (facts that must all equal, causes most likely first).
 # A fact that is absent or None matches no rule that names it.
 RANKING: Mapping[Condition, tuple[Rule, ...]] = {
     C.DNS_LOOKUP_FAILED: (
+        # alias_broken: the chain breaks past the name typed, in the platform's own DNS.
+        ({"kind": DnsKind.NXDOMAIN, "alias_broken": True}, (K.PLATFORM, K.DNS_SERVICE,
+                                                            K.CONFIG)),
         ({"kind": DnsKind.NXDOMAIN}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
         ({"kind": DnsKind.SERVFAIL}, (K.DNS_SERVICE, K.PLATFORM, K.CONFIG)),
         ({"kind": DnsKind.TIMEOUT}, (K.DNS_SERVICE, K.FIREWALL, K.CONFIG)),
         ({"kind": DnsKind.REFUSED}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
         ({"kind": DnsKind.NODATA}, (K.PLATFORM, K.DNS_SERVICE, K.CONFIG)),
+        ({"kind": DnsKind.SINKHOLE, "pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG,)),
         ({"kind": DnsKind.SINKHOLE}, (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
+        # The system's resolver got no usable answer, and DNS told nothing more.
+        ({"kind": DnsKind.SYSTEM_FAILED, "os_failure": OsFailure.TEMPORARY},
+         (K.DNS_SERVICE, K.FIREWALL, K.CONFIG)),
+        ({"kind": DnsKind.SYSTEM_FAILED, "os_failure": OsFailure.FAILED},
+         (K.DNS_SERVICE, K.CONFIG, K.PLATFORM)),
         ({}, (K.CONFIG, K.DNS_SERVICE, K.PLATFORM)),
     ),
     C.CONNECT_FAILED: (
+        # The hosts file pinned the address that failed: the pin is the first suspect.
+        ({"pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG, K.FIREWALL, K.ROUTING)),
+        *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"kind": ConnectKind.REFUSED, "default_port": False}, (K.CONFIG, K.FIREWALL,
                                                                  K.PLATFORM)),
         ({"kind": ConnectKind.REFUSED}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
@@ -555,19 +702,23 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.FIREWALL, K.CONFIG, K.PLATFORM)),
     ),
     C.CONNECT_TIMEOUT: (
+        ({"pinned_by": PinSource.HOSTS_FILE}, (K.CONFIG, K.FIREWALL, K.ROUTING)),
+        *_MOVED_RULES,
         *_FAMILY_RULES,
+        *_REJECTED_RULES,
         ({"host_answers": True}, (K.FIREWALL, K.PLATFORM, K.ROUTING)),
         ({"host_answers": False}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
         ({}, (K.ROUTING, K.FIREWALL, K.PLATFORM)),
     ),
     C.TLS_CERTIFICATE_ERROR: (
-        # clock_explains: the certificate is valid at the server's time though not at ours.
-        ({"kind": CertKind.EXPIRED, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
-                                                               K.CONFIG)),
-        ({"kind": CertKind.EXPIRED}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
-        ({"kind": CertKind.NOT_YET_VALID, "clock_explains": False}, (K.PLATFORM, K.CLOCK,
-                                                                     K.CONFIG)),
-        ({"kind": CertKind.NOT_YET_VALID}, (K.CLOCK, K.PLATFORM, K.CONFIG)),
+        ({"inspection_introduced": True}, (K.TLS_INTERCEPTION, K.CONFIG, K.PLATFORM)),
+        # clock_explains: the certificate whose window failed is valid at the server's time
+        # though not at ours. Unknown, a failing intermediate or root is the platform's: its
+        # leaf, checked against the same clock, passed.
+        *_date_rules(CertKind.EXPIRED),
+        *_date_rules(CertKind.NOT_YET_VALID),
+        # Completed from its AIA URL, the chain verifies: the server omits its intermediate.
+        ({"kind": CertKind.MISSING_INTERMEDIATE}, (K.PLATFORM, K.TLS_INTERCEPTION)),
         ({"kind": CertKind.HOSTNAME_MISMATCH, "same_domain": True}, (K.CONFIG, K.PLATFORM,
                                                                      K.TLS_INTERCEPTION)),
         ({"kind": CertKind.HOSTNAME_MISMATCH}, (K.CONFIG, K.TLS_INTERCEPTION, K.PLATFORM)),
@@ -596,7 +747,6 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.TLS_INTERCEPTION, K.PLATFORM)),
     ),
     C.HTTP_UNAUTHORIZED: (
-        ({"kind": HttpKind.NO_KEY}, (K.MISSING_KEY, K.CONFIG)),
         ({"kind": HttpKind.KEY_MISSING_REPORTED}, (K.MISSING_KEY, K.INVALID_KEY,
                                                    K.WRONG_STACK)),
         ({"kind": HttpKind.WRONG_STACK_REPORTED}, (K.WRONG_STACK, K.INVALID_KEY,

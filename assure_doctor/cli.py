@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs, proxyconfig
+from assure_doctor import __version__, apikey, logs, proxyconfig, statedir, trust
 from assure_doctor.bounds import CUSTOMER_BUDGET, MONITOR_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
@@ -134,6 +134,12 @@ def add_target_options(parser: argparse.ArgumentParser,
     add_log_options(parser)
 
 
+def add_history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-history", action="store_true",
+                        help="keep no path history (by default each check is compared with "
+                        "the last good one, kept in the platform's state directory)")
+
+
 def add_log_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("logging")
     group.add_argument("--log-file", metavar="PATH", help="write the full log (guide format) here")
@@ -162,7 +168,7 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         max_retry_after=args.max_retry_after,
         max_skew=args.max_skew,
         resolvers=tuple(parse_resolver(text) for text in args.resolver),
-        ca_bundle=args.ca_bundle,  # loaded (or refused) here, before any traffic
+        trust=trust.load(args.ca_bundle),  # loaded (or refused) here, before any traffic
         no_ping=args.no_ping,
         proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
                                proxyconfig.system_settings()),
@@ -173,14 +179,24 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
     return target, options, key
 
 
-def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None) -> Report:
-    """One check, its report describing the key as data."""
+def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,
+         keep_history: bool) -> Report:
+    """One check, its report describing the key as data and, unless --no-history, what
+    changed since the last good check (the history is moved on and kept)."""
     import asyncio
+    from datetime import UTC, datetime
 
     from assure_doctor import warmup
     from assure_doctor.engine import run_check
+    from assure_doctor.history.store import History
     warmup.warm()  # the stage times are then the network's, not the imports'
-    return asyncio.run(run_check(target, options, key))
+    if not keep_history:
+        return asyncio.run(run_check(target, options, key))
+    store = History(statedir.default_state_dir())
+    record = store.load(target.url)
+    report = asyncio.run(run_check(target, options, key, history=record))
+    store.keep(target.url, record, report, datetime.now(UTC))
+    return report
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -189,7 +205,7 @@ def _check(args: argparse.Namespace) -> int:
     from assure_doctor.render import human, json  # after the inputs: bad input loads no engine
 
     configure_logging(args)
-    report = _run(target, options, key)
+    report = _run(target, options, key, not args.no_history)
     if args.json:
         sys.stdout.write(json.render(report) + "\n")
     else:
@@ -207,7 +223,7 @@ def _report(args: argparse.Namespace) -> int:
     out = bundle.prepare(args.out)
     log_path = bundle.start_log(out)  # 0600, never through a link, before the logger appends
     logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
-    report = _run(target, options, key)
+    report = _run(target, options, key, not args.no_history)
     bundle.write(out, report, options)
     sys.stdout.write(f"Support bundle written to {out}/ ({', '.join(bundle.FILES)})\n")
     sys.stdout.write("".join(f"  {line}\n" for line in bundle.summary(report)))
@@ -313,8 +329,8 @@ def _monitor_config(args: argparse.Namespace
         ping_interval=setting("ping_interval", defaults.DEFAULT_PING_INTERVAL),
         ping_budget=setting("ping_budget", defaults.DEFAULT_PING_BUDGET),
         jitter=setting("jitter", defaults.DEFAULT_JITTER),
-        state_dir=state_dir or monitor_config.state_directory(
-            defaults.default_state_dir() if args.state_dir is None else args.state_dir,
+        state_dir=state_dir or statedir.state_directory(
+            statedir.default_state_dir() if args.state_dir is None else args.state_dir,
             "--state-dir"),
         allow_exhaustion=args.allow_budget_exhaustion,
         site=given("site"),
@@ -352,11 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run the staged check once")
     add_target_options(check)
+    add_history_option(check)
     check.add_argument("--json", action="store_true", help="print the contract's JSON document")
     check.set_defaults(handler=_check)
 
     report = commands.add_parser("report", help="run the check and write a support bundle")
     add_target_options(report)
+    add_history_option(report)
     report.add_argument("--out", required=True, metavar="DIR",
                         help="folder for report.md, report.json, assure-doctor.log and "
                         "reproduce.txt (created 0700; files 0600)")
@@ -364,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", help="the interactive troubleshooter")
     add_target_options(tui)
+    add_history_option(tui)
     tui.add_argument("--sandbox", metavar="SCENARIO",
                      help="start the simulated stack in-process and point at it")
     tui.add_argument("--export-dir", default=".", metavar="DIR",

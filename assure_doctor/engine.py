@@ -9,17 +9,20 @@ all call `run_check`, and nothing of particular stages: `probes.registry` lists 
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from assure_doctor import logs, sanitize
 from assure_doctor.apikey import ApiKey
+from assure_doctor.history import changes, fingerprint
+from assure_doctor.history.record import Record
 from assure_doctor.kinds import Condition, Facts
-from assure_doctor.model import Cause, KeyInfo, Outcome, Report, StageResult, Status
+from assure_doctor.model import Cause, Fault, KeyInfo, Outcome, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, Probe, registry
+from assure_doctor.probes import pathtrace, registry
+from assure_doctor.probes.results import DnsFound
+from assure_doctor.probes.stage import Context, Probe
 from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
@@ -48,12 +51,15 @@ async def run_check(
     on_stage: StageListener | None = None,
     resume: Report | None = None,
     start_at: str | None = None,
+    history: Record | None = None,
 ) -> Report:
     """One staged check. `on_stage` hears each stage start and end, and hears a result again
     when a later stage's evidence re-ranks its causes (the clock re-ranks a TLS failure).
 
     With `resume`, the stages before `start_at` (default: the first) are taken from that
     earlier report instead of being run again (the TUI's "re-run from the selected stage").
+    With `history` (the target's path history; the face loads and keeps it), the report says
+    what changed since the last good check, and the ranking weighs those changes.
     """
     probes = registry.PROBES
     names = [p.name for p in probes]
@@ -61,7 +67,7 @@ async def run_check(
     if start_at not in names:
         raise ValueError(f"unknown stage {start_at!r}")
     reused = names[:names.index(start_at)] if resume is not None else []
-    ctx = Context(target, options, key, options.anchors.strict)
+    ctx = Context(target, options, key)
     started = datetime.now(UTC).isoformat(timespec="milliseconds")
     log.info("Checking %s (resolver %s, key %s)", target.url,
              ", ".join(map(str, options.resolvers)) or "system",
@@ -83,21 +89,35 @@ async def run_check(
                 if on_stage:
                     on_stage(probe.name, None)
                 start = time.perf_counter()
-                ctx.outcomes[probe.name] = await _run_bounded(probe, ctx)
+                outcome = await _run_bounded(probe, ctx)
                 durations[probe.name] = (time.perf_counter() - start) * 1000
+                if probe.traced and pathtrace.wanted(outcome):
+                    outcome = await pathtrace.follow(ctx, outcome)
+                ctx.outcomes[probe.name] = outcome
             heard[probe.name] = _result(probe, ctx, durations[probe.name])
             if on_stage:
                 on_stage(probe.name, heard[probe.name])
     finally:
         ctx.close_streams()
     stages = tuple(_result(p, ctx, durations[p.name]) for p in probes)
+    found: tuple[changes.Change, ...] | None = None
+    now: fingerprint.Fingerprint | None = None
+    if history is not None:
+        now = fingerprint.of(stage.found for stage in stages)
+        before = history.last_good
+        found = None if before is None else changes.between(
+            before, now, history.last_good_at or "", target.host)
+        weighed = changes.facts(before, now)
+        if weighed:
+            stages = tuple(_result(p, ctx, durations[p.name], weighed) for p in probes)
     for stage in stages:
         if on_stage and stage != heard[stage.name]:
             on_stage(stage.name, stage)
     report = Report(target=target, stages=stages, started_at=started,
-                    resolver=_resolver(ctx),
-                    key_state=key.masked if key else "absent",
-                    key_info=KeyInfo.of(key, options.no_ping))
+                    resolver=ctx.found(DnsFound).resolver or "system",
+                    key_info=KeyInfo.of(key, options.no_ping), changes=found,
+                    last_good_at=None if history is None else history.last_good_at,
+                    fingerprint=now)
     diagnosis = report.diagnosis
     log.info("Check of %s finished: %s", target.url,
              "ok" if diagnosis is None else f"{diagnosis.name} {diagnosis.condition}")
@@ -121,11 +141,12 @@ async def _run_bounded(probe: Probe, ctx: Context) -> Outcome:
 def _overrun(probe: Probe, limit: float) -> Outcome:
     error = f"no result within {limit:g} s, the stage's deadline"
     log.warning("The %s stage overran its deadline (%g s)", probe.name, limit)
-    evidence = {"error": error, "deadline_seconds": round(limit, 3)}
+    fault = Fault(error=error, deadline_seconds=round(limit, 3))
     if probe.overrun is None:
-        return Outcome(Status.SKIP, f"not checked: {error}", evidence)
+        return Outcome(Status.SKIP, f"not checked: {error}", fault=fault)
     condition, kind = probe.overrun
-    return Outcome(Status.FAIL, error, evidence, condition, Facts(kind=kind, error=error))
+    facts = Facts(error=error) if kind is None else Facts(kind=kind, error=error)
+    return Outcome(Status.FAIL, error, None, condition, facts, fault)
 
 
 def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
@@ -136,19 +157,15 @@ def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
     message = sanitize.text(str(exc), _MESSAGE_LIMIT)
     described = f"{kind}: {message}" if message else kind
     log.error("Internal error in the %s stage: %s", probe.name, described)
-    return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}",
-                   {"exception": kind, "message": message}, Condition.INTERNAL_ERROR,
-                   Facts(exception=described))
+    return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}", None,
+                   Condition.INTERNAL_ERROR, Facts(exception=described),
+                   Fault(exception=kind, message=message))
 
 
-def _resolver(ctx: Context) -> str:
-    """The resolver the check used, as the stage that resolved names reported it."""
-    return str(next((o.evidence["resolver"] for o in ctx.outcomes.values()
-                     if o.evidence.get("resolver")), "system"))
-
-
-def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
-    """A stage's result, its causes ranked on all the evidence gathered so far."""
+def _result(probe: Probe, ctx: Context, duration_ms: float, weighed: Facts | None = None
+            ) -> StageResult:
+    """A stage's result, its causes ranked on all the evidence gathered so far (and on what
+    changed since the last good check, `weighed`)."""
     outcome = ctx.outcomes[probe.name]
     causes: tuple[Cause, ...] = ()
     if outcome.condition is not None:
@@ -156,7 +173,14 @@ def _result(probe: Probe, ctx: Context, duration_ms: float) -> StageResult:
         facts.update(outcome.facts)
         if probe.cross_facts is not None:
             facts.update(probe.cross_facts(ctx))
+        if weighed:
+            facts.update(weighed)
         causes = rank(outcome.condition, facts)
-    evidence = copy.deepcopy(dict(probe.evidence)) | outcome.evidence
+    evidence = (outcome.found or probe.found()).evidence()
+    if outcome.fault is not None:
+        evidence |= outcome.fault.evidence()
+    if outcome.path is not None:
+        evidence["path"] = outcome.path.evidence()
     return StageResult(probe.name, outcome.status, duration_ms, outcome.summary,
-                       outcome.condition, causes, evidence, outcome.facts)
+                       outcome.condition, causes, evidence, outcome.found, outcome.facts,
+                       outcome.fault, outcome.path)

@@ -75,6 +75,22 @@ DNS_SEVERITY: tuple[DnsKind, ...] = (DnsKind.NXDOMAIN, DnsKind.SERVFAIL, DnsKind
                                      DnsKind.TIMEOUT, DnsKind.ERROR, DnsKind.NODATA)
 
 
+class OsFailure(StrEnum):
+    """How the operating system's resolver (getaddrinfo) failed, whatever the platform's codes."""
+
+    NO_NAME = "no_name"  # EAI_NONAME, WSAHOST_NOT_FOUND: the name does not exist
+    NO_DATA = "no_data"  # EAI_NODATA, WSANO_DATA: it exists, with no address of the family
+    TEMPORARY = "temporary"  # EAI_AGAIN, WSATRY_AGAIN: no answer (in time), or SERVFAIL
+    FAILED = "failed"  # EAI_FAIL, WSANO_RECOVERY: a non-recoverable answer (REFUSED, FORMERR)
+    OTHER = "other"
+
+
+class PinSource(StrEnum):
+    """What pinned the API name to an address outside DNS."""
+
+    HOSTS_FILE = "hosts_file"
+
+
 class ConnectKind(StrEnum):
     REFUSED = "refused"
     BLOCKED_LOCALLY = "blocked_locally"
@@ -98,6 +114,17 @@ class CertKind(StrEnum):
     OTHER = "other"
     EXPIRING = "expiring"  # verified, but renewal is due: a warning
     SYSTEM_ONLY = "system_only"  # only the OS store verified it: an inspection root (a warning)
+    # The server does not send its intermediate; fetched from the leaf's AIA URL, it completes
+    # a chain that verifies: browsers work, API clients fail.
+    MISSING_INTERMEDIATE = "missing_intermediate"
+
+
+class ChainLink(StrEnum):
+    """Which certificate of a chain a finding is about."""
+
+    LEAF = "leaf"
+    INTERMEDIATE = "intermediate"
+    ROOT = "root"
 
 
 class HandshakeKind(StrEnum):
@@ -110,21 +137,13 @@ class HandshakeKind(StrEnum):
 
 
 class HttpKind(StrEnum):
-    NO_KEY = "no_key"
-    KEY_MISSING_REPORTED = "key_missing_reported"
-    WRONG_STACK_REPORTED = "wrong_stack_reported"
-    REJECTED = "rejected"
-    UNKNOWN_ROUTE = "unknown_route"
-    METHOD = "method"
-    DISCONNECT = "disconnect"
-    GATEWAY = "gateway"
-    API = "api"
-    READ = "read"
+    """What an HTTP answer (or its absence) says beyond its status."""
 
-
-class ClockKind(StrEnum):
-    AHEAD = "ahead"
-    BEHIND = "behind"
+    KEY_MISSING_REPORTED = "key_missing_reported"  # the body says the key is missing
+    WRONG_STACK_REPORTED = "wrong_stack_reported"  # the body names the stack
+    METHOD = "method"  # 405: the verb is wrong
+    DISCONNECT = "disconnect"  # the server closed the connection without an answer
+    GATEWAY = "gateway"  # 502/503/504: a gateway (or a proxy) answered
 
 
 class ProxyKind(StrEnum):
@@ -162,13 +181,13 @@ class Family(StrEnum):
         return Family.IPV4 if self is Family.IPV6 else Family.IPV6
 
 
-Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ClockKind | ProxyKind
+Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ProxyKind
 
 
 class Facts(TypedDict, total=False):
     """What the ranking and the advice may read. Absent or None means "not known"."""
 
-    kind: Kind | str  # a str must be one of the kinds' values: Outcome checks it
+    kind: Kind
     # where
     host: str
     port: int
@@ -179,6 +198,17 @@ class Facts(TypedDict, total=False):
     # dns
     rcode: str
     addresses: str
+    os_failure: OsFailure  # how the system's resolver failed
+    os_error: str  # its error, e.g. "EAI_NONAME: Name or service not known"
+    dns_addresses: str  # what DNS itself answered, where the system's resolver differs
+    alias_broken: bool  # the failing link of the CNAME chain is past the name typed
+    broken_link: str  # the name in the chain that failed
+    chain_text: str  # the CNAME chain, "a → b → c"
+    # dns and tcp: the hosts file pinned the name (tcp: to the address that failed)
+    pinned_by: PinSource
+    hosts_file: str
+    hosts_line: int
+    pinned_address: str
     # tcp
     default_port: bool
     host_answers: bool | None
@@ -186,9 +216,13 @@ class Facts(TypedDict, total=False):
     working_family: Family | None
     error: str | None
     # tls
-    clock_explains: bool | None
+    clock_explains: bool | None  # the failing certificate is valid at the server's time
     skew_text: str | None
     verify_error: str
+    link: ChainLink  # the certificate of the chain whose window failed
+    cert_subject: str  # its subject (not_before, not_after: its window)
+    missing_intermediate: str  # the subject of the intermediate the server did not send
+    aia_url: str  # where it was fetched from
     issuer: str
     cert_names: str
     not_before: str
@@ -213,8 +247,10 @@ class Facts(TypedDict, total=False):
     title: str  # the proxy's error page title
     # internal_error
     exception: str
-
-
-KNOWN_KINDS: frozenset[str] = frozenset(
-    member.value for family in (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind,
-                                ClockKind, ProxyKind) for member in family)
+    # what changed since the last good check (history)
+    inspection_introduced: bool  # the issuer is now an inspection product, and was not
+    address_moved_by: str  # "hosts" or "dns": where the changed address came from
+    address_was: str
+    # where on the path it dies (a TCP traceroute after a timeout, reset or unreachable)
+    path_finding: str  # the trace in one sentence, naming who to call
+    path_ending: str  # hops.Ending: silent, rejected, refused, unreachable, reached

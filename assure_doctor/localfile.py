@@ -30,21 +30,28 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW",
 # device must not become our controlling terminal. Neither exists on Windows.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
     | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: the islink check stands alone
 
 
 def _size(limit: int) -> str:
     return f"{limit // MIB} MiB" if limit >= MIB and limit % MIB == 0 else f"{limit // KIB} KiB"
 
 
-def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+def read_regular(path: str | os.PathLike[str], limit: int, what: str, *,
+                 follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file of at most `limit` bytes; InputError naming `what` otherwise.
 
     `what` names the input (`--api-key-file`, `--config targets.toml`); the messages add
-    nothing from the path, so a key pasted where a path belongs is never echoed.
+    nothing from the path, so a key pasted where a path belongs is never echoed. Without
+    `follow_symlinks`, a symbolic link (the last part of the path) is refused, not followed.
     """
+    if not follow_symlinks and os.path.islink(path):  # the clear message; O_NOFOLLOW: no race
+        raise InputError(f"{what}: a symbolic link; give the file it points to")
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, _OPEN_FLAGS | (0 if follow_symlinks else _NOFOLLOW))
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise InputError(f"{what}: a symbolic link; give the file it points to") from None
         raise InputError(f"{what}: cannot read ({exc.strerror or 'error'})") from None
     try:
         info = os.fstat(fd)

@@ -1,7 +1,9 @@
 """The results the engine produces: immutable, and shaped like the contract's JSON.
 
-Illegal states are refused at construction: a FAIL or WARN always names its condition, and a
-reported FAIL or WARN always has at least one cause.
+A probe returns an `Outcome`: its verdict and what it found, as a typed object (`Found`) that
+later stages read by attribute. The evidence dict of the reports is derived from it, never read
+back. Illegal states are refused at construction: a FAIL or WARN always names its condition, and
+a reported FAIL or WARN always has at least one cause.
 """
 
 from __future__ import annotations
@@ -9,22 +11,14 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from assure_doctor import __version__
 from assure_doctor.apikey import ENV_VAR, ApiKey
-from assure_doctor.kinds import KNOWN_KINDS, CauseId, Condition, Facts
+from assure_doctor.history.changes import Change
+from assure_doctor.history.fingerprint import Fingerprint
+from assure_doctor.kinds import CauseId, Condition, Facts
 from assure_doctor.target import Target
-
-
-def __getattr__(name: str) -> Any:
-    """`STAGES` and `EVIDENCE_DEFAULTS` come from the one stage list, `probes.registry`;
-    read lazily, because the probes import this module."""
-    if name in ("STAGES", "EVIDENCE_DEFAULTS"):
-        from assure_doctor.probes import registry
-
-        return registry.STAGE_NAMES if name == "STAGES" else registry.EVIDENCE_DEFAULTS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Status(StrEnum):
@@ -32,6 +26,15 @@ class Status(StrEnum):
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"
+
+
+class Found(Protocol):
+    """What one stage found, typed; `evidence()` is its JSON-able form for the reports."""
+
+    def evidence(self) -> dict[str, Any]: ...
+
+
+F = TypeVar("F", bound=Found)
 
 
 @dataclass(frozen=True)
@@ -50,23 +53,38 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class Fault:
+    """Why the engine, not the probe, ended a stage: its deadline passed, or it raised."""
+
+    error: str | None = None
+    deadline_seconds: float | None = None
+    exception: str | None = None
+    message: str | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        if self.exception is not None:
+            return {"exception": self.exception, "message": self.message}
+        return {"error": self.error, "deadline_seconds": self.deadline_seconds}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a probe found, before the causes are ranked.
 
-    `facts` are the few evidence-derived values the ranking reads (e.g. kind="nxdomain").
+    `found` is the stage's typed result (None: the stage found nothing, e.g. skipped);
+    `facts` are the few evidence-derived values the ranking reads (e.g. kind=NXDOMAIN).
     """
 
     status: Status
     summary: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+    found: Found | None = None
     condition: Condition | None = None
     facts: Facts = field(default_factory=lambda: Facts())
+    fault: Fault | None = None
+    path: Found | None = None  # the TCP traceroute after a timeout, reset or unreachable
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
-        kind = self.facts.get("kind")
-        if kind is not None and kind not in KNOWN_KINDS:
-            raise ValueError(f"unknown fact kind {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -80,8 +98,12 @@ class StageResult:
     condition: Condition | None = None
     causes: tuple[Cause, ...] = ()
     evidence: dict[str, Any] = field(default_factory=dict)
-    # The ranking's inputs, kept so a later run can resume from this result; not reported.
+    # What the stage found, typed (faces read it by attribute), and the ranking's inputs, kept
+    # so a later run can resume from this result; neither is reported as such.
+    found: Found | None = field(default=None, compare=False, repr=False)
     facts: Facts = field(default_factory=lambda: Facts(), compare=False, repr=False)
+    fault: Fault | None = field(default=None, compare=False, repr=False)
+    path: Found | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "condition", _checked(self.status, self.condition))
@@ -93,7 +115,8 @@ class StageResult:
         return self.status is Status.FAIL
 
     def as_outcome(self) -> Outcome:
-        return Outcome(self.status, self.summary, self.evidence, self.condition, self.facts)
+        return Outcome(self.status, self.summary, self.found, self.condition, self.facts,
+                       self.fault, self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,8 +170,11 @@ class Report:
     stages: tuple[StageResult, ...]
     started_at: str
     resolver: str
-    key_state: str
     key_info: KeyInfo = KeyInfo()
+    # Against the last good check (None: no path history was kept or consulted).
+    changes: tuple[Change, ...] | None = None
+    last_good_at: str | None = None
+    fingerprint: Fingerprint | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -166,6 +192,11 @@ class Report:
     def stage(self, name: str) -> StageResult | None:
         return next((stage for stage in self.stages if stage.name == name), None)
 
+    def found(self, kind: type[F]) -> F | None:
+        """What the stage of that result type found; None when it found nothing."""
+        return next((stage.found for stage in self.stages if isinstance(stage.found, kind)),
+                    None)
+
     def to_dict(self) -> dict[str, Any]:
         diagnosis = self.diagnosis
         return {
@@ -178,6 +209,8 @@ class Report:
             "started_at": self.started_at,
             "resolver": self.resolver,
             "api_key": self.key_info.to_dict(),
+            "changes": None if self.changes is None else [c.to_dict() for c in self.changes],
+            "last_good_at": self.last_good_at,
             "tool": tool(),
             "platform": platform_info(),
         }

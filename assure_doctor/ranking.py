@@ -11,9 +11,6 @@ from assure_doctor.causes import ADVICE, CAUSE_TITLES, GENERIC, RANKING, Advice
 from assure_doctor.kinds import CauseId, Condition
 from assure_doctor.model import Cause
 
-# Kept for callers that looked for it: advice is never filled with it any more.
-UNKNOWN = "(not known)"
-
 
 def rank(condition: Condition | str, facts: Mapping[str, Any]) -> tuple[Cause, ...]:
     """The causes of `condition`, most likely first, with advice chosen and filled in from

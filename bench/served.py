@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from assure_doctor import trust
 from assure_doctor.options import CheckOptions
 from assure_doctor.target import parse_resolver
 
@@ -30,7 +31,7 @@ class Served:
 
     def options(self, **extra: float) -> CheckOptions:
         return CheckOptions(resolvers=(parse_resolver(self.resolver),),
-                            ca_bundle=self.ca_bundle, **extra)  # type: ignore[arg-type]
+                            trust=trust.load(self.ca_bundle), **extra)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

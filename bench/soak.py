@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assure_doctor import apikey, logs
+from assure_doctor import apikey, logs, trust
 from assure_doctor.monitor.config import MonitorConfig, watched_target
 from assure_doctor.monitor.service import Monitor
 from assure_doctor.options import CheckOptions
@@ -102,7 +102,7 @@ def main() -> None:
         logs.configure(logs.logging.CRITICAL, str(log_file))
         options = CheckOptions(timeout=5.0, retries=0, retry_pause=0.05,
                                resolvers=(parse_resolver(where["resolver"]),),
-                               ca_bundle=where["ca_bundle"])
+                               trust=trust.load(where["ca_bundle"]))
         key = apikey.from_file(where["key_file"])
         config = MonitorConfig(
             targets=(watched_target(from_url(where["url"]), options, key, "flapping"),),

@@ -10,17 +10,32 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from assure_doctor.sandbox import isolation
+from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 from assure_doctor.sandbox.stack import Sandbox
 
 # Short waits keep the suite fast; every fault still takes its real path.
 FAST = ["--timeout", "1.5", "--retry-pause", "0.1"]
+
+# The fast tier (`pytest -m "not slow"`) leaves out what starts servers or processes to run
+# a whole check or monitor. Whole files of such tests say so with a module-level `pytestmark`;
+# elsewhere a test is slow when it uses one of these fixtures (a sandbox, a TUI snapshot), or
+# marks itself.
+SLOW_FIXTURES = frozenset({"sandbox_factory", "snap_compare"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass
@@ -124,31 +139,54 @@ def needs(binary: str, package: str | None = None, where: str | None = None) -> 
     return path
 
 
+# Every check keeps a path history in the platform's state dir: never the real one in tests.
+_STATE_HOME = tempfile.mkdtemp(prefix="assure-tests-state-")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("ASSURE_API_KEY", "NO_COLOR", "PYTHONASYNCIODEBUG")
            and k.lower() not in _PROXY_VARIABLES}
+    env["XDG_STATE_HOME"] = _STATE_HOME
     env.update(extra)
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+@pytest.fixture(autouse=True)
+def _private_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process faces (cli.main, the TUI) keep their history in the tests' state dir."""
+    monkeypatch.setenv("XDG_STATE_HOME", _STATE_HOME)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            enter: Sequence[str] = ()) -> Run:
+    """`assure-doctor ARGS`; `enter`: a prefix that runs it elsewhere (a sandbox's namespaces)."""
     import time
 
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "assure_doctor", *args], capture_output=True,
-                          text=True, env=env if env is not None else clean_env(),
-                          timeout=timeout)
+    done = subprocess.run([*enter, sys.executable, "-m", "assure_doctor", *args],
+                          capture_output=True, text=True,
+                          env=env if env is not None else clean_env(), timeout=timeout)
     assert_hygienic(done.stderr, "assure-doctor's stderr")
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
 
 @pytest.fixture
-def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
-    """Start sandboxes by scenario name; all are stopped after the test."""
-    started: list[Sandbox] = []
+def sandbox_factory() -> Iterator[Callable[[str | Scenario], Sandbox]]:
+    """Start sandboxes by scenario name; all are stopped after the test. A scenario the
+    system's resolver decides is served in namespaces of its own (run its check with
+    `enter=sandbox.enter`), or skipped with the reason where they cannot be made."""
+    started: list[Sandbox | isolation.Remote] = []
 
-    def start(name: str) -> Sandbox:
+    def start(name: str | Scenario) -> Sandbox:
+        scenario = SCENARIOS[name] if isinstance(name, str) else name
+        if scenario.isolated:
+            reason = isolation.unavailable()
+            if reason is not None:
+                pytest.skip(f"scenario {name}: {reason}")
+            remote = isolation.Remote(scenario.name).start()
+            started.append(remote)
+            return remote  # type: ignore[return-value]  # the same face for the tests
         sandbox = Sandbox(name).start()
         started.append(sandbox)
         return sandbox

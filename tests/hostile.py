@@ -14,6 +14,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -73,6 +74,28 @@ def sends(data: bytes) -> Behaviour:
     return behaviour
 
 
+# Set when the server stops: a server that stalls on purpose stalls until then at most.
+_stopping: ContextVar[asyncio.Event] = ContextVar("stopping")
+
+
+async def stall(seconds: float) -> bool:
+    """Hold the connection for `seconds` (the slowness simulated); False if the server
+    stopped meanwhile."""
+    stopping = _stopping.get()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    return not stopping.is_set()
+
+
+async def turn() -> None:
+    """Let the loop run the callbacks already due (a peer's hang-up) before going on: one
+    turn of the loop, not a wait."""
+    loop = asyncio.get_running_loop()
+    due = loop.create_future()
+    loop.call_soon(due.set_result, None)
+    await due
+
+
 def dribbles(data: bytes, every: float = 1.0) -> Behaviour:
     """Send the response one byte at a time, `every` seconds apart."""
 
@@ -80,7 +103,8 @@ def dribbles(data: bytes, every: float = 1.0) -> Behaviour:
         for byte in data:
             writer.write(bytes([byte]))
             await writer.drain()
-            await asyncio.sleep(every)
+            if not await stall(every):
+                return False
         return True
 
     return behaviour
@@ -96,7 +120,7 @@ def endless_chunks(status: str) -> Behaviour:
         while not writer.transport.is_closing():
             writer.write(chunk)
             await writer.drain()
-            await asyncio.sleep(0)  # drain need not yield: let the loss of the peer arrive
+            await turn()  # drain need not yield: let the loss of the peer arrive
         return False
 
     return behaviour
@@ -135,6 +159,7 @@ class HostileServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stopping = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -155,6 +180,7 @@ class HostileServer:
 
     def stop(self) -> None:
         if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -184,13 +210,15 @@ class HostileServer:
             loop.run_forever()
         finally:
             server.close()
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(asyncio.sleep(0))
+            with contextlib.suppress(BaseException):  # let every handler unwind
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _stopping.set(self._stopping)  # this connection's task: its behaviours may stall
         self.seen.connections += 1
         try:
             while True:

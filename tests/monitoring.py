@@ -7,14 +7,14 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import assert_hygienic, clean_env, needs
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -26,17 +26,6 @@ def free_port() -> int:
 def http_get(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return str(response.read().decode())
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
-            value = predicate()
-            if value:
-                return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class MonitorProcess:
@@ -58,12 +47,18 @@ class MonitorProcess:
         process = subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: http_get(self.metrics_url, 1), 15, "the monitor's /metrics")
-        except AssertionError:
+            wait_until(lambda: http_get(self.metrics_url, 1), 15, "the monitor's /metrics",
+                       alive=process)
+        except AssertionError as exc:
             process.kill()
             _, err = process.communicate()
-            raise AssertionError(f"monitor did not start: {err.decode()[-2000:]}") from None
+            raise AssertionError(f"monitor did not start: {exc}\n{err.decode()[-2000:]}"
+                                 ) from None
         return process
+
+    def log_says(self, text: str) -> bool:
+        """Whether the monitor's log file holds `text` yet."""
+        return self.log.exists() and text in self.log.read_text()
 
     @property
     def metrics_url(self) -> str:
@@ -103,7 +98,8 @@ class Prometheus:
              f"--storage.tsdb.path={workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: http_get(f"{self.url}/-/ready", 1), 30, "Prometheus to be ready")
+        wait_until(lambda: http_get(f"{self.url}/-/ready", 1), 30, "Prometheus to be ready",
+                   alive=self.process)
 
     @property
     def url(self) -> str:

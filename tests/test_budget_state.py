@@ -13,7 +13,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from assure_doctor.monitor.budget import PingBudget
-from assure_doctor.monitor.config import default_state_dir
+from assure_doctor.statedir import default_state_dir
 
 DAY = 86400.0
 MIDNIGHT = 20_000 * DAY  # 2024-10-04 00:00 UTC
@@ -38,6 +38,7 @@ def _spend_until_empty(state_dir: str, daily: int, out: multiprocessing.Queue[in
     out.put(granted)
 
 
+@pytest.mark.slow
 def test_processes_share_one_budget_exactly(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[int] = context.Queue()

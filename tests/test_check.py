@@ -7,8 +7,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import FAST, clean_env, run_cli
+
+pytestmark = pytest.mark.slow  # whole checks of the sandbox through the command line
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} pid=\d+ tid=\d+ \w+ +\S+: ")
 

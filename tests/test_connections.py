@@ -7,10 +7,15 @@ import asyncio
 import ssl
 from collections.abc import Callable
 
-from assure_doctor.probes import connect, stream_backend, tlsctx
+import pytest
+
+from assure_doctor import trust
+from assure_doctor.probes import connect, stream_backend
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import run_cli
 from tests.hostile import HostileServer, head, sends
+
+pytestmark = pytest.mark.slow  # whole checks against the sandbox and hostile servers
 
 
 def test_a_healthy_check_makes_one_tls_connection(healthy: Sandbox) -> None:
@@ -41,7 +46,7 @@ def test_a_closed_connection_is_replaced_by_a_verified_one() -> None:
 
 def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy: Sandbox
                                                                         ) -> None:
-    verifying = tlsctx.verifying(str(healthy.ca_bundle))
+    verifying = trust.load(str(healthy.ca_bundle)).strict
 
     async def opened(context: ssl.SSLContext) -> bool:
         stream = await connect.open_tls("127.0.0.1", healthy.port, 5, context, HOST)
@@ -51,7 +56,7 @@ def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy:
             stream[1].transport.abort()
 
     assert asyncio.run(opened(verifying)) is True
-    assert asyncio.run(opened(tlsctx.looking())) is False
+    assert asyncio.run(opened(trust.looking())) is False
 
 
 def test_a_healthy_proxied_check_makes_one_tunnel(sandbox_factory: Callable[[str], Sandbox]

@@ -8,7 +8,6 @@ import json
 import math
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +28,8 @@ from assure_doctor.monitor.server import REFRESH
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env, run_cli
-from tests.monitoring import MonitorProcess, Prometheus, free_port, wait_for
+from tests.monitoring import MonitorProcess, Prometheus, free_port
+from tests.waiting import wait_until
 
 KEY_ID = "0123456789ab"
 DASHBOARD = Path(__file__).resolve().parent.parent / "grafana" / "assure-doctor-dashboard.json"
@@ -247,6 +247,7 @@ def site_args(sandbox: Sandbox, site: str, ledger_url: str, ping_budget: int) ->
             "--timeout", "2", "--allow-budget-exhaustion"]
 
 
+@pytest.mark.slow
 def test_three_sites_never_overspend_one_customer_budget(tmp_path: Path) -> None:
     """Each of 3 sites wants a ping every second, with --ping-budget 100 of its own; together
     they stay within --customer-budget 20 plus the scrape lag: at most BOUND (26) keyed
@@ -259,19 +260,24 @@ def test_three_sites_never_overspend_one_customer_budget(tmp_path: Path) -> None
             for index, port in enumerate(ports):
                 monitors.append(SiteMonitor(port, site_args(sandbox, f"site{index}", server.url,
                                                             100), tmp_path / f"state{index}"))
-            wait_for(lambda: sandbox.traffic.keyed >= CUSTOMER_BUDGET, 40,
-                     f"{CUSTOMER_BUDGET} pings")
-            # Every site must see the others' spend: nothing more is sent after a few lags.
-            time.sleep(4 * LAG)
+            alive = [m.process for m in monitors]
+            wait_until(lambda: sandbox.traffic.keyed >= CUSTOMER_BUDGET, 40,
+                       f"{CUSTOMER_BUDGET} pings", alive=alive)
+            # Every site must see the others' spend: each asks again, is refused by the
+            # customer's budget and says so; then nothing more can be sent.
+            spent_text = f"today's customer budget ({CUSTOMER_BUDGET}, all sites) is spent"
+            wait_until(lambda: all(m.log_says(spent_text) for m in monitors), 20 * LAG,
+                       "every site to find the customer's budget spent", alive=alive)
             settled = sandbox.traffic.keyed
-            time.sleep(3 * LAG)
-            assert sandbox.traffic.keyed == settled, "pings continued past the budget"
             print(f"keyed pings: {settled} (customer budget {CUSTOMER_BUDGET}, bound {BOUND})")
             assert CUSTOMER_BUDGET <= settled <= BOUND, (settled, BOUND)
             ledger_up = server.query("assure_ledger_up == 1")
             assert {row["metric"]["site"] for row in ledger_up} == {"site0", "site1", "site2"}
-            spent = server.query('sum(max by (spender) (assure_ping_key_spent))')
-            assert float(spent[0]["value"][1]) == settled  # the ledger agrees with the API
+            # The ledger agrees with the API, once Prometheus has scraped the last spend.
+            wait_until(lambda: float(server.query(
+                'sum(max by (spender) (assure_ping_key_spent))')[0]["value"][1]) == settled,
+                10 * LAG, "the ledger to count every keyed ping", alive=alive)
+            assert sandbox.traffic.keyed == settled, "pings continued past the budget"
             assert sandbox.key not in "".join(m.metrics() + m.log.read_text() for m in monitors)
             fleet_panels = 0  # the per-site view and the ledger's (test_monitor: the rest)
             for panel in json.loads(DASHBOARD.read_text())["panels"]:
@@ -281,32 +287,33 @@ def test_three_sites_never_overspend_one_customer_budget(tmp_path: Path) -> None
                         fleet_panels += 1
                         assert server.query(expr), f"{panel['title']!r}: {expr}: no data"
             assert fleet_panels == 2
-            log = "".join(m.log.read_text() for m in monitors)
-            assert f"today's customer budget ({CUSTOMER_BUDGET}, all sites) is spent" in log
     finally:
         for monitor in monitors:
             monitor.stop()
         server.stop()
 
 
+@pytest.mark.slow
 def test_an_unreachable_ledger_falls_back_to_the_own_budget(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with Sandbox("healthy") as sandbox:
         monitor = MonitorProcess(site_args(sandbox, "lonely", dead, 3), tmp_path / "state")
         try:
-            wait_for(lambda: sandbox.traffic.keyed >= 3, 20, "three pings")
-            time.sleep(2.5)
+            wait_until(lambda: sandbox.traffic.keyed >= 3, 20, "three pings",
+                       alive=monitor.process)
+            wait_until(lambda: monitor.log_says("today's ping budget (3) is spent"), 20,
+                       "the site to find its own budget spent", alive=monitor.process)
             assert sandbox.traffic.keyed == 3  # the own --ping-budget, not the customer's 20
             text = monitor.metrics()
             assert 'assure_ledger_up{site="lonely",target="api.sandbox.sheassure.net"} 0.0' \
                 in text
             log = monitor.log.read_text()
             assert log.count("cannot be asked") == 1  # said once, not at every ping
-            assert "today's ping budget (3) is spent" in log
         finally:
             monitor.stop()
 
 
+@pytest.mark.slow
 def test_a_stopped_site_stays_counted_all_day(tmp_path: Path) -> None:
     """Site a spends 5 with --customer-budget 8 and stops; site b, started after, sees a's
     spend in the ledger though a is no longer scraped, and spends exactly the 3 left."""
@@ -318,21 +325,23 @@ def test_a_stopped_site_stays_counted_all_day(tmp_path: Path) -> None:
                     for arg in site_args(sandbox, "a", server.url, 5)]
             first = SiteMonitor(ports[0], args, tmp_path / "state-a")
             try:
-                wait_for(lambda: sandbox.traffic.keyed >= 5, 20, "site a's five pings")
-                wait_for(lambda: server.query('assure_ping_key_spent{site="a"} == 5'), 10,
+                wait_until(lambda: sandbox.traffic.keyed >= 5, 20, "site a's five pings")
+                wait_until(lambda: server.query('assure_ping_key_spent{site="a"} == 5'), 10,
                          "the ledger to see site a's five")
             finally:
                 first.stop()
-            wait_for(lambda: not server.query('assure_ping_key_spent{site="a"}'), 10,
+            wait_until(lambda: not server.query('assure_ping_key_spent{site="a"}'), 10,
                      "site a's series to go stale")
             args = [arg if arg != "a" else "b" for arg in args]
             args[args.index("--ping-budget") + 1] = "100"
             second = SiteMonitor(ports[1], args, tmp_path / "state-b")
             try:
-                wait_for(lambda: sandbox.traffic.keyed >= 8, 20, "site b's three pings")
-                time.sleep(3 * LAG)
+                wait_until(lambda: sandbox.traffic.keyed >= 8, 20, "site b's three pings",
+                           alive=second.process)
+                wait_until(lambda: second.log_says("customer budget (8, all sites) is spent"),
+                           20, "site b to find the customer's budget spent",
+                           alive=second.process)
                 assert sandbox.traffic.keyed == 8
-                assert "customer budget (8, all sites) is spent" in second.log.read_text()
             finally:
                 second.stop()
     finally:

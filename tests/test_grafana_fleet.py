@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.monitoring import Prometheus, free_port, http_get, needs, wait_for
+import pytest
+
+from tests.monitoring import Prometheus, free_port, http_get, needs
+from tests.waiting import wait_until
 
 GRAFANA = Path(__file__).resolve().parent.parent / "grafana"
 SHARDED = GRAFANA / "prometheus-sharded.yml"
@@ -57,6 +60,7 @@ class ConfiguredPrometheus(Prometheus):
         return list(answer["data"]["activeTargets"])
 
 
+@pytest.mark.slow
 def test_hashmod_gives_each_target_to_exactly_one_replica(tmp_path: Path) -> None:
     # The example as users copy it, with the replicas moved to loopback ports (never scraped
     # successfully: only the relabelling is under test) and the rule file beside it.
@@ -70,7 +74,7 @@ def test_hashmod_gives_each_target_to_exactly_one_replica(tmp_path: Path) -> Non
     assert len(wanted) >= 3
     server = ConfiguredPrometheus(tmp_path / "prometheus.yml", tmp_path)
     try:
-        probes = wait_for(lambda: [t for t in server.targets()
+        probes = wait_until(lambda: [t for t in server.targets()
                                    if t["labels"]["job"] == "assure-probe"] or None,
                           30, "the probe targets")
     finally:

@@ -18,6 +18,8 @@ from tests import hostile
 from tests.conftest import Run, clean_env, run_cli
 from tests.hostile import KEY, HostileServer, dribbles, endless_chunks, head, sends
 
+pytestmark = pytest.mark.slow  # hostile servers against whole checks in processes
+
 QUICK = ["--retry-pause", "0.1"]
 # Runs `check` in this process after the imports, and reports its peak RSS over that floor.
 _MEASURED = """

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from assure_doctor.monitor import ledger
 from assure_doctor.sandbox.stack import Sandbox
-from tests.monitoring import MonitorProcess, wait_for
+from tests.monitoring import MonitorProcess
 from tests.test_fleet import KEY_ID, TODAY, fake_prometheus, site_args
+from tests.waiting import wait_until
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 KB: within the size cap, far past the depth
 HOSTILE = [
@@ -68,8 +69,8 @@ def test_a_monitor_fed_deep_json_says_ledger_down_and_keeps_pinging_on_its_own_b
         monitor = MonitorProcess(site_args(sandbox, "deep", url.rstrip("/"), 2),
                                  tmp_path / "state")
         try:
-            wait_for(lambda: sandbox.traffic.keyed >= 2, 20, "two pings on the own budget")
-            wait_for(lambda: 'assure_ledger_up{site="deep",target="api.sandbox.sheassure.net"}'
+            wait_until(lambda: sandbox.traffic.keyed >= 2, 20, "two pings on the own budget")
+            wait_until(lambda: 'assure_ledger_up{site="deep",target="api.sandbox.sheassure.net"}'
                      ' 0.0' in monitor.metrics(), 10, "assure_ledger_up 0")
             log = monitor.log.read_text()
             assert "nested deeper than" in log and "RecursionError" not in log

@@ -18,11 +18,15 @@ import pytest
 from assure_doctor.sandbox.scenarios import Expect, Reply, Scenario
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import run_cli
-from tests.monitoring import MonitorProcess, Prometheus, needs, prometheus, wait_for
+from tests.monitoring import MonitorProcess, Prometheus, needs, prometheus
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # monitor processes scraped by a real Prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
-TARGETS = {"healthy": "healthy", "tls-expired": "tls-expired", "key-rejected": "http-401"}
+TARGETS = {"healthy": "healthy", "tls-expired": "tls-expired", "key-rejected": "http-401",
+           "changed": "changed-issuer"}
 
 
 def config_for(sandboxes: dict[str, Sandbox], path: Path) -> Path:
@@ -49,10 +53,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory
     try:
         with prometheus(monitor.port, workdir) as server:
             # Enough samples for the dashboard's increase() and every target's first ping.
-            wait_for(lambda: len(server.query(
+            wait_until(lambda: len(server.query(
                 'count_over_time(assure_ping_requests_total{target="healthy"}[1m]) >= 3')),
                 60, "three scrapes of the healthy target's pings")
-            wait_for(lambda: len(server.query("assure_up")) == 3, 30, "assure_up x3")
+            wait_until(lambda: len(server.query("assure_up")) == len(TARGETS), 30,
+                     "assure_up of every target")
+            wait_until(lambda: server.query("assure_path_change_info"), 30, "a path change")
             yield server, monitor, sandboxes
     finally:
         monitor.stop()
@@ -89,11 +95,27 @@ def test_diagnosis_info_names_stage_condition_and_cause(
         scraped: tuple[Prometheus, MonitorProcess, dict[str, Sandbox]]) -> None:
     server, _, _ = scraped
     found = {r["metric"]["target"]: r["metric"] for r in server.query("assure_diagnosis_info")}
-    assert set(found) == {"tls-expired", "key-rejected"}  # absent while healthy
+    assert set(found) == {"tls-expired", "key-rejected", "changed"}  # absent while healthy
     assert (found["tls-expired"]["stage"], found["tls-expired"]["condition"],
             found["tls-expired"]["cause"]) == ("tls", "tls_certificate_error", "platform")
     assert (found["key-rejected"]["stage"], found["key-rejected"]["condition"],
             found["key-rejected"]["cause"]) == ("ping", "http_unauthorized", "invalid_key")
+    assert (found["changed"]["stage"], found["changed"]["cause"]) == ("tls",
+                                                                    "tls_interception")
+
+
+def test_what_changed_since_the_last_good_check_is_a_series(
+        scraped: tuple[Prometheus, MonitorProcess, dict[str, Sandbox]]) -> None:
+    server, _, _ = scraped
+    changed = [r["metric"] for r in server.query('assure_path_change_info{target="changed"}')]
+    assert {c["what"] for c in changed} >= {"issuer"}
+    issuer = next(c for c in changed if c["what"] == "issuer")
+    assert issuer["now"].startswith("CN=Zscaler Root CA") and "assure-doctor sandbox" in issuer[
+        "was"]
+    assert server.value('assure_path_changes_total{target="changed",what="issuer"}') == 1
+    last_good = server.value('assure_last_good_timestamp_seconds{target="changed"}')
+    assert time.time() - 120 < last_good <= time.time()
+    assert server.query('assure_path_change_info{target="healthy"}') == []
 
 
 def test_every_dashboard_query_returns_data(
@@ -167,7 +189,8 @@ def test_dashboard_structure() -> None:
     assert names["target"]["type"] == "query"
     titles = " ".join(panel["title"].lower() for panel in dashboard["panels"])
     for topic in ("up", "stage success", "durations", "certificate", "clock", "status codes",
-                  "budget", "diagnosis"):
+                  "budget", "diagnosis", "changed since the last good check",
+                  "path changes"):
         assert topic in titles
 
 
@@ -178,11 +201,15 @@ def test_budget_is_spent_exactly_and_survives_kill_9(tmp_path: Path) -> None:
                 "--ping-budget", "3", *FAST]
         monitor = MonitorProcess(args, tmp_path / "state")
         try:
-            wait_for(lambda: sandbox.traffic.keyed >= 3, 20, "three pings")
-            time.sleep(2)
+            wait_until(lambda: sandbox.traffic.keyed >= 3, 20, "three pings",
+                       alive=monitor.process)
+            # The monitor asks again, is refused, and says so: nothing more was sent.
+            wait_until(lambda: monitor.log_says("today's ping budget (3) is spent"), 20,
+                       "the monitor to find its budget spent", alive=monitor.process)
             assert sandbox.traffic.keyed == 3
-            assert "assure_ping_budget_spent{target=\"api.sandbox.sheassure.net\"} 3.0" in \
-                monitor.metrics()
+            spent = "assure_ping_budget_spent{target=\"api.sandbox.sheassure.net\"} 3.0"
+            wait_until(lambda: spent in monitor.metrics(), 10,  # re-rendered within a second
+                       "/metrics to show the spent budget", alive=monitor.process)
             monitor.process.send_signal(signal.SIGKILL)
             monitor.process.wait(5)
             day = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -191,9 +218,10 @@ def test_budget_is_spent_exactly_and_survives_kill_9(tmp_path: Path) -> None:
             assert sandbox.key not in json.dumps(state)
             again = MonitorProcess(args, tmp_path / "state")
             try:
-                time.sleep(3)
+                wait_until(lambda: again.log_says("today's ping budget (3) is spent"), 20,
+                           "the restarted monitor to find the budget spent",
+                           alive=again.process)
                 assert sandbox.traffic.keyed == 3  # the restart spent nothing more
-                assert "today's ping budget (3) is spent" in again.log.read_text()
             finally:
                 again.stop()
         finally:
@@ -211,7 +239,7 @@ def test_retry_after_is_honoured(tmp_path: Path) -> None:
                 "--ping-budget", "100", *FAST]
         monitor = MonitorProcess(args, tmp_path / "state")
         try:
-            wait_for(lambda: sandbox.traffic.keyed >= 3, 20, "three throttled pings")
+            wait_until(lambda: sandbox.traffic.keyed >= 3, 20, "three throttled pings")
         finally:
             monitor.stop()
         times = [r["at"] for r in sandbox.traffic.requests if r["keyed"]]
@@ -224,7 +252,7 @@ def test_sigterm_stops_cleanly_and_saves_the_budget(tmp_path: Path) -> None:
         args = [*sandbox.check_args(), "--interval", "5", "--ping-interval", "100000",
                 *FAST, "--timeout", "30"]
         monitor = MonitorProcess(args, tmp_path / "state")
-        wait_for(lambda: sandbox.traffic.keyed >= 1, 10, "the ping to start")
+        wait_until(lambda: sandbox.traffic.keyed >= 1, 10, "the ping to start")
         start = time.monotonic()
         monitor.process.send_signal(signal.SIGTERM)
         code = monitor.process.wait(10)

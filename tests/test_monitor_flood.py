@@ -4,6 +4,7 @@ the scrapes nor the probes."""
 from __future__ import annotations
 
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -11,10 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from assure_doctor.monitor.web import connection_cap
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import clean_env
-from tests.monitoring import free_port, http_get, wait_for
+from tests.monitoring import free_port, http_get
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a monitor process under a connection flood
 
 LIMIT = 256
 FLOOD = 600  # idle connections: more than the monitor has descriptors
@@ -37,8 +43,8 @@ def test_idle_connection_flood_under_ulimit_256(tmp_path: Path, healthy: Sandbox
     url = f"http://127.0.0.1:{port}/metrics"
     idle: list[socket.socket] = []
     try:
-        wait_for(lambda: 'assure_up{target="api.sandbox.sheassure.net"} 1.0' in http_get(url, 1),
-                 20, "the first full cycle")
+        up = 'assure_up{target="api.sandbox.sheassure.net"} 1.0'
+        wait_until(lambda: up in http_get(url, 1), 20, "the first full cycle", alive=process)
         pings_before = healthy.traffic.keyed
         deadline = time.monotonic() + 15  # a server that stops accepting must not hang us
         for _ in range(FLOOD):
@@ -66,9 +72,11 @@ def test_idle_connection_flood_under_ulimit_256(tmp_path: Path, healthy: Sandbox
         assert worst < 1.0
         assert held < LIMIT - 64  # the probes' reserve is untouched
         # The probes keep their sockets: new cycles pass, pings go on, no job fails.
-        wait_for(lambda: healthy.traffic.keyed >= pings_before + 2, 10, "two more pings")
-        time.sleep(1.5)
-        text = http_get(url, timeout=2)
+        flooded, pings_flooded = time.time(), healthy.traffic.keyed
+        wait_until(lambda: healthy.traffic.keyed >= max(pings_before, pings_flooded) + 2, 10,
+                   "two more pings", alive=process)
+        text = wait_until(lambda: ran_since(http_get(url, timeout=2), "tcp", flooded), 10,
+                          "a tcp stage run after the flood in /metrics", alive=process)
         assert 'assure_up{target="api.sandbox.sheassure.net"} 1.0' in text
         assert 'assure_stage_success{stage="tcp",target="api.sandbox.sheassure.net"} 1.0' in text
         assert "job_errors_total{cadence=\"network\",target=\"api.sandbox.sheassure.net\"} 0.0" \
@@ -81,6 +89,13 @@ def test_idle_connection_flood_under_ulimit_256(tmp_path: Path, healthy: Sandbox
     assert process.returncode == 0
     everything = err.decode() + log.read_text()
     assert "Too many open files" not in everything and "EMFILE" not in everything
+
+
+def ran_since(metrics: str, stage: str, since: float) -> str:
+    """`metrics` when they show `stage` run after `since` (a Unix time), else ''."""
+    series = re.escape(f'assure_stage_last_run_timestamp_seconds{{stage="{stage}",')
+    found = re.search(series + r"[^}]*\} (\S+)$", metrics, re.M)
+    return metrics if found and float(found[1]) > since else ""
 
 
 def test_the_connection_cap_leaves_room_for_the_probes() -> None:

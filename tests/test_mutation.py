@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from assure_doctor.kinds import CauseId, Condition
 from bench.mutation import ROOT, Workspace, mutants_of
+
+pytestmark = pytest.mark.slow  # the mutation runner: every mutant of three modules, and test runs
 
 NETCLASS = "assure_doctor/probes/netclass.py"
 TESTS = ["tests/test_netclass.py"]

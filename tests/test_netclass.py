@@ -190,14 +190,24 @@ def test_handshake_kind(exc: BaseException, kind: str) -> None:
     assert netclass.handshake_kind(exc) == kind
 
 
-def test_every_handshake_kind_has_its_own_wording() -> None:
-    assert netclass.HANDSHAKE_TEXT == {
-        "timeout": "got no answer",
-        "reset": "was cut off by the other side",
-        "not_tls": "was answered by something that is not TLS",
-        "alert": "was refused by the server (TLS alert)",
-        "error": "failed",
-    }
+@pytest.mark.parametrize(("kind", "what_happened"), [
+    ("timeout", "no answer"), ("reset", "cut off"), ("not_tls", "not TLS"),
+    ("alert", "TLS alert"), ("error", "failed"),
+])
+def test_every_handshake_kind_is_worded_by_what_happened(kind: str, what_happened: str) -> None:
+    """The wording completes "the TLS handshake ..." and says what happened, in its own
+    words: no two kinds read alike."""
+    text = netclass.HANDSHAKE_TEXT[kind]
+    assert what_happened in text and not text.endswith(".")
+    others = [other for name, other in netclass.HANDSHAKE_TEXT.items() if name != kind]
+    assert not any(what_happened in other for other in others), others
+
+
+def test_every_kind_a_handshake_failure_gets_has_a_wording() -> None:
+    kinds = {netclass.handshake_kind(exc) for exc in (
+        ssl_error("WRONG_VERSION_NUMBER"), ssl_error("TLSV1_ALERT_PROTOCOL_VERSION"),
+        TimeoutError(), ConnectionResetError(), ValueError("odd"))}
+    assert kinds == set(netclass.HANDSHAKE_TEXT)
 
 
 @pytest.mark.parametrize(("exc", "text"), [

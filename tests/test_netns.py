@@ -19,6 +19,8 @@ import pytest
 from assure_doctor.sandbox import pki
 from tests import netns
 
+pytestmark = pytest.mark.slow  # network namespaces, real servers and whole checks
+
 SERVER_IP = "198.18.0.2"
 
 
@@ -165,3 +167,73 @@ def test_ipv6_mtu_black_hole_is_told_apart_too(pem: tuple[Path, Path, Path]) -> 
     assert tls["condition"] == "tls_handshake_failed", tls
     assert tls["evidence"]["small_mss_retry"] == "completed"
     assert tls["causes"][0]["id"] == "routing"
+
+
+# --- where on the path: a TCP traceroute after a timeout or a reject ---------------------------
+@pytest.fixture(scope="module")
+def chain_pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A CA and a certificate for the three-router chain's server (198.18.4.2)."""
+    work = tmp_path_factory.mktemp("chain-pki")
+    ca = pki.make_ca("netns chain CA")
+    now = datetime.now(UTC)
+    leaf = pki.make_leaf(["198.18.4.2"], ca, now - timedelta(days=1), now + timedelta(days=30))
+    paths = work / "ca.pem", work / "server.pem", work / "server.key"
+    for path, data in zip(paths, (ca.cert_pem, leaf.cert_pem, leaf.key_pem), strict=True):
+        path.write_bytes(data)
+    return paths
+
+
+def test_a_drop_at_hop_2_is_located_and_its_owner_named(
+        chain_pem: tuple[Path, Path, Path]) -> None:
+    netns.require("iptables", "sysctl")
+    with netns.lab() as lab:
+        chain = netns.Chain(lab)
+        lab.tls_server(chain.server, chain.address(4), 443, chain_pem[1], chain_pem[2])
+        lab.wait_reachable(chain.client, chain.address(4), 443)
+        netns.sh("iptables", "-A", "FORWARD", "-p", "tcp", "--dport", "443", "-j", "DROP",
+                 ns=chain.routers[1])
+        stages = check(chain.client, f"https://{chain.address(4)}/v1/ping", chain_pem[0])
+    tcp = stages["tcp"]
+    assert tcp["condition"] == "connect_timeout", tcp
+    path = tcp["evidence"]["path"]
+    assert path["ended"] == "silent" and path["last_answered"]["address"] == "198.18.2.2"
+    assert [hop["address"] for hop in path["hops"][:2]] == ["198.18.1.2", "198.18.2.2"]
+    first = tcp["causes"][0]
+    assert first["id"] == "firewall"  # the server answers on port 80: only 443 is dropped
+    assert "dropped after hop 2 (198.18.2.2" in first["advice"]
+    assert "network team" in first["advice"]
+
+
+def test_a_reject_at_the_server_is_a_firewall_whatever_the_socket_said(
+        chain_pem: tuple[Path, Path, Path]) -> None:
+    netns.require("iptables", "sysctl")
+    with netns.lab() as lab:
+        chain = netns.Chain(lab)
+        lab.tls_server(chain.server, chain.address(4), 443, chain_pem[1], chain_pem[2])
+        lab.wait_reachable(chain.client, chain.address(4), 443)
+        netns.sh("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "443", "-j", "REJECT",
+                 "--reject-with", "icmp-admin-prohibited", ns=chain.server)
+        stages = check(chain.client, f"https://{chain.address(4)}/v1/ping", chain_pem[0])
+    tcp = stages["tcp"]
+    assert tcp["condition"] == "connect_failed", tcp
+    assert tcp["evidence"]["attempts"][0]["outcome"] == "unreachable"  # what the socket said
+    path = tcp["evidence"]["path"]
+    assert path["ended"] == "rejected" and path["at_hop"] == 4
+    assert tcp["causes"][0]["id"] == "firewall"
+    assert "administratively prohibited" in tcp["causes"][0]["advice"]
+
+
+def test_a_healthy_check_sends_no_trace(chain_pem: tuple[Path, Path, Path]) -> None:
+    netns.require("iptables", "sysctl")
+    with netns.lab() as lab:
+        chain = netns.Chain(lab)
+        lab.tls_server(chain.server, chain.address(4), 443, chain_pem[1], chain_pem[2])
+        lab.wait_reachable(chain.client, chain.address(4), 443)
+        # Count the SYNs that reach the server with a TTL a router would expire.
+        netns.sh("iptables", "-A", "INPUT", "-p", "tcp", "--syn", "-m", "ttl", "--ttl-lt", "60",
+                 ns=chain.server)
+        stages = check(chain.client, f"https://{chain.address(4)}/v1/ping", chain_pem[0])
+        counters = netns.sh("iptables", "-nvxL", "INPUT", ns=chain.server)
+    assert stages["tcp"]["status"] == "pass" and "path" not in stages["tcp"]["evidence"]
+    low_ttl_syns = int(counters.splitlines()[2].split()[0])
+    assert low_ttl_syns == 0, counters

@@ -17,6 +17,8 @@ from assure_doctor.sandbox import proxyserver
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import FAST, clean_env, run_cli
 
+pytestmark = pytest.mark.slow  # whole checks of the sandbox through its proxy
+
 
 def direct_args(sandbox: Sandbox) -> list[str]:
     """The sandbox's target options without --proxy / --no-proxy: the environment decides."""

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,9 @@ import pytest
 
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import FAST, needs, run_cli
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a real squid and whole checks through it
 
 USER, PASSWORD = "integration", "squid-Secret-42"
 OPEN = "http_access allow localhost\n"
@@ -73,16 +75,16 @@ def squid() -> Iterator[Callable[[str], str]]:
                                        stdout=subprocess.DEVNULL, stderr=stderr,
                                        start_new_session=True)
         started.append(process)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError((work / "stderr").read_text()[-2000:])
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("squid did not start listening within 20 s")
+
+        def listening() -> bool:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+
+        try:
+            wait_until(listening, 20, "squid to listen", alive=process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{(work / 'stderr').read_text()[-2000:]}") from None
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for process in started:

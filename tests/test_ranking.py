@@ -57,7 +57,6 @@ def test_tables_use_exactly_the_contract_ids() -> None:
     ("tls_certificate_error", {"kind": "unknown_issuer"}, "tls_interception"),
     ("tls_certificate_error", {"kind": "hostname_mismatch"}, "config"),
     ("tls_handshake_failed", {"kind": "not_tls"}, "config"),
-    ("http_unauthorized", {"kind": "no_key"}, "missing_key"),
     ("http_unauthorized", {"kind": "rejected"}, "invalid_key"),
     ("http_unauthorized", {"kind": "key_missing_reported"}, "missing_key"),
     ("http_unauthorized", {"kind": "wrong_stack_reported"}, "wrong_stack"),

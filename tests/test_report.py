@@ -99,6 +99,7 @@ def test_reproduce_commands_get_the_status_the_check_got(
 
 
 def test_reproduce_quotes_hostile_values(tmp_path: Path) -> None:
+    from assure_doctor import trust
     from assure_doctor.model import Report
     from assure_doctor.options import CheckOptions
     from assure_doctor.render import reproduce
@@ -107,9 +108,9 @@ def test_reproduce_quotes_hostile_values(tmp_path: Path) -> None:
     bundle_path = str(tmp_path / "it's $(touch pwned) `x`.pem")
     # Options load their bundle when made: it must be a real one.
     Path(bundle_path).write_bytes(Path(certifi.where()).read_bytes())
-    options = CheckOptions(ca_bundle=bundle_path)
+    options = CheckOptions(trust=trust.load(bundle_path))
     text = reproduce.render(Report(from_url("https://api.uk2.sheassure.net/v1/ping"), (),
-                                   "now", "system", "absent"), options)
+                                   "now", "system"), options)
     curl = next(line for line in text.splitlines() if line.startswith("curl "))
     done = subprocess.run(["bash", "-c", f"printf '%s\\n' {curl.split('--cacert ')[1]}"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=10)
@@ -123,6 +124,7 @@ def hostile(tmp_path: Path) -> Iterator[KeyEcho]:
         yield server
 
 
+@pytest.mark.slow
 def test_no_secret_survives_in_any_file_of_the_bundle(hostile: KeyEcho, tmp_path: Path) -> None:
     key = hostile.planted
     out = tmp_path / "bundle"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from assure_doctor import trust
 from assure_doctor.engine import run_check
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import tlsctx
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.sandbox.stack import Sandbox, inspection_ca, sandbox_ca
 from assure_doctor.target import from_url, parse_resolver
@@ -71,23 +71,23 @@ def test_a_bundle_deleted_after_loading_does_not_break_a_check(healthy: Sandbox,
                                                                tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(sandbox_ca().cert_pem)
-    options = CheckOptions(timeout=1.5, retry_pause=0.1, ca_bundle=str(bundle),
+    options = CheckOptions(timeout=1.5, retry_pause=0.1, trust=trust.load(str(bundle)),
                            resolvers=(parse_resolver(healthy.resolver),), no_ping=True,
                            proxy=ProxyRules(forced_direct=True))
     bundle.unlink()
     report = asyncio.run(run_check(from_url(healthy.url), options, None))
     assert report.ok, report.to_dict()
-    assert tlsctx.load(None) is tlsctx.load(None)  # one Trust per configuration
+    assert trust.load(None) is trust.load(None)  # one Trust per configuration
 
 
 def test_the_loaded_trust_is_reused_until_the_file_changes(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(sandbox_ca().cert_pem)
-    first = CheckOptions(ca_bundle=str(bundle))
-    assert CheckOptions(ca_bundle=str(bundle)).trust is first.trust
-    assert first.anchors.strict is first.anchors.strict  # built once, then kept
+    first = trust.load(str(bundle))
+    assert trust.load(str(bundle)) is first
+    assert first.strict is first.strict  # built once, then kept
     bundle.write_bytes(sandbox_ca().cert_pem + inspection_ca().cert_pem)
-    assert CheckOptions(ca_bundle=str(bundle)).trust is not first.trust
+    assert trust.load(str(bundle)) is not first
 
 
 @pytest.mark.parametrize("kind", ["fifo", "huge", "garbage", "directory"])
@@ -96,7 +96,7 @@ def test_unusable_bundles_are_exit_2(kind: str, tmp_path: Path, healthy: Sandbox
     if kind == "fifo":
         os.mkfifo(path)  # reading it would block forever
     elif kind == "huge":
-        path.write_bytes(b"-" * (tlsctx.MAX_BUNDLE_BYTES + 1))
+        path.write_bytes(b"-" * (trust.MAX_BUNDLE_BYTES + 1))
     elif kind == "garbage":
         path.write_bytes(b"\x00\xffnot pem")
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import io
 import json
@@ -10,19 +11,27 @@ import re
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from rich.console import Console, RenderableType
+from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, RichLog, Static
 
+from assure_doctor import trust
 from assure_doctor.apikey import ApiKey
-from assure_doctor.model import STAGES
+from assure_doctor.model import Report, StageResult
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 from assure_doctor.render import bundle
 from assure_doctor.sandbox.stack import Sandbox
 from assure_doctor.target import from_url, parse_resolver
+from assure_doctor.tui import app as app_module
 from assure_doctor.tui.app import DoctorApp
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow  # the TUI on a sandbox, driven by Pilot, and its snapshots
 
 SIZE = (130, 40)
 SandboxFactory = Callable[[str], Sandbox]
@@ -37,24 +46,30 @@ def without_asyncio_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONASYNCIODEBUG", raising=False)
 
 
+def options_for(sandbox: Sandbox) -> CheckOptions:
+    return CheckOptions(timeout=1.5, retry_pause=0.1,
+                        resolvers=(parse_resolver(sandbox.resolver),),
+                        trust=trust.load(str(sandbox.ca_bundle)))
+
+
 def make_app(sandbox: Sandbox, tmp_path: Path | None = None, **extra: object) -> DoctorApp:
-    options = CheckOptions(timeout=1.5, retry_pause=0.1,
-                           resolvers=(parse_resolver(sandbox.resolver),),
-                           ca_bundle=str(sandbox.ca_bundle))
-    return DoctorApp(from_url(sandbox.url), options, ApiKey(sandbox.key, "the sandbox key file"),
-                     export_dir=tmp_path, **extra)  # type: ignore[arg-type]
+    return DoctorApp(from_url(sandbox.url), options_for(sandbox),
+                     ApiKey(sandbox.key, "the sandbox key file"), export_dir=tmp_path,
+                     **extra)  # type: ignore[arg-type]
 
 
 async def settle(pilot: Pilot[None]) -> None:
     """Wait until the latest check has ended and its results are shown."""
     app = pilot.app
     assert isinstance(app, DoctorApp)
-    for _ in range(600):
+
+    async def step() -> None:  # the check's thread ends; what it posted is painted
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if app.target is None or (app.generation and app.finished == app.generation):
-            break
-        await asyncio.sleep(0.05)
+
+    await step()
+    await until(lambda: app.target is None or (app.generation and app.finished == app.generation),
+                30, "the check to end and its results to be shown", step)
     # The table measures column widths when idle; the app re-lays it out 50 ms after an update.
     await pilot.pause(0.1)
     await pilot.pause()
@@ -152,9 +167,10 @@ def test_no_ping_and_watch_spare_the_quota(healthy: Sandbox) -> None:
         await pilot.press("p")
         queries = len(healthy.dns_queries)
         await pilot.press("w")
-        await asyncio.sleep(1.2)
+        # Every 0.2 s: the network stages re-run, twice at least (A and AAAA each time).
+        await until(lambda: len(healthy.dns_queries) >= queries + 4, 10,
+                    "the watch to re-run the network stages", pilot.pause)
         await settle(pilot)
-        assert len(healthy.dns_queries) >= queries + 4  # the network stages re-ran
         assert healthy.traffic.keyed == 1  # but the ping waits for its interval
         assert app.states["ping"] == "pass"  # still showing the last real ping
         assert "key-carrying requests this session: 1" in screen_text(app)
@@ -225,20 +241,155 @@ def test_help_screen_opens_and_closes(healthy: Sandbox) -> None:
     drive(app, steps)
 
 
-# --- snapshots: volatile values (ports, times, dates, paths) are masked by stable=True -----
-def test_snapshot_healthy(healthy: Sandbox, snap_compare: Callable[..., bool]) -> None:
-    assert snap_compare(make_app(healthy, stable=True), terminal_size=SIZE, run_before=settle)
+# --- snapshots ----------------------------------------------------------------------------
+# What changes from run to run is made the same here, in the test: the sandbox's own ports,
+# folder and key (known, replaced by name) and what is measured (times, dates, durations, the
+# certificate's serial and fingerprint, pids). Statuses, counts and every text stay as shown.
+_MEASURED: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT"),
+     lambda _: "Www, DD Mmm YYYY hh:mm:ss GMT"),
+    (re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?"),
+     lambda m: re.sub(r"\d", "N", m[0])),  # the format stays visible
+    (re.compile(r"\b\d+(?:\.\d+)? ms\b"), lambda _: "N ms"),
+    (re.compile(r"\bskew [-+]?\d+(?:\.\d+)? s \(±\d+(?:\.\d+)? s\)"),
+     lambda _: "skew N s (±N s)"),
+    (re.compile(r"\b[0-9a-f]{32,64}\b"), lambda _: "HEX"),  # serial, SHA-256
+    (re.compile(r"\b(pid|tid)=\d+"), lambda m: f"{m[1]}=N"),
+)
+_MEASURED_EVIDENCE = frozenset({"ms", "rtt_ms", "skew_seconds", "uncertainty_seconds"})
 
 
-def test_snapshot_tls_failure(sandbox_factory: SandboxFactory,
-                              snap_compare: Callable[..., bool]) -> None:
-    sandbox = sandbox_factory("tls-unknown-issuer")
+class Volatile:
+    """Masks for what one sandbox run gives that the next will not."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.known = [(str(sandbox.workdir), "/tmp/assure-sandbox-XXXXXXXX"),
+                      (f"…{sandbox.key[-4:]}", "…XXXX")]
+        self.ports = [(re.compile(rf"\b{sandbox.port}\b"), "PORT"),
+                      (re.compile(rf"\b{sandbox.dns_port}\b"), "DNSPORT")]
+
+    def text(self, text: str) -> str:
+        for value, name in self.known:
+            text = text.replace(value, name)
+        for pattern, mask in _MEASURED:
+            text = pattern.sub(mask, text)
+        for port, name in self.ports:
+            text = port.sub(name, text)
+        return text
+
+    def value(self, value: object, key: str = "") -> object:
+        if key in _MEASURED_EVIDENCE and isinstance(value, int | float):
+            return "N"
+        if isinstance(value, dict):
+            return {k: self.value(v, k) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(item) for item in value]
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            masked = self.text(str(value))
+            return value if masked == str(value) else masked
+        return value
+
+    def stage(self, result: StageResult) -> StageResult:
+        return dataclasses.replace(
+            result, summary=self.text(result.summary),
+            evidence=cast(dict[str, Any], self.value(result.evidence)),
+            causes=tuple(dataclasses.replace(c, advice=self.text(c.advice))
+                         for c in result.causes))
+
+    def checks(self, real: Callable[..., Awaitable[Report]]) -> Callable[..., Awaitable[Report]]:
+        """`run_check` whose results reach the app masked (as the screen would show them)."""
+
+        async def run(*args: Any, on_stage: Callable[..., None] | None = None,
+                      **kwargs: Any) -> Report:
+            def masked(name: str, result: StageResult | None) -> None:
+                assert on_stage is not None
+                on_stage(name, None if result is None else self.stage(result))
+
+            report = await real(*args, on_stage=masked if on_stage else None, **kwargs)
+            return dataclasses.replace(report, stages=tuple(map(self.stage, report.stages)))
+
+        return run
+
+    async def screen(self, pilot: Pilot[None]) -> None:
+        """What the app drew itself from its settings, after the check: the header (the
+        target's port, the resolver, the CA bundle's folder) and the stage times."""
+        app = pilot.app
+        header = app.query_one("#target", Static)
+        header.update(Text(self.text(str(header.content))))
+        table = app.query_one("#pipeline", DataTable)
+        for name in STAGES:
+            table.update_cell(name, "time", self.text(str(table.get_cell(name, "time"))))
+        await pilot.pause()
+
+
+class StableApp(DoctorApp):
+    """The app, with its log pane's lines masked as they are written."""
+
+    def __init__(self, volatile: Volatile, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.volatile = volatile
+
+    def write_log(self, line: str) -> None:
+        super().write_log(self.volatile.text(line))
+
+
+@pytest.fixture
+def stable(monkeypatch: pytest.MonkeyPatch
+           ) -> Callable[[Sandbox], tuple[DoctorApp, Volatile]]:
+    """An app on a sandbox whose volatile values are masked before anything is drawn."""
+
+    def make(sandbox: Sandbox) -> tuple[DoctorApp, Volatile]:
+        volatile = Volatile(sandbox)
+        monkeypatch.setattr(app_module, "run_check", volatile.checks(app_module.run_check))
+        app = StableApp(volatile, from_url(sandbox.url), options_for(sandbox),
+                        ApiKey(sandbox.key, "the sandbox key file"))
+        return app, volatile
+
+    return make
+
+
+Stable = Callable[[Sandbox], tuple[DoctorApp, Volatile]]
+
+
+def snapshot_of(stable: Stable, sandbox: Sandbox, snap_compare: Callable[..., bool],
+                stage: str | None = None) -> bool:
+    app, volatile = stable(sandbox)
 
     async def before(pilot: Pilot[None]) -> None:
-        await settle(pilot)
-        await select(pilot, "tls")
+        await settle(pilot)  # snap_compare waits for no worker: the check must be over
+        if stage is not None:
+            await select(pilot, stage)
+        await volatile.screen(pilot)
 
-    assert snap_compare(make_app(sandbox, stable=True), terminal_size=SIZE, run_before=before)
+    return snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_healthy(healthy: Sandbox, stable: Stable,
+                          snap_compare: Callable[..., bool]) -> None:
+    assert snapshot_of(stable, healthy, snap_compare)
+
+
+def test_snapshot_tls_failure(sandbox_factory: SandboxFactory, stable: Stable,
+                              snap_compare: Callable[..., bool]) -> None:
+    assert snapshot_of(stable, sandbox_factory("tls-unknown-issuer"), snap_compare, "tls")
+
+
+def test_the_masks_hide_only_what_changes_from_run_to_run(healthy: Sandbox) -> None:
+    volatile = Volatile(healthy)
+    line = (f"2026-12-07 06:23:35.756 pid=41 tid=42 INFO assure_doctor.tcp: ::1 port "
+            f"{healthy.port}: connected in 12 ms via 127.0.0.1:{healthy.dns_port}; CA bundle "
+            f"{healthy.workdir}/ca.pem; key …{healthy.key[-4:]}; HTTP 401 after 3 attempts, "
+            "valid until 2027-02-05 (60 days), 36 chars, skew +0.3 s (±0.5 s), Date: Mon, "
+            "07 Dec 2026 06:23:35 GMT, limit 10 s, quota 10,000 a day")
+    assert volatile.text(line) == (
+        "NNNN-NN-NN NN:NN:NN.NNN pid=N tid=N INFO assure_doctor.tcp: ::1 port PORT: connected "
+        "in N ms via 127.0.0.1:DNSPORT; CA bundle /tmp/assure-sandbox-XXXXXXXX/ca.pem; key "
+        "…XXXX; HTTP 401 after 3 attempts, valid until NNNN-NN-NN (60 days), 36 chars, skew N "
+        "s (±N s), Date: Www, DD Mmm YYYY hh:mm:ss GMT, limit 10 s, quota 10,000 a day")
+    assert volatile.value({"attempts": [{"port": healthy.port, "ms": 1.5}], "status_code": 401,
+                           "rtt_ms": 0.4, "verified": True}) == {
+        "attempts": [{"port": "PORT", "ms": "N"}], "status_code": 401, "rtt_ms": "N",
+        "verified": True}
 
 
 def test_tui_bad_input_is_exit_2() -> None:
@@ -296,7 +447,7 @@ def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> 
     from tests.key_echo import MARKUP, PLANTED, KeyEcho
 
     with KeyEcho(PLANTED, tmp_path) as server:
-        options = CheckOptions(timeout=1.5, retries=0, ca_bundle=str(server.ca_bundle))
+        options = CheckOptions(timeout=1.5, retries=0, trust=trust.load(str(server.ca_bundle)))
         app = DoctorApp(from_url(f"https://127.0.0.1:{server.port}/v1/ping"), options,
                         ApiKey(PLANTED, "ASSURE_API_KEY"))
 
@@ -314,8 +465,6 @@ def test_hostile_server_cannot_drive_the_tui_or_show_the_key(tmp_path: Path) -> 
 
 def test_a_failing_check_is_one_line_and_the_tui_keeps_running(
         healthy: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    from assure_doctor.tui import app as app_module
-
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"probe broke near {healthy.key}")
 
@@ -352,15 +501,15 @@ def test_a_crash_prints_one_sanitised_line_without_locals(
 
 
 def test_snapshot_dns_failure_opens_on_the_diagnosis(sandbox_factory: SandboxFactory,
+                                                     stable: Stable,
                                                      snap_compare: Callable[..., bool]) -> None:
-    app = make_app(sandbox_factory("dns-nxdomain"), stable=True)
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert snapshot_of(stable, sandbox_factory("dns-nxdomain"), snap_compare)
 
 
 def test_snapshot_http_401_opens_on_the_diagnosis(sandbox_factory: SandboxFactory,
+                                                  stable: Stable,
                                                   snap_compare: Callable[..., bool]) -> None:
-    app = make_app(sandbox_factory("http-401"), stable=True)
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert snapshot_of(stable, sandbox_factory("http-401"), snap_compare)
 
 
 def test_a_new_check_cancels_the_running_one(sandbox_factory: SandboxFactory) -> None:
@@ -369,10 +518,8 @@ def test_a_new_check_cancels_the_running_one(sandbox_factory: SandboxFactory) ->
 
     async def main() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            for _ in range(100):
-                if app.states["ping"] == "running" and sandbox.traffic.keyed:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: app.states["ping"] == "running" and sandbox.traffic.keyed, 15,
+                        "the first ping to be under way", pilot.pause)
             assert sandbox.traffic.keyed == 1
             await pilot.press("r")  # the first ping's retries must not be sent
             await settle(pilot)
@@ -390,8 +537,8 @@ def test_quitting_does_not_wait_for_a_running_check(sandbox_factory: SandboxFact
 
     async def main() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            while not sandbox.traffic.keyed:
-                await asyncio.sleep(0.05)
+            await until(lambda: sandbox.traffic.keyed, 15, "the ping to be under way",
+                        pilot.pause)
             await pilot.press("q")
 
     start = time.monotonic()

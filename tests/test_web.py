@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
 import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,7 +26,10 @@ from assure_doctor.monitor.webconfig import load
 from assure_doctor.sandbox import pki
 from assure_doctor.sandbox.stack import Sandbox
 from tests.conftest import assert_hygienic, clean_env, run_cli
-from tests.monitoring import Prometheus, free_port, wait_for
+from tests.monitoring import Prometheus, free_port
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # monitor processes, a real Prometheus, TLS and basic auth
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--jitter", "0", "--retries", "0", "--timeout", "2", "--allow-budget-exhaustion"]
@@ -64,7 +67,8 @@ class Web:
              f"127.0.0.1:{self.port}", "--state-dir", str(workdir / "state"), *args],
             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if wait:
-            wait_for(lambda: self.get("/-/healthy")[0] == 200, 15, "/-/healthy")
+            wait_until(lambda: self.get("/-/healthy")[0] == 200, 15, "/-/healthy",
+                       alive=self.process)
 
     def get(self, path: str, *, method: str = "GET", auth: tuple[str, str] | None = None,
             timeout: float = 5) -> tuple[int, str]:
@@ -144,26 +148,38 @@ def test_prometheus_scrapes_through_tls_and_basic_auth(tmp_path: Path, certs: Pa
             urllib.request.urlopen(f"http://127.0.0.1:{monitor.port}/metrics", timeout=3)
         server = SecurePrometheus(monitor.port, tmp_path, certs / "ca.pem", "prom", "s3cret")
         try:
-            wait_for(lambda: server.query('assure_stage_success{stage="tls"} == 1'), 30,
+            wait_until(lambda: server.query('assure_stage_success{stage="tls"} == 1'), 30,
                      "Prometheus to scrape through TLS and basic auth")
             assert server.value('up{job="assure"}') == 1
         finally:
             server.stop()
 
 
+def edit(path: Path, text: str) -> None:
+    """Rewrite a file with a modification time of its own: one second after the last, as
+    an editor a second later would leave it (the filesystem's clock may be coarse)."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
 def test_web_config_is_reread_when_it_changes(tmp_path: Path, healthy: Sandbox) -> None:
     config = tmp_path / "web.yml"
+    log = tmp_path / "monitor.log"
     config.write_text(f"basic_auth_users:\n  alice: '{hashed('one')}'\n")
-    args = ["--web.config.file", str(config), *healthy.check_args(), "--no-ping", *FAST]
+    args = ["--web.config.file", str(config), *healthy.check_args(), "--no-ping", *FAST,
+            "--log-file", str(log)]
     with web(args, tmp_path, auth=("alice", "one")) as monitor:
         assert monitor.get("/metrics")[0] == 200
-        time.sleep(1.1)  # a new mtime, and past the re-check interval
-        config.write_text(f"basic_auth_users:\n  alice: '{hashed('two')}'\n")
-        wait_for(lambda: monitor.get("/metrics")[0] == 401, 5, "the old password refused")
+        edit(config, f"basic_auth_users:\n  alice: '{hashed('two')}'\n")
+        # Re-checked at most every second, on a request: each look below is one.
+        wait_until(lambda: monitor.get("/metrics")[0] == 401, 10, "the old password refused",
+                   alive=monitor.process)
         assert monitor.get("/metrics", auth=("alice", "two"))[0] == 200
-        time.sleep(1.1)
-        config.write_text("basic_auth_users: [not, a, mapping]\n")  # a broken edit
-        time.sleep(1.2)
+        edit(config, "basic_auth_users: [not, a, mapping]\n")  # a broken edit
+        wait_until(lambda: monitor.get("/metrics", auth=("alice", "two"))[0] == 200
+                   and "keeping the previous web configuration" in log.read_text(), 10,
+                   "the broken edit to be read and refused", alive=monitor.process)
         assert monitor.get("/metrics", auth=("alice", "two"))[0] == 200  # the last good one
     assert "keeping the previous web configuration" in monitor.stop()
 
@@ -227,7 +243,7 @@ def test_healthy_ready_and_the_index(tmp_path: Path) -> None:
             assert monitor.get("/-/healthy") == (200, "Healthy\n")
             status, body = monitor.get("/-/ready")
             assert status == 503 and "api.test.invalid" in body
-            wait_for(lambda: monitor.get("/-/ready")[0] == 200, 15, "ready")
+            wait_until(lambda: monitor.get("/-/ready")[0] == 200, 15, "ready")
             assert monitor.get("/-/reload")[0] == 405  # GET: reload only by POST
             assert monitor.get("/nothing")[0] == 404
             assert '<a href="/metrics">' in monitor.get("/")[1]
@@ -244,17 +260,17 @@ def test_reload_and_sighup_reread_the_config(tmp_path: Path, healthy: Sandbox) -
         path.write_text(target("one") + target("two"))
         status, body = monitor.get("/-/reload", method="POST")
         assert (status, body) == (200, "Reloaded: 2 target(s)\n")
-        wait_for(lambda: 'assure_up{target="two"} 1.0' in monitor.get("/metrics")[1], 10,
+        wait_until(lambda: 'assure_up{target="two"} 1.0' in monitor.get("/metrics")[1], 10,
                  "the new target's first cycle")
         path.write_text("ping_budget = 'lots'\n" + target("one"))
         status, body = monitor.get("/-/reload", method="POST")
         assert status == 500 and "ping_budget" in body and "kept" in body
         failed = 'assure_monitor_config_last_reload_successful{target="two"} 0.0'
-        metrics = wait_for(lambda: showing(monitor, failed), 5, "the failed reload's metric")
+        metrics = wait_until(lambda: showing(monitor, failed), 5, "the failed reload's metric")
         assert 'assure_up{target="two"}' in metrics  # the running config is kept
         path.write_text(target("three"))
         monitor.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: 'assure_up{target="three"} 1.0' in monitor.get("/metrics")[1], 10,
+        wait_until(lambda: 'assure_up{target="three"} 1.0' in monitor.get("/metrics")[1], 10,
                  "SIGHUP to load the third target")
         metrics = monitor.get("/metrics")[1]
         assert 'target="two"' not in metrics
@@ -275,7 +291,7 @@ def test_probe_runs_the_network_stages_now_and_never_sends_the_key(
     args = ["--config", str(path), "--resolver", other.resolver, "--ca-bundle",
             str(other.ca_bundle), "--interval", "3600", "--ping-interval", "100000", *FAST]
     with web(args, tmp_path) as monitor:
-        wait_for(lambda: configured.traffic.keyed == 1, 10, "the monitor's own first ping")
+        wait_until(lambda: configured.traffic.keyed == 1, 10, "the monitor's own first ping")
         keyed = configured.traffic.keyed
         status, body = monitor.get("/probe?target=prod")
         assert status == 200, body
@@ -320,7 +336,7 @@ def test_the_documented_probe_scrape_config_works(tmp_path: Path, healthy: Sandb
     with web(args, tmp_path) as monitor:
         server = ProbingPrometheus(monitor.port, tmp_path, ["prod", healthy.url])
         try:
-            wait_for(lambda: len(server.query("assure_probe_success == 1")) == 2, 30,
+            wait_until(lambda: len(server.query("assure_probe_success == 1")) == 2, 30,
                      "both targets probed through relabelling")
             instances = {r["metric"]["instance"] for r in server.query("assure_probe_success")}
             assert instances == {"prod", healthy.url}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -57,6 +56,15 @@ _TARGET_FAMILIES = (
      "this key: the ledger's count of the others plus this monitor's own (its own alone "
      "while the ledger is down)", ("target",)),
     ("assure_ledger_budget", _GAUGE, "The --customer-budget every site shares", ("target",)),
+    # The path history (issue 17): when it last worked, and what changed since.
+    ("assure_last_good_timestamp_seconds", _GAUGE, "When the last good check of this target "
+     "ran, as a Unix time (kept across restarts)", ("target",)),
+    ("assure_path_changes", _COUNTER, "Changes of the path to the API (addresses, proxy, "
+     "certificate, ...) logged since this monitor started, by what changed", ("target",
+                                                                              "what")),
+    ("assure_path_change_info", _GAUGE, "1 for each difference between the latest check and "
+     "the last good one: what changed, its value then and now; absent when nothing changed"
+     + CACHED_NOTE, ("target", "what", "was", "now")),
 )
 Families = dict[str, GaugeMetricFamily | CounterMetricFamily]
 
@@ -146,20 +154,23 @@ def _add_target(snap: Snapshot, families: Families) -> None:
                                                              stage.duration_ms / 1000)
         families["assure_stage_last_run_timestamp_seconds"].add_metric([label, name],
                                                                        snap.ran_at[name])
-    tls = snap.stages.get("tls")
-    if tls is not None and tls.evidence.get("not_after"):
-        expiry = datetime.fromisoformat(tls.evidence["not_after"]).timestamp()
-        families["assure_tls_cert_not_after_timestamp_seconds"].add_metric([label], expiry)
-    clock = snap.stages.get("clock")
-    if clock is not None and clock.evidence.get("skew_seconds") is not None:
-        families["assure_clock_skew_seconds"].add_metric(
-            [label], float(clock.evidence["skew_seconds"]))
+    figures = snap.figures
+    if figures.cert_not_after is not None:
+        families["assure_tls_cert_not_after_timestamp_seconds"].add_metric(
+            [label], figures.cert_not_after)
+    if figures.clock_skew is not None:
+        families["assure_clock_skew_seconds"].add_metric([label], figures.clock_skew)
     for code, count in sorted(snap.ping_codes.items()):
         families["assure_ping_requests"].add_metric([label, code], float(count))
-    ping = snap.stages.get("ping")
-    if ping is not None and ping.evidence.get("attempts"):
-        families["assure_ping_status_code"].add_metric(
-            [label], float(ping.evidence.get("status_code") or 0))
+    if figures.ping_status is not None:
+        families["assure_ping_status_code"].add_metric([label], float(figures.ping_status))
+    if snap.last_good_unix is not None:
+        families["assure_last_good_timestamp_seconds"].add_metric([label], snap.last_good_unix)
+    for what, count in sorted(snap.path_changes.items()):
+        families["assure_path_changes"].add_metric([label, what], float(count))
+    for change in snap.changes:
+        families["assure_path_change_info"].add_metric(
+            [label, change.what.value, change.was, change.now], 1.0)
     found = snap.diagnosis
     if found is not None and found.condition and found.causes:
         families["assure_diagnosis_info"].add_metric(

@@ -8,25 +8,24 @@ the command line's flags.
 from __future__ import annotations
 
 import math
-import os
 import re
-import sys
 import tomllib
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
-from assure_doctor import apikey, localfile, proxyconfig
+from assure_doctor import apikey, localfile, proxyconfig, trust
 from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import DAY, MONITOR_BOUNDS, Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
 from assure_doctor.monitor.allow import Allowed
 from assure_doctor.options import BOUNDS as CHECK_BOUNDS
-from assure_doctor.options import CheckOptions, check_ca_bundle
+from assure_doctor.options import CheckOptions
 from assure_doctor.proxyconfig import ProxyRules
+from assure_doctor.statedir import default_state_dir, state_directory
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
 DEFAULT_INTERVAL = 60.0
@@ -34,12 +33,9 @@ DEFAULT_PING_BUDGET = 100  # 1% of the customer's 10,000 a day
 DEFAULT_PING_INTERVAL = 900.0  # 96 a day: under the budget, with room for retries
 DEFAULT_JITTER = 5.0
 CONFIG_LIMIT = localfile.MIB
-APP = "assure-doctor"
 BOUNDS = MONITOR_BOUNDS
 LABEL_LIMIT = 64
 _LABEL_FORBIDDEN = set("\"'`\\[]{}<>")  # break Prometheus' text format, Rich markup, shells
-# Paths where a state directory cannot sensibly live (kernel views and devices).
-_NOT_STATE = ("/proc", "/sys", "/dev")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -103,39 +99,6 @@ class MonitorConfig:
                     f"{', '.join(labels)} would exceed --ping-budget {self.ping_budget} "
                     f"(one key's share of its 10,000 a day); use --ping-interval {floor} or "
                     "more, --no-ping, or --allow-budget-exhaustion")
-
-
-def default_state_dir(platform: str = sys.platform, environ: Mapping[str, str] | None = None
-                      ) -> Path:
-    """Where the platform keeps per-user state: %LOCALAPPDATA% on Windows, ~/Library/
-    Application Support on macOS, $XDG_STATE_HOME (~/.local/state) elsewhere."""
-    env = os.environ if environ is None else environ
-    if platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(PureWindowsPath(Path.home(), "AppData", "Local"))
-        return Path(str(PureWindowsPath(base, APP)))
-    if platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP
-    return Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP
-
-
-def state_directory(text: str | os.PathLike[str], name: str) -> Path:
-    """A directory we may keep state in (created 0700 if missing); InputError naming `name`."""
-    if not str(text).strip():
-        raise InputError(f"{name} '': give a directory")
-    path = Path(text).expanduser()
-    real = os.path.realpath(path)
-    kernel = next((top for top in _NOT_STATE if real == top or real.startswith(top + "/")), None)
-    if kernel is not None:
-        raise InputError(f"{name} {shown(text)}: not a place for state (it is under {kernel})")
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{name} {shown(text)}: exists and is not a directory")
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{name} {shown(text)}: cannot create it ({exc.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"{name} {shown(text)}: not writable")
-    return path
 
 
 def check_label(label: str, name: str) -> str:
@@ -264,10 +227,10 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
             if not isinstance(text, str):
                 raise InputError(f"resolvers = [{_shown(text)}]: each must be a string")
             resolvers.append(parse_resolver(text, "resolvers ="))
-        if ca_bundle is not None:  # checked here to be named as the file's key
-            check_ca_bundle(ca_bundle, "ca_bundle =")
         options = replace(base, resolvers=tuple(resolvers) or base.resolvers,
-                          ca_bundle=ca_bundle if ca_bundle is not None else base.ca_bundle,
+                          # loaded here to be named as the file's key
+                          trust=base.trust if ca_bundle is None else trust.load(
+                              ca_bundle, "ca_bundle ="),
                           timeout=base.timeout if timeout is None else timeout,
                           no_ping=base.no_ping if no_ping is None else no_ping,
                           proxy=_proxy(proxy_url, no_proxy, base.proxy))

@@ -13,22 +13,21 @@ import contextlib
 import hashlib
 import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from assure_doctor import localfile, logs, sanitize
 from assure_doctor.kinds import CauseId, Condition
-from assure_doctor.model import STAGES, Cause, StageResult, Status
+from assure_doctor.model import Cause, StageResult, Status
+from assure_doctor.monitor.figures import Figures
+from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 
 _E = TypeVar("_E", Condition, CauseId)
 
 DIRECTORY = "last-results"
 MAX_FILE = 64 * 1024
-SCHEMA = 1
-# Only the evidence the collector shows: bodies and names from outside are not kept.
-_EVIDENCE = {"tls": ("not_after",), "clock": ("skew_seconds",),
-             "ping": ("status_code", "attempts")}
+SCHEMA = 2  # 1 kept evidence; 2 keeps the typed figures instead (a schema 1 file is ignored)
+Restored = tuple[dict[str, StageResult], dict[str, float], Figures]
 log = logs.get("monitor")
 
 
@@ -45,11 +44,16 @@ class LastState:
     def _path(self, label: str) -> Path:
         return self.directory / (hashlib.sha256(label.encode()).hexdigest()[:24] + ".json")
 
-    def save(self, label: str, stages: dict[str, StageResult], ran_at: dict[str, float]
-             ) -> None:
+    def save(self, label: str, stages: dict[str, StageResult], ran_at: dict[str, float],
+             figures: Figures) -> None:
+        # Only the verdicts and figures the collector shows: bodies and names from outside
+        # are not kept.
         document = {"schema": SCHEMA, "label": label,
                     "stages": {name: _dump(stage) for name, stage in stages.items()},
-                    "ran_at": {name: ran_at[name] for name in stages if name in ran_at}}
+                    "ran_at": {name: ran_at[name] for name in stages if name in ran_at},
+                    "figures": {"cert_not_after": figures.cert_not_after,
+                                "clock_skew": figures.clock_skew,
+                                "ping_status": figures.ping_status}}
         data = json.dumps(document, separators=(",", ":")).encode()
         if len(data) > MAX_FILE:
             log.warning("%s: the last result is too large to keep (%d bytes)",
@@ -58,7 +62,7 @@ class LastState:
         self.directory.mkdir(parents=True, exist_ok=True)
         localfile.write_private(self._path(label), data)
 
-    def load(self, label: str) -> tuple[dict[str, StageResult], dict[str, float]] | None:
+    def load(self, label: str) -> Restored | None:
         """The saved result, or None when there is none or it cannot be trusted."""
         path = self._path(label)
         try:
@@ -81,12 +85,9 @@ class LastState:
 
 
 def _dump(stage: StageResult) -> dict[str, Any]:
-    wanted = _EVIDENCE.get(stage.name, ())
     return {"status": stage.status.value, "duration_ms": stage.duration_ms,
             "summary": stage.summary, "condition": stage.condition,
-            "causes": [cause.to_dict() for cause in stage.causes[:1]],
-            "evidence": {key: stage.evidence[key] for key in wanted
-                         if stage.evidence.get(key) is not None}}
+            "causes": [cause.to_dict() for cause in stage.causes[:1]]}
 
 
 def _need(value: object, kind: type | tuple[type, ...], what: str) -> Any:
@@ -109,13 +110,17 @@ def _short(value: object, what: str, limit: int = 2000) -> str:
     return str(text)
 
 
-def _timestamp(value: object) -> str:
-    text = _short(value, "not_after", 64)
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        raise Corrupt("not_after is not an ISO 8601 time") from None
-    return text
+def _optional_number(value: object, what: str) -> float | None:
+    return None if value is None else _number(value, what)
+
+
+def _figures(value: object) -> Figures:
+    found = _need(value, dict, "figures")
+    status = found.get("ping_status")
+    if status is not None and not 0 <= _need(status, int, "ping_status") <= 999:
+        raise Corrupt("ping_status is not an HTTP status")
+    return Figures(_optional_number(found.get("cert_not_after"), "cert_not_after"),
+                   _optional_number(found.get("clock_skew"), "clock_skew"), status)
 
 
 def _enum(kind: type[_E], value: object, what: str) -> _E:
@@ -125,7 +130,7 @@ def _enum(kind: type[_E], value: object, what: str) -> _E:
     raise Corrupt(f"unknown {what}")
 
 
-def _parse(document: object, label: str) -> tuple[dict[str, StageResult], dict[str, float]]:
+def _parse(document: object, label: str) -> Restored:
     top = _need(document, dict, "the document")
     if top.get("schema") != SCHEMA or top.get("label") != label:
         raise Corrupt("another schema or target")
@@ -146,19 +151,12 @@ def _parse(document: object, label: str) -> tuple[dict[str, StageResult], dict[s
                   _short(c.get("advice"), "cause advice"))
             for c in (_need(item, dict, "cause") for item in _need(stage.get("causes"), list,
                                                                    "causes")))
-        evidence = _need(stage.get("evidence"), dict, "evidence")
-        kept: dict[str, Any] = {}
-        for key in _EVIDENCE.get(name, ()):
-            if key in evidence:
-                value = evidence[key]
-                kept[key] = _timestamp(value) if key == "not_after" else _number(value, key)
         try:
             stages[name] = StageResult(
                 name, status, _number(stage.get("duration_ms"), "duration_ms"),
                 _short(stage.get("summary"), "summary"),
-                None if condition is None else _enum(Condition, condition, "condition"), causes,
-                kept)
+                None if condition is None else _enum(Condition, condition, "condition"), causes)
         except ValueError as exc:  # a finding without a condition or causes: not ours
             raise Corrupt(f"{name}: {sanitize.text(exc, 80)}") from None
         ran_at[name] = _number(times.get(name), f"ran_at.{name}")
-    return stages, ran_at
+    return stages, ran_at, _figures(top.get("figures"))

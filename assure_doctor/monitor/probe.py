@@ -26,6 +26,7 @@ from assure_doctor.errors import InputError
 from assure_doctor.monitor import allow
 from assure_doctor.monitor.collector import CACHED_NOTE, AssureCollector, Health, with_site
 from assure_doctor.monitor.config import WatchedTarget
+from assure_doctor.monitor.figures import Figures
 from assure_doctor.monitor.watch import Snapshot
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import NETWORK_STAGES
@@ -101,11 +102,12 @@ class Prober:
         try:
             report = await asyncio.wait_for(run_check(target, options, None), deadline)
             stages = {s.name: s for s in report.stages if s.name in NETWORK_STAGES}
+            figures = Figures().updated(report, NETWORK_STAGES)
         except TimeoutError:
-            stages = {}
+            stages, figures = {}, Figures()
         now = time.time()
         snapshot = Snapshot(label, stages=stages, ran_at=dict.fromkeys(stages, now),
-                            pings=False)
+                            figures=figures, pings=False)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_ProbeCollector(snapshot, time.monotonic() - started, self.site))
         return generate_latest(registry)

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from assure_doctor import logs, sanitize
 from assure_doctor.errors import InputError
+from assure_doctor.history.store import History
 from assure_doctor.monitor import signals
 from assure_doctor.monitor.budget import PingBudget
 from assure_doctor.monitor.collector import AssureCollector, Health, job_id, with_site
@@ -80,6 +81,7 @@ class Monitor:
         self.reload_config = reload_config
         self.budget = PingBudget(config.state_dir)
         self.last = LastState(config.state_dir)
+        self.history = History(config.state_dir)
         self.spender, self.ledger = fleet_ledger(config)
         self.watches = [self._watch(t) for t in config.targets]
         self.cycled: set[str] = set()  # targets whose network cycle has run since start
@@ -104,13 +106,15 @@ class Monitor:
     def _watch(self, watched: WatchedTarget) -> TargetWatch:
         """A watch that shows its persisted last result at once, with when it really ran."""
         watch = TargetWatch(watched, self.budget, self.config.ping_interval,
-                            self.config.ping_budget, self.ledger)
+                            self.config.ping_budget, self.ledger, self.history)
         restored = self.last.load(watch.label)
         if restored is not None:
-            stages, ran_at = restored
+            stages, ran_at, figures = restored
             if not watch.watched.pings:
                 stages.pop("ping", None)
-            watch.snapshot = replace(watch.snapshot, stages=stages, ran_at=ran_at)
+                figures = replace(figures, ping_status=None)
+            watch.snapshot = replace(watch.snapshot, stages=stages, ran_at=ran_at,
+                                     figures=figures)
             watch.generation += 1
         return watch
 
@@ -255,7 +259,8 @@ class Monitor:
 
     def _persist(self, watch: TargetWatch) -> None:
         try:
-            self.last.save(watch.label, watch.snapshot.stages, watch.snapshot.ran_at)
+            snapshot = watch.snapshot
+            self.last.save(watch.label, snapshot.stages, snapshot.ran_at, snapshot.figures)
         except OSError as exc:
             log.warning("%s: cannot keep the last result in %s (%s)", watch.label,
                         self.last.directory, exc.strerror)

@@ -17,10 +17,18 @@ from types import FrameType
 
 
 def install(loop: asyncio.AbstractEventLoop, stop: Callable[[], None],
-            reload: Callable[[], None], platform: str = sys.platform) -> Callable[[], None]:
+            reload: Callable[[], None]) -> Callable[[], None]:
     """Route the stop and reload signals to the callbacks; returns a function that undoes it."""
-    if platform == "win32":
-        return _install_windows(loop, stop)
+    if sys.platform == "win32":
+        return install_windows(loop, stop)
+    return install_posix(loop, stop, reload)
+
+
+def install_posix(loop: asyncio.AbstractEventLoop, stop: Callable[[], None],
+                  reload: Callable[[], None]) -> Callable[[], None]:
+    """SIGTERM and SIGINT stop, SIGHUP reloads, through the loop's signal handling."""
+    if sys.platform == "win32":  # so that mypy --platform win32 skips what follows
+        raise OSError("the loop takes no signal handlers on Windows")
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGHUP, reload)
@@ -32,8 +40,9 @@ def install(loop: asyncio.AbstractEventLoop, stop: Callable[[], None],
     return undo
 
 
-def _install_windows(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
-                     ) -> Callable[[], None]:
+def install_windows(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
+                    ) -> Callable[[], None]:
+    """Ctrl+C (and Ctrl+Break where it exists) stop, through `signal.signal`."""
     def handler(signum: int, frame: FrameType | None) -> None:
         loop.call_soon_threadsafe(stop)
 

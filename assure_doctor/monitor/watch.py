@@ -9,15 +9,22 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from assure_doctor import logs
 from assure_doctor.engine import run_check
+from assure_doctor.history.changes import Change
+from assure_doctor.history.record import Record
+from assure_doctor.history.store import History
+from assure_doctor.kinds import Condition
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.monitor.budget import PingBudget, utc_day
 from assure_doctor.monitor.config import WatchedTarget
+from assure_doctor.monitor.figures import Figures
 from assure_doctor.monitor.ledger import Ledger, LedgerView
 from assure_doctor.probes.registry import NETWORK_STAGES, OPTIONAL_STAGES
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
+from assure_doctor.probes.results import PingFound
 
 MAX_BACKOFF = 64  # the ping interval grows at most to 64x after repeated 429s
 ALERT_AFTER = 3  # the guide: alert operators after three failed attempts
@@ -31,7 +38,13 @@ class Snapshot:
     label: str
     stages: dict[str, StageResult] = field(default_factory=dict)
     ran_at: dict[str, float] = field(default_factory=dict)
+    figures: Figures = field(default_factory=Figures)
     ping_codes: dict[str, int] = field(default_factory=dict)
+    # The path history: when the target was last good, the changes logged since this
+    # monitor started (by what), and the differences the latest check found.
+    last_good_unix: float | None = None
+    path_changes: dict[str, int] = field(default_factory=dict)
+    changes: tuple[Change, ...] = ()
     budget_spent: int = 0
     budget_daily: int = 0
     pings: bool = True
@@ -59,8 +72,13 @@ class TargetWatch:
     """Runs the two jobs for one target and keeps its latest snapshot."""
 
     def __init__(self, watched: WatchedTarget, budget: PingBudget, ping_interval: float,
-                 daily_budget: int, ledger: Ledger | None = None) -> None:
+                 daily_budget: int, ledger: Ledger | None = None,
+                 history: History | None = None) -> None:
         self.watched = watched
+        self.history = history
+        # Kept per ping URL, as `check` keeps it: both see the same path from this machine.
+        self.record = history.load(watched.target.url) if history else Record()
+        self._path_changes: Counter[str] = Counter()
         self.ledger = ledger
         self.budget = budget
         self.ping_interval = ping_interval
@@ -75,7 +93,8 @@ class TargetWatch:
         self.key_id = key_id
         spent, day = self._spend()
         self.snapshot = Snapshot(watched.label, pings=watched.pings, budget_daily=daily_budget,
-                                 budget_spent=spent, key_id=key_id, budget_day=day)
+                                 budget_spent=spent, key_id=key_id, budget_day=day,
+                                 last_good_unix=self.record.last_good_unix)
 
     @property
     def label(self) -> str:
@@ -85,7 +104,7 @@ class TargetWatch:
     async def network_cycle(self) -> None:
         """dns, tcp, tls, clock: no key, no quota."""
         options = replace(self.watched.options, no_ping=True)
-        report = await run_check(self.watched.target, options, None)
+        report = await run_check(self.watched.target, options, None, history=self._history())
         self._publish(report, NETWORK_STAGES)
 
     async def ping_cycle(self) -> None:
@@ -120,31 +139,32 @@ class TargetWatch:
             return
         self.budget.record_ping(self.label, now)
         options = replace(self.watched.options, retries=granted - 1)
-        report = await run_check(self.watched.target, options, self.watched.key)
-        ping = report.stage("ping")
-        sent = int(ping.evidence.get("attempts") or 0) if ping else 0
+        report = await run_check(self.watched.target, options, self.watched.key,
+                                 history=self._history())
+        stage, found = report.stage("ping"), report.found(PingFound)
+        sent = found.attempts if found else 0
         self.budget.refund(self.key_id, granted - sent)
-        if ping is not None and sent:
-            self._count(ping)
-            self._adapt(ping)
+        if stage is not None and found is not None and sent:
+            self._count(found)
+            self._adapt(stage, found)
         self._publish(report, STAGES)
 
     # --- bookkeeping ---------------------------------------------------------------------
-    def _count(self, ping: StageResult) -> None:
-        for attempt in ping.evidence.get("history", []):
-            code = attempt.get("status_code")
+    def _count(self, ping: PingFound) -> None:
+        for attempt in ping.history:
+            code = attempt.status_code
             self._codes["error" if code is None else str(code)] += 1
 
-    def _adapt(self, ping: StageResult) -> None:
+    def _adapt(self, stage: StageResult, ping: PingFound) -> None:
         """429: wait for Retry-After and back off until a success."""
-        if ping.condition == "http_throttled" and ping.failed:
-            retry_after = float(ping.evidence.get("retry_after") or 0)
+        if stage.condition is Condition.HTTP_THROTTLED and stage.failed:
+            retry_after = ping.retry_after or 0.0
             self.not_before = time.time() + retry_after
             self.backoff = min(self.backoff * 2, MAX_BACKOFF)
             log.warning("%s: throttled (429); next ping no sooner than Retry-After %.0f s, "
                         "interval now %.0f s", self.label, retry_after,
                         self.ping_interval * self.backoff)
-        elif not ping.failed:
+        elif not stage.failed:
             self.backoff = 1
 
     def _spend(self) -> tuple[int, str]:
@@ -162,7 +182,23 @@ class TargetWatch:
         self.snapshot = replace(self.snapshot, budget_spent=spent, budget_day=day)
         self.generation += 1
 
+    def _history(self) -> Record | None:
+        return self.record if self.history is not None else None
+
+    def _keep(self, report: Report) -> None:
+        """Move the path history on (the network cadence's healthy checks too: what they
+        did not learn, the ping's status, is kept from before)."""
+        if self.history is None:
+            return
+        self.record, new = self.history.keep(self.watched.target.url, self.record, report,
+                                             datetime.now(UTC))
+        for change in new:
+            self._path_changes[change.what.value] += 1
+            log.warning("%s: the path changed since the last good check: %s", self.label,
+                        change.text)
+
     def _publish(self, report: Report, names: tuple[str, ...]) -> None:
+        self._keep(report)
         now = time.time()
         stages = dict(self.snapshot.stages)
         ran_at = dict(self.snapshot.ran_at)
@@ -173,6 +209,9 @@ class TargetWatch:
         spent, day = self._spend()
         self.snapshot = replace(
             self.snapshot, stages=stages, ran_at=ran_at, ping_codes=dict(self._codes),
+            figures=self.snapshot.figures.updated(report, names),
+            last_good_unix=self.record.last_good_unix,
+            path_changes=dict(self._path_changes), changes=report.changes or (),
             budget_spent=spent, budget_day=day)
         self.generation += 1
         diagnosis = self.snapshot.diagnosis

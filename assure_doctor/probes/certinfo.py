@@ -14,22 +14,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from assure_doctor import sanitize
+from assure_doctor.kinds import CertKind
 
 _NAME_LIMIT = 300
 _MAX_NAMES = 100  # a certificate may list thousands; the rest say nothing new
 
 # OpenSSL X509_V_ERR_* codes, grouped by what they mean to a person.
 _VERIFY_KINDS = {
-    10: "expired",
-    9: "not_yet_valid",
-    62: "hostname_mismatch",
-    64: "hostname_mismatch",  # IP address mismatch
-    18: "self_signed",
-    2: "unknown_issuer",
-    19: "unknown_issuer",  # self-signed root in the chain that we do not trust
-    20: "unknown_issuer",
-    21: "unknown_issuer",
-    23: "revoked",
+    10: CertKind.EXPIRED,
+    9: CertKind.NOT_YET_VALID,
+    62: CertKind.HOSTNAME_MISMATCH,
+    64: CertKind.HOSTNAME_MISMATCH,  # IP address mismatch
+    18: CertKind.SELF_SIGNED,
+    2: CertKind.UNKNOWN_ISSUER,
+    19: CertKind.UNKNOWN_ISSUER,  # self-signed root in the chain that we do not trust
+    20: CertKind.UNKNOWN_ISSUER,
+    21: CertKind.UNKNOWN_ISSUER,
+    23: CertKind.REVOKED,
 }
 
 
@@ -101,9 +102,9 @@ def _names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(sanitize.text(name, _NAME_LIMIT) for name in names[:_MAX_NAMES])
 
 
-def verify_kind(verify_code: int | None) -> str:
-    """expired, not_yet_valid, hostname_mismatch, unknown_issuer, self_signed, revoked, other."""
-    return _VERIFY_KINDS.get(verify_code or 0, "other")
+def verify_kind(verify_code: int | None) -> CertKind:
+    """What an OpenSSL verification code means to a person (OTHER when it is not known)."""
+    return _VERIFY_KINDS.get(verify_code or 0, CertKind.OTHER)
 
 
 def valid_at(info: CertInfo, when: datetime) -> bool:

@@ -40,9 +40,9 @@ def presented_chain(ssl_object: ssl.SSLObject | None) -> list[x509.Certificate] 
 
 
 @functools.lru_cache(maxsize=8)
-def store_of(context: ssl.SSLContext) -> Store | None:
-    """The anchors an SSL context holds, as a verification store (parsed once per context);
-    None when they are not loaded as a list (a hashed directory, an OS store)."""
+def anchors_of(context: ssl.SSLContext) -> tuple[x509.Certificate, ...]:
+    """The anchors an SSL context holds, as certificates (parsed once per context); empty
+    when they are not loaded as a list (a hashed directory, an OS store)."""
     certificates = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an old root's odd serial number is not news
@@ -51,7 +51,15 @@ def store_of(context: ssl.SSLContext) -> Store | None:
                 certificates.append(x509.load_der_x509_certificate(der))
             except ValueError:
                 continue  # one odd anchor does not spoil the others
-    return Store(certificates) if certificates else None
+    return tuple(certificates)
+
+
+@functools.lru_cache(maxsize=8)
+def store_of(context: ssl.SSLContext) -> Store | None:
+    """The anchors of an SSL context as a verification store; None when they are not loaded
+    as a list."""
+    certificates = anchors_of(context)
+    return Store(list(certificates)) if certificates else None
 
 
 def verifies(anchors: Store, chain: list[x509.Certificate], host: str) -> bool | None:

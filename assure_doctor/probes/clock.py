@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-from assure_doctor import http1, httpmsg, logs, sanitize
+from assure_doctor import http1, httpmsg, logs, sanitize, trust
 from assure_doctor.kinds import Condition, Facts
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, netclass, path, tlsctx
+from assure_doctor.probes import netclass, path
+from assure_doctor.probes.results import ClockFound, ClockSample, TlsFound
+from assure_doctor.probes.stage import Context
 
 NAME = "clock"
 log = logs.get(NAME)
@@ -35,13 +36,14 @@ _MAX_BODY_BYTES = 65536  # a bigger keyless answer is not read: the connection i
 
 async def run(ctx: Context) -> Outcome:
     target = ctx.target
-    verified = bool(ctx.evidence("tls").get("verified"))
-    context = ctx.verify_context if verified else tlsctx.looking()
+    tls = ctx.found(TlsFound)
+    verified = tls.verified_with is not None
+    context = tls.verified_with or trust.looking()
     fields = [("Host", target.host_header), ("User-Agent", "assure-doctor (clock check, no key)"),
               ("Accept", "*/*"), ("Accept-Encoding", "identity")]
     log.info("About to GET %s to read the server clock (no key sent, %s connection)",
              target.url, "verified" if verified else "unverified")
-    stream = ctx.take("tls") if verified else None
+    stream = tls.connection.take() if tls.connection else None
     deadline = asyncio.get_running_loop().time() + ctx.options.timeout
     try:
         async with asyncio.timeout_at(deadline):
@@ -62,31 +64,30 @@ async def run(ctx: Context) -> Outcome:
                             else "no answer")
 
     status = head.status
+    connection = None
     if verified and await _read_body(client, head, deadline):
-        ctx.hand_over(NAME, stream)  # verified and idle again: the ping's request goes here
+        connection = ctx.hand_over(stream)  # verified and idle again: the ping's goes here
     else:
         stream[1].transport.abort()
     date = head.fields.get("date")
     source = f"Date header of GET {target.url} (HTTP {status}, no key)"
     log.info("%s response to the clock check; Date: %s", status,
              sanitize.text(date or "none", 100))
-    result = sample(date, local_before, local_after)
-    if result is None:
-        return Outcome(Status.SKIP, "the server sent no usable Date header",
-                       {"source": source, "skew_seconds": None})
-    skew, uncertainty = result["skew_seconds"], result["uncertainty_seconds"]
-    evidence: dict[str, Any] = {**result, "source": source}
+    found = ClockFound(sample(date, local_before, local_after), source, connection=connection)
+    if found.sample is None:
+        return Outcome(Status.SKIP, "the server sent no usable Date header", found)
+    skew, uncertainty = found.sample.skew_seconds, found.sample.uncertainty_seconds
     text = skew_text(skew)
     if abs(skew) - uncertainty > ctx.options.max_skew:
-        facts: Facts = {"kind": "ahead" if skew < 0 else "behind", "skew_text": text}
         log.warning("Clock skew: this machine's clock is %s", text)
         return Outcome(Status.WARN, f"this machine's clock is {text} (limit "
-                       f"{ctx.options.max_skew:g} s)", evidence, Condition.CLOCK_SKEW, facts)
+                       f"{ctx.options.max_skew:g} s)", found, Condition.CLOCK_SKEW,
+                       Facts(skew_text=text))
     return Outcome(Status.PASS, f"clocks agree: skew {skew:+.1f} s (±{uncertainty:.1f} s)",
-                   evidence)
+                   found)
 
 
-def sample(date: str | None, local_before: float, local_after: float) -> dict[str, Any] | None:
+def sample(date: str | None, local_before: float, local_after: float) -> ClockSample | None:
     """The skew a `Date` header shows, given when the request left and its answer came."""
     server = httpmsg.parse_date(date)
     if server is None:
@@ -94,13 +95,9 @@ def sample(date: str | None, local_before: float, local_after: float) -> dict[st
     rtt = max(local_after - local_before, 0.0)
     # Date has whole seconds: the server's time lies in [Date, Date + 1), taken during the RTT.
     skew = server.timestamp() + 0.5 - (local_before + local_after) / 2
-    return {
-        "skew_seconds": round(skew, 3),
-        "uncertainty_seconds": round(0.5 + rtt / 2, 3),
-        "server_date": server.isoformat(),
-        "local_time": datetime.fromtimestamp(local_before, UTC).isoformat(timespec="milliseconds"),
-        "rtt_ms": round(rtt * 1000, 1),
-    }
+    return ClockSample(skew_seconds=skew, uncertainty_seconds=0.5 + rtt / 2,
+                       server_date=server,
+                       local_time=datetime.fromtimestamp(local_before, UTC), rtt_ms=rtt * 1000)
 
 
 async def _read_body(client: http1.Client, head: http1.ResponseHead, deadline: float
@@ -138,4 +135,4 @@ def _unreachable(error: str) -> Outcome:
     error = sanitize.text(error, 300)
     log.info("Clock check could not reach the server: %s", error)
     return Outcome(Status.SKIP, f"could not read the server's clock: {error}",
-                   {"skew_seconds": None, "source": None, "error": error})
+                   ClockFound(error=error))

@@ -6,32 +6,11 @@ import asyncio
 import contextlib
 import ssl
 import time
-from dataclasses import dataclass, field
 
-from assure_doctor.kinds import ConnectKind
-from assure_doctor.probes import Stream, netclass
+from assure_doctor.probes import netclass
+from assure_doctor.probes.results import Attempt, Stream
 
 CLOSE_WAIT = 1.0  # asyncio closes a failed handshake's stream within a few loop turns
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One connection attempt to one address."""
-
-    address: str
-    port: int
-    ms: float
-    kind: ConnectKind | None = None  # None: connected
-    error: str | None = None
-    stream: Stream | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.kind is None
-
-    def to_dict(self) -> dict[str, object]:
-        return {"address": self.address, "port": self.port, "ms": round(self.ms, 1),
-                "outcome": "connected" if self.ok else self.kind, "error": self.error}
 
 
 async def connect(address: str, port: int, timeout: float) -> Stream:

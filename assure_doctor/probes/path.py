@@ -7,9 +7,10 @@ import asyncio
 import socket
 import ssl
 
-from assure_doctor.probes import Context, Stream
 from assure_doctor.probes.connect import handshake
 from assure_doctor.probes.proxy import tunnel
+from assure_doctor.probes.results import Stream
+from assure_doctor.probes.stage import Context
 
 
 class TunnelRefused(OSError):

@@ -11,14 +11,15 @@ import contextlib
 import html
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from assure_doctor import http1, logs, sanitize
 from assure_doctor.kinds import Condition, Facts, ProxyKind, ProxyStep
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import Context, Stream, netclass
+from assure_doctor.probes import netclass
 from assure_doctor.probes.connect import connect
+from assure_doctor.probes.results import ProxyFound, Stream, TcpFound
+from assure_doctor.probes.stage import Context
 from assure_doctor.proxyconfig import Proxy
 
 NAME = "proxy"
@@ -48,9 +49,9 @@ async def run(ctx: Context) -> Outcome:
     proxy = ctx.route.proxy
     if proxy is None:
         return Outcome(Status.SKIP, f"direct: no proxy applies ({ctx.route.reason})",
-                       {"proxy": None, "source": ctx.route.source, "connect_status": None,
-                        "proxy_authenticate": []})
-    stream = ctx.take("tcp")
+                       ProxyFound(source=ctx.route.source))
+    handed = ctx.found(TcpFound).connection
+    stream = handed.take() if handed else None
     if stream is None:
         try:
             stream = await connect(ctx.address, proxy.port, ctx.options.timeout)
@@ -59,27 +60,17 @@ async def run(ctx: Context) -> Outcome:
     start = time.perf_counter()
     answer = await tunnel(stream, ctx.target.host, ctx.target.port, proxy, ctx.options.timeout)
     ms = (time.perf_counter() - start) * 1000
-    evidence: dict[str, Any] = {
-        "proxy": proxy.masked_url,
-        "source": proxy.source,
-        "connect_status": answer.status,
-        "proxy_authenticate": list(answer.schemes),
-        "reason": answer.reason or None,
-        "ms": round(ms, 1),
-    }
-    if answer.title is not None:
-        evidence["error_page_title"] = answer.title
+    found = ProxyFound(proxy.masked_url, proxy.source, answer.status, answer.schemes,
+                       answer.reason or None, ms, answer.title)
     if answer.status == 200:
-        ctx.hand_over(NAME, stream)  # the tls stage upgrades the tunnel
         return Outcome(Status.PASS, f"{proxy.masked_url} opened a tunnel to "
-                       f"{ctx.target.host}:{ctx.target.port} in {ms:.0f} ms", evidence)
+                       f"{ctx.target.host}:{ctx.target.port} in {ms:.0f} ms",
+                       replace(found, tunnel=ctx.hand_over(stream)))  # tls upgrades it
     stream[1].transport.abort()
-    if answer.error is not None:
-        evidence["error"] = answer.error
-    return _failure(ctx, proxy, answer, evidence)
+    return _failure(ctx, proxy, answer, replace(found, error=answer.error))
 
 
-def _failure(ctx: Context, proxy: Proxy, answer: Answer, evidence: dict[str, Any]) -> Outcome:
+def _failure(ctx: Context, proxy: Proxy, answer: Answer, found: ProxyFound) -> Outcome:
     shown = f"{proxy.masked_url} answered CONNECT with {answer.status} {answer.reason}".rstrip()
     facts = Facts(proxy=proxy.masked_url, proxy_source=proxy.source,
                   status_code=answer.status, title=answer.title or "no title")
@@ -114,14 +105,13 @@ def _failure(ctx: Context, proxy: Proxy, answer: Answer, evidence: dict[str, Any
         summary = f"{proxy.masked_url} did not answer CONNECT like an HTTP proxy: {answer.error}"
         condition = Condition.PROXY_REFUSED
     log.warning("Proxy CONNECT failed: %s", summary)
-    return Outcome(Status.FAIL, summary, evidence, condition, facts)
+    return Outcome(Status.FAIL, summary, found, condition, facts)
 
 
 def _unreachable(ctx: Context, proxy: Proxy, exc: BaseException) -> Outcome:
     error = netclass.describe(exc)
     return Outcome(Status.FAIL, f"cannot connect to the proxy {proxy.masked_url}: {error}",
-                   {"proxy": proxy.masked_url, "source": proxy.source, "connect_status": None,
-                    "proxy_authenticate": [], "error": error},
+                   ProxyFound(proxy.masked_url, proxy.source, error=error),
                    Condition.PROXY_CONNECT_FAILED,
                    Facts(kind=netclass.connect_kind(exc), step=ProxyStep.TCP,
                          proxy=proxy.masked_url, proxy_source=proxy.source, error=error))

@@ -1,6 +1,6 @@
 """The one list of stages, in the order they run. Everything that lists stages derives from it:
-`STAGE_NAMES` (also `model.STAGES`), `TITLES` (the TUI), `EVIDENCE_DEFAULTS` (the contract's
-evidence), `NETWORK_STAGES` (the monitor's keyless cadence).
+`STAGE_NAMES`, `TITLES` (the TUI), `EVIDENCE_DEFAULTS` (the contract's evidence, from each
+stage's empty result), `NETWORK_STAGES` (the monitor's keyless cadence).
 
 Adding a stage is its module plus one `Probe(...)` line here.
 """
@@ -15,30 +15,34 @@ from assure_doctor.kinds import (
     ConnectKind,
     DnsKind,
     HandshakeKind,
-    HttpKind,
     ProxyKind,
 )
-from assure_doctor.probes import Need, Probe, clock, crossfacts, dns, ping, proxy, tcp, tls
+from assure_doctor.probes import clock, crossfacts, dns, ping, proxy, tcp, tls
+from assure_doctor.probes.results import (
+    ClockFound,
+    DnsFound,
+    PingFound,
+    ProxyFound,
+    TcpFound,
+    TlsFound,
+)
+from assure_doctor.probes.stage import Need, Probe
 
 PROBES: tuple[Probe, ...] = (
-    Probe("dns", "DNS", dns.run, needs=(), operations=2,
-          evidence={"addresses": [], "resolver": None},
+    Probe("dns", "DNS", dns.run, DnsFound, needs=(), operations=2,
           overrun=(Condition.DNS_LOOKUP_FAILED, DnsKind.TIMEOUT)),
-    Probe("tcp", "TCP", tcp.run, operations=2, evidence={"address": None, "port": None},
+    Probe("tcp", "TCP", tcp.run, TcpFound, operations=2, traced=True,
+          cross_facts=crossfacts.tcp_facts,
           overrun=(Condition.CONNECT_TIMEOUT, ConnectKind.TIMEOUT)),
-    Probe("proxy", "Proxy", proxy.run, operations=3, optional=True,
-          evidence={"proxy": None, "source": None, "connect_status": None,
-                    "proxy_authenticate": []},
+    Probe("proxy", "Proxy", proxy.run, ProxyFound, operations=3, optional=True,
           overrun=(Condition.PROXY_UPSTREAM_FAILED, ProxyKind.TIMEOUT)),
-    Probe("tls", "TLS", tls.run, operations=4, cross_facts=crossfacts.tls_facts,
-          evidence={"not_before": None, "not_after": None, "issuer": None, "subject": None,
-                    "trust": None},
+    Probe("tls", "TLS", tls.run, TlsFound, operations=4, traced=True,
+          cross_facts=crossfacts.tls_facts,
           overrun=(Condition.TLS_HANDSHAKE_FAILED, HandshakeKind.TIMEOUT)),
-    Probe("clock", "Clock", clock.run, needs=(Need.REACHABLE_SERVER,), operations=3,
-          evidence={"skew_seconds": None, "source": None}),
-    Probe("ping", "Ping", ping.run, needs=(Need.NO_FAILURE, Need.KEY), retried=True,
-          evidence={"status_code": None, "attempts": 0, "response_body": None},
-          overrun=(Condition.HTTP_TIMEOUT, HttpKind.READ)),
+    Probe("clock", "Clock", clock.run, ClockFound, needs=(Need.REACHABLE_SERVER,),
+          operations=3),
+    Probe("ping", "Ping", ping.run, PingFound, needs=(Need.NO_FAILURE, Need.KEY),
+          retried=True, overrun=(Condition.HTTP_TIMEOUT, None)),
 )
 
 
@@ -52,6 +56,7 @@ def probe(name: str) -> Probe:
 
 STAGE_NAMES: tuple[str, ...] = tuple(p.name for p in PROBES)
 TITLES: Mapping[str, str] = {p.name: p.title for p in PROBES}
-EVIDENCE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {p.name: p.evidence for p in PROBES}
+EVIDENCE_DEFAULTS: Mapping[str, Mapping[str, Any]] = {p.name: p.found().evidence()
+                                                      for p in PROBES}
 NETWORK_STAGES: tuple[str, ...] = tuple(p.name for p in PROBES if not p.keyed)
 OPTIONAL_STAGES: frozenset[str] = frozenset(p.name for p in PROBES if p.optional)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpcore
 
-from assure_doctor.probes import Stream
+from assure_doctor.probes.results import Stream
 
 Opener = Callable[[], Awaitable[Stream]]
 

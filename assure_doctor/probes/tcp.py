@@ -7,14 +7,15 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from assure_doctor import logs, sanitize
 from assure_doctor.kinds import CONNECT_SEVERITY, Condition, ConnectKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import Context, netclass
-from assure_doctor.probes.connect import Attempt, attempt
+from assure_doctor.probes import netclass
+from assure_doctor.probes.connect import attempt
+from assure_doctor.probes.results import Attempt, DnsFound, TcpFound
+from assure_doctor.probes.stage import Context
 
 log = logs.get("tcp")
 
@@ -38,13 +39,12 @@ async def run(ctx: Context) -> Outcome:
 
 async def _connect(ctx: Context) -> Outcome:
     port, timeout = ctx.dial_port, ctx.options.timeout
-    resolved = [str(a) for a in ctx.evidence("dns").get("addresses") or [ctx.dial_host]]
+    resolved = list(ctx.found(DnsFound).addresses) or [ctx.dial_host]
     allowed = [a for a in resolved if _permitted(a, ctx.options)]
     if not allowed:
         wanted = ctx.options.family
         return Outcome(Status.FAIL, f"no {wanted} address to connect to: {_listed(resolved)}",
-                       {"address": resolved[0], "port": port, "attempts": []},
-                       Condition.CONNECT_FAILED,
+                       TcpFound(resolved[0], port), Condition.CONNECT_FAILED,
                        Facts(kind=ConnectKind.ERROR, error=f"no {wanted} address"))
     tried = happy_order(allowed)
     race = _Race(tried, port, timeout)
@@ -138,6 +138,18 @@ class _Race:
                     del self.scopes[index]
         except (OSError, TimeoutError) as exc:
             ms = (time.perf_counter() - start) * 1000
+            if netclass.connect_kind(exc) is ConnectKind.RESET:
+                # A reset (or abort) is not a refusal: the handshake completed and the server
+                # cut the connection before we looked; it is the tls stage's to report, with
+                # its own fresh connection, however soon it came.
+                log.info("%s port %d accepted the connection, then reset it", address,
+                         self.port)
+                self.done[index] = Attempt(address, self.port, ms,
+                                           error=f"reset right after connecting: "
+                                                 f"{netclass.describe(exc)}")
+                if self.won_at is None:
+                    self._win(loop.time(), self.done[index])
+                return
             error = netclass.describe(exc)
             if isinstance(exc, TimeoutError) and self.winner is not None:
                 error = (f"no answer in {ms:.0f} ms, while {self.winner.address} connected in "
@@ -201,20 +213,17 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
     for spare in good:
         if spare is not winner and spare.stream:
             spare.stream[1].transport.abort()
-    if winner is not None and winner.stream:
-        ctx.hand_over("tcp", winner.stream)  # the tls stage upgrades this very connection
-    evidence: dict[str, Any] = {
-        "address": winner.address if winner else attempts[0].address,
-        "port": port,
-        "attempts": [a.to_dict() for a in attempts],
-    }
-    if not_tried:
-        evidence["not_tried"] = not_tried  # all of them are in the dns stage's evidence
-    if side_result is not None:
-        evidence["other_port_answered"] = side_result
+    found = TcpFound(
+        address=winner.address if winner else attempts[0].address, port=port,
+        attempts=tuple(replace(a, stream=None) for a in attempts),
+        not_tried=not_tried or None,  # all of them are in the dns stage's evidence
+        other_port_answered=side_result,
+        # the tls stage upgrades this very connection
+        connection=ctx.hand_over(winner.stream) if winner and winner.stream else None)
     if winner is not None and not bad:
-        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms",
-                       evidence)
+        cut = f", then {winner.error}" if winner.error else ""  # a reset: tls reports it
+        return Outcome(Status.PASS, f"connected to {_where(winner)} in {winner.ms:.0f} ms{cut}",
+                       found)
 
     worst = min(bad, key=lambda a: CONNECT_SEVERITY.index(_kind(a)))
     facts = Facts(kind=_kind(worst), default_port=port == 443, host_answers=side_result,
@@ -223,21 +232,21 @@ def _outcome(ctx: Context, attempts: list[Attempt], winner: Attempt | None,
     failures = _failures(bad)
     if winner is None:
         log.warning("TCP connect to %s port %d failed: %s", ctx.dial_host, port, failures)
-        return Outcome(Status.FAIL, f"cannot connect: {failures}", evidence, condition, facts)
+        return Outcome(Status.FAIL, f"cannot connect: {failures}", found, condition, facts)
     failed_family = _failed_family(attempts)
     works = f"connected to {_where(winner)} in {winner.ms:.0f} ms"
     if failed_family is None:
-        return Outcome(Status.WARN, f"{works}, but {failures}", evidence, condition, facts)
+        return Outcome(Status.WARN, f"{works}, but {failures}", found, condition, facts)
     worst_of_family = min((a for a in bad if Family.of(a.address) is failed_family),
                           key=lambda a: CONNECT_SEVERITY.index(_kind(a)))
     facts.update(Facts(failed_family=failed_family, working_family=failed_family.other,
                        address=worst_of_family.address, error=worst_of_family.error,
                        kind=_kind(worst_of_family)))
-    evidence["failed_family"] = str(failed_family)
+    found = replace(found, failed_family=failed_family)
     summary = (f"{failed_family} to {ctx.dial_host} {_verb(_kind(worst_of_family))} "
                f"({failures}); {failed_family.other} works: {works}")
     log.warning("TCP: %s", summary)
-    return Outcome(Status.WARN, sanitize.text(summary), evidence,
+    return Outcome(Status.WARN, sanitize.text(summary), found,
                    netclass.connect_condition(_kind(worst_of_family)), facts)
 
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 import ipaddress
 import platform
 from collections.abc import Mapping
-from typing import Any
 
 from assure_doctor.model import Report, platform_info, tool
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes.results import PingFound
 from assure_doctor.render import words
 
 # Response headers worth a ticket that can never carry the key or a session: no Set-Cookie,
 # no Location, nothing that echoes the request.
-HEADER_ALLOW = ("date", "server", "content-type", "content-length", "retry-after", "via",
-                "x-cache", "x-request-id", "x-amzn-requestid", "x-amz-cf-id", "x-amz-cf-pop",
-                "cf-ray", "x-served-by")
 _CERT_FIELDS = (("subject", "subject"), ("issuer", "issuer"), ("not_before", "valid from"),
                 ("not_after", "valid until"), ("sha256", "SHA-256 fingerprint"),
                 ("names", "names"))
@@ -102,15 +99,7 @@ def _family(address: str) -> str:
 
 
 def headers(report: Report) -> list[tuple[str, str]]:
-    """The allow-listed headers of the last ping response, if the ping stage recorded them."""
-    ping = report.stage("ping")
-    recorded: Any = ping.evidence.get("headers") if ping else None
-    if isinstance(recorded, Mapping):
-        pairs = list(recorded.items())
-    elif isinstance(recorded, list):
-        pairs = [tuple(pair) for pair in recorded if isinstance(pair, list | tuple)
-                 and len(pair) == 2]
-    else:
-        return []
-    return [(words.outside(name, 40).lower(), words.outside(value, 200)) for name, value in pairs
-            if str(name).lower() in HEADER_ALLOW]
+    """The allow-listed headers of the last ping response (the ping keeps only those)."""
+    ping = report.found(PingFound)
+    return [] if ping is None else [(words.outside(name, 40), words.outside(value, 200))
+                                    for name, value in ping.headers]

@@ -9,12 +9,13 @@ from typing import Any
 from assure_doctor import redact
 from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes import hops
 from assure_doctor.render import words
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2"}
 # Evidence a person rarely needs on screen (all of it is in --json and the report bundle).
 _EVIDENCE_SKIP = {"attempts", "history", "answers", "names", "serial", "sha256", "verify_code",
-                  "verify_kind", "verified", "valid_now"}
+                  "verify_kind", "verified", "valid_now", "path"}
 WIDTH = 96
 EVIDENCE_LIMIT = 200
 
@@ -42,6 +43,7 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
         "",
     ]
     lines += [stage_line(stage, paint) for stage in report.stages]
+    lines += changes_section(report, paint)
     diagnosis = report.diagnosis
     if diagnosis is not None:
         lines += ["", *_finding("Diagnosis", diagnosis, paint)]
@@ -51,6 +53,22 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
     verdict = paint("OK", "32;1") if report.ok else paint("FAILED", "31;1")
     lines += ["", f"Result: {verdict}"]
     return redact.scrub("\n".join(lines)) + "\n"
+
+
+def changes_section(report: Report, paint: _Painter | None = None) -> list[str]:
+    """"Changed since the last good check (TIME)", when a path history exists."""
+    paint = paint or _Painter(False)
+    if report.changes is None or report.last_good_at is None:
+        return []
+    heading = f"Changed since the last good check ({words.when(report.last_good_at)}):"
+    lines = ["", paint(heading, "1")]
+    if not report.changes:
+        return [*lines, "  nothing on the path to the API changed"]
+    for change in report.changes:
+        lines += textwrap.wrap(words.outside(change.text, None), WIDTH, initial_indent="  - ",
+                               subsequent_indent="    ", break_on_hyphens=False,
+                               break_long_words=False)
+    return lines
 
 
 def stage_line(stage: StageResult, paint: _Painter | None = None) -> str:
@@ -80,6 +98,73 @@ def _finding(heading: str | None, stage: StageResult, paint: _Painter) -> list[s
 
 
 def _evidence_lines(stage: StageResult) -> list[str]:
-    return [f"    {key}: {words.value(value, EVIDENCE_LIMIT)}"
-            for key, value in stage.evidence.items()
-            if key not in _EVIDENCE_SKIP and value not in (None, "", [], {})]
+    lines = []
+    for key, value in stage.evidence.items():
+        if key in _EVIDENCE_SKIP or value in (None, "", [], {}):
+            continue
+        if stage.name == "tls" and key in ("chain", "anchor"):
+            if key == "chain":
+                lines += _certificate_chain(value, stage.evidence.get("anchor"))
+            continue
+        lines.append(f"    {key}: {_shown(value)}")
+    return lines + _path_lines(stage)
+
+
+_PROBLEM_WORDS = {None: "ok", "expired": "EXPIRED", "not_yet_valid": "NOT YET VALID",
+                  "untrusted": "UNTRUSTED", "hostname_mismatch": "WRONG NAME",
+                  "self_signed": "SELF-SIGNED", "missing_issuer": "ISSUER NOT SENT"}
+_SUBJECT_LIMIT = 120
+
+
+def _certificate_chain(chain: Any, anchor: Any) -> list[str]:
+    """The presented chain, one line per certificate, leaf first, each with its problem;
+    then the trust anchor it ends at when the server did not send it."""
+    if not isinstance(chain, list):
+        return [f"    chain: {words.value(chain, EVIDENCE_LIMIT)}"]
+    links = [(f"{number}.", link) for number, link in enumerate(chain, 1)]
+    if isinstance(anchor, dict):
+        links.append(("root, trusted here (not sent):", anchor))
+    lines = ["    chain, leaf first:"]
+    for label, link in links:
+        if not isinstance(link, dict):
+            continue
+        problem = link.get("problem")
+        word = _PROBLEM_WORDS.get(problem, str(problem).upper())
+        dates = f"{str(link.get('not_before'))[:10]} to {str(link.get('not_after'))[:10]}"
+        lines.append(f"      {label} {words.outside(link.get('subject'), _SUBJECT_LIMIT)}, "
+                     f"valid {words.outside(dates, 30)}: {words.outside(word, 20)}")
+    return lines
+
+
+def _path_lines(stage: StageResult) -> list[str]:
+    """The TCP traceroute, as traceroute prints it."""
+    trace = stage.path
+    if not isinstance(trace, hops.Trace):
+        return []
+    if trace.ended is hops.Ending.SKIPPED:
+        return [f"    path: {words.outside(trace.skipped_reason)}"]
+    head = (f"    path (TCP traceroute to {words.outside(trace.address, 60)} port {trace.port}, "
+            f"{trace.ended.value}):")
+    return [head, *(f"      {words.outside(line, 120)}" for line in hops.hop_lines(trace))]
+
+
+def _shown(value: Any) -> str:
+    if _is_cname_chain(value):
+        return cname_chain(value)
+    return words.value(value, EVIDENCE_LIMIT)
+
+
+def _is_cname_chain(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(link, dict) and set(link) == {"name", "target", "status"} for link in value)
+
+
+def cname_chain(links: list[dict[str, Any]]) -> str:
+    """The dns chain link by link: `api.x → gw.y (ok) → (nxdomain)`; each link's status
+    follows its target, the last link's (the name the chain ends at) follows an arrow."""
+    parts = [str(links[0]["name"])]
+    for link in links:
+        target = link["target"]
+        parts.append(f"→ {target} ({link['status']})" if target is not None
+                     else f"→ ({link['status']})")
+    return words.outside(" ".join(parts), EVIDENCE_LIMIT * 2)

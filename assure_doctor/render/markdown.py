@@ -36,6 +36,7 @@ def render(report: Report, options: CheckOptions | None = None) -> str:
         took = "-" if stage.status.value == "skip" else f"{stage.duration_ms:.0f} ms"
         lines.append(f"| {stage.name} | {_ICON[stage.status.value]} | {took} | "
                      f"{_cell(stage.summary)} |")
+    lines += _changes(report)
     if finding is not None:
         lines += ["", *_finding("Diagnosis: ", finding)]
     for stage in report.warnings:
@@ -52,6 +53,20 @@ def render(report: Report, options: CheckOptions | None = None) -> str:
     lines += [f"| {label} | {_cell(value)} |" for label, value in
               environment.facts(report, options)]
     return redact.scrub("\n".join(lines)) + "\n"
+
+
+def _changes(report: Report) -> list[str]:
+    """The "Changed since the last good check" section, when a path history exists."""
+    if report.changes is None or report.last_good_at is None:
+        return []
+    lines = ["", f"## Changed since the last good check ({words.when(report.last_good_at)})",
+             ""]
+    if not report.changes:
+        return [*lines, "Nothing on the path to the API changed."]
+    lines += ["| what | now | was |", "|---|---|---|"]
+    lines += [f"| {change.what.value} | {_cell(change.now)} | {_cell(change.was)} |"
+              for change in report.changes]
+    return [*lines, "", *(f"- {_cell(change.text)}" for change in report.changes)]
 
 
 def _finding(heading: str, stage: StageResult) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from assure_doctor import apikey, sanitize
@@ -96,3 +97,15 @@ def _scalar(item: Any) -> str:
     if isinstance(item, float):
         return tidy(f"{item:g}")
     return str(item)
+
+
+def when(iso: str) -> str:
+    """An ISO 8601 time as people read it, in UTC ("2026-12-07 09:14 UTC"); an unreadable
+    one as escaped text."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return outside(iso, 40)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"

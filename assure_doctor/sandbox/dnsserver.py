@@ -1,4 +1,8 @@
-"""A real UDP DNS server for one zone, with the failure modes resolvers show in the field."""
+"""A real UDP DNS server for one zone, with the failure modes resolvers show in the field.
+
+It answers as a recursive resolver does: a name that is an alias gets the whole CNAME chain,
+then what the chain's last name has (addresses, nothing, or NXDOMAIN: RFC 6604).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -17,12 +22,20 @@ TTL = 30
 
 @dataclass(frozen=True)
 class Zone:
-    """The one name this server knows, and how it answers for it."""
+    """The one name this server knows, and how it answers for it.
+
+    With `aliases`, `host` is a CNAME to the first, that one to the next, and so on; the
+    behaviour is then the last name's (a dangling alias: "nxdomain")."""
 
     host: str
     behaviour: str  # one of scenarios.DNS_BEHAVIOURS
     ipv4: tuple[str, ...] = ("127.0.0.1",)
     ipv6: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        return (self.host, *self.aliases)
 
 
 class DnsServer(asyncio.DatagramProtocol):
@@ -53,16 +66,26 @@ class DnsServer(asyncio.DatagramProtocol):
 
     def _answer(self, query: dns.message.Message, name: str, rdtype: int
                 ) -> dns.message.Message | None:
-        behaviour = self.zone.behaviour if name == self.zone.host else "nxdomain"
+        chain = self.zone.chain
+        behaviour = self.zone.behaviour if name in chain else "nxdomain"
         if behaviour == "drop_aaaa":  # some middleboxes drop AAAA queries
             behaviour = "silent" if rdtype == dns.rdatatype.AAAA else "answer"
         if behaviour == "silent":
             return None
         response = dns.message.make_response(query)
         response.flags |= dns.flags.RA
-        if behaviour in ("nxdomain", "servfail", "refused"):
-            response.set_rcode({"nxdomain": dns.rcode.NXDOMAIN, "servfail": dns.rcode.SERVFAIL,
+        if behaviour in ("servfail", "refused"):  # the resolver fails the whole query
+            response.set_rcode({"servfail": dns.rcode.SERVFAIL,
                                 "refused": dns.rcode.REFUSED}[behaviour])
+            return response
+        owner = query.question[0].name
+        for alias in chain[chain.index(name) + 1:] if name in chain else ():
+            target = dns.name.from_text(alias)
+            response.answer.append(dns.rrset.from_text_list(
+                owner, TTL, dns.rdataclass.IN, dns.rdatatype.CNAME, [target.to_text()]))
+            owner = target
+        if behaviour == "nxdomain":  # about the chain's last name
+            response.set_rcode(dns.rcode.NXDOMAIN)
             return response
         response.flags |= dns.flags.AA
         addresses: tuple[str, ...] = ()
@@ -73,7 +96,7 @@ class DnsServer(asyncio.DatagramProtocol):
                 self.zone.ipv6 if rdtype == dns.rdatatype.AAAA else ())
         if addresses:
             response.answer.append(dns.rrset.from_text_list(
-                query.question[0].name, TTL, dns.rdataclass.IN, dns.rdatatype.RdataType(rdtype),
+                owner, TTL, dns.rdataclass.IN, dns.rdatatype.RdataType(rdtype),
                 list(addresses)))
         return response
 

@@ -1,4 +1,5 @@
-"""Throwaway certificates minted at start: a sandbox CA, leaves, and a rogue 'proxy' CA."""
+"""Throwaway certificates minted at start: a sandbox root CA and its intermediates, leaves,
+and a rogue 'proxy' CA."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 
 @dataclass(frozen=True)
@@ -38,18 +39,21 @@ def _issued(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Issued:
     )
 
 
-def make_ca(common_name: str) -> Issued:
-    """A self-signed CA valid from a year ago for ten years."""
+def make_ca(common_name: str, issuer: Issued | None = None,
+            not_before: datetime | None = None, not_after: datetime | None = None,
+            ca_issuers: str | None = None) -> Issued:
+    """A CA valid for ten years either side of now (or from `not_before` to `not_after`):
+    self-signed, or an intermediate signed by `issuer` (published at `ca_issuers`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .issuer_name(issuer.cert.subject if issuer else _name(common_name))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=3650))
-        .not_valid_after(now + timedelta(days=3650))
+        .not_valid_before(not_before or now - timedelta(days=3650))
+        .not_valid_after(not_after or now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                      content_commitment=False, key_encipherment=False,
@@ -57,9 +61,19 @@ def make_ca(common_name: str) -> Issued:
                                      encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                        critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return _issued(cert, key)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False)
+    if ca_issuers is not None:
+        builder = builder.add_extension(_aia(ca_issuers), critical=False)
+    return _issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+def _aia(url: str) -> x509.AuthorityInformationAccess:
+    return x509.AuthorityInformationAccess([x509.AccessDescription(
+        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url))])
 
 
 def make_leaf(
@@ -67,8 +81,10 @@ def make_leaf(
     issuer: Issued | None,
     not_before: datetime,
     not_after: datetime,
+    ca_issuers: str | None = None,
 ) -> Issued:
-    """A server certificate for `names` (DNS names or IP addresses); self-signed without issuer."""
+    """A server certificate for `names` (DNS names or IP addresses); self-signed without issuer.
+    `ca_issuers`: the URL where its issuer can be fetched (Authority Information Access)."""
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = []
     for name in names:
@@ -93,5 +109,7 @@ def make_leaf(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False)
+    if ca_issuers is not None:
+        builder = builder.add_extension(_aia(ca_issuers), critical=False)
     cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
     return _issued(cert, key)

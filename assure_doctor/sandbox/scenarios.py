@@ -13,12 +13,21 @@ from typing import Any
 DAY = 86400.0
 DNS_BEHAVIOURS = ("answer", "nxdomain", "servfail", "refused", "nodata", "silent", "sinkhole",
                   "drop_aaaa")
-SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "plain", "ipv6_blackhole")
+SERVER_KINDS = ("https", "refuse", "blackhole", "stall", "reset", "reset_at_accept", "plain",
+                "ipv6_blackhole")
 CERT_KINDS = ("valid", "expired", "expiring", "not_yet_valid", "mismatch", "unknown_issuer",
-              "self_signed", "server_time")
+              "self_signed", "server_time", "expired_intermediate", "missing_intermediate")
+# The platform's gateway name a sandbox alias points at (example.net: never a real host).
+PLATFORM_GATEWAY = "gw-sandbox.platform.example.net"
+# An address of the benchmarking range (RFC 2544) that nothing in the sandbox's namespace
+# routes: a stale hosts-file entry.
+STALE_ADDRESS = "198.18.0.99"
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
 # cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
 PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
+# What changes once the sandbox has answered its first request (the path history's
+# scenarios): the certificate's issuer (TLS inspection appears), or the DNS answer.
+CHANGES = ("issuer", "address")
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,29 @@ class Scenario:
     reply: Reply = field(default_factory=Reply)
     expect: Expect = field(default_factory=Expect)
     proxy: str | None = None  # one of PROXY_KINDS: the check goes through the sandbox's proxy
+    # One of CHANGES: a first check passes, then this changes; `expect` is the second's.
+    changes: str | None = None
+    # The API name is an alias: HOST CNAME cname[0], cname[0] CNAME cname[1], ...; `dns` is then
+    # the last name's behaviour ("nxdomain": a dangling alias).
+    cname: tuple[str, ...] = ()
+    # The hosts file pins the API name to this address. The check then goes through the
+    # operating system's resolver, so it runs in namespaces of its own (sandbox.isolation).
+    hosts_pin: str | None = None
+
+    @property
+    def checks(self) -> int:
+        """How many checks it takes to see the diagnosis: two when something changes."""
+        return 1 if self.changes is None else 2
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the scenario needs its own /etc/hosts and resolv.conf (Linux namespaces)."""
+        return self.hosts_pin is not None
 
     def __post_init__(self) -> None:
         for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
-                             (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS)):
+                             (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS),
+                             (self.changes or "issuer", CHANGES)):
             if value not in known:
                 raise ValueError(f"scenario {self.name}: {value!r} is not one of {known}")
 
@@ -112,6 +140,14 @@ _ALL = (
              dns="sinkhole", expect=Expect("dns", "dns_lookup_failed", "dns_service")),
     Scenario("dns-aaaa-dropped", "A resolver that drops AAAA queries: IPv4 still works",
              dns="drop_aaaa"),
+    Scenario("dns-dangling-cname", "Failure to lookup API hostname: the platform's alias points "
+             "at a name that does not exist", dns="nxdomain", cname=(PLATFORM_GATEWAY,),
+             expect=Expect("dns", "dns_lookup_failed", "platform")),
+    Scenario("dns-cname-chain", "The API name is a chain of aliases that resolves: healthy",
+             cname=("edge.sandbox.sheassure.net", PLATFORM_GATEWAY)),
+    Scenario("hosts-pin", "Failure to connect: the hosts file pins the API name to an old "
+             "address, while DNS gives the right one", hosts_pin=STALE_ADDRESS,
+             expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-refused", "Failure to connect to API hostname: nothing listens on the port",
              server="refuse", expect=Expect("tcp", "connect_failed", "config")),
     Scenario("tcp-timeout", "Connection timeout: a stealth firewall drops the SYNs",
@@ -123,12 +159,24 @@ _ALL = (
              server="stall", expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-handshake-reset", "Connected, but the TLS handshake is cut (reset)",
              server="reset", expect=Expect("tls", "tls_handshake_failed", "firewall")),
+    Scenario("tcp-reset-after-accept", "Connected, then reset at once, before the TLS "
+             "handshake (a middlebox, or a server that takes connections it will not serve)",
+             server="reset_at_accept",
+             expect=Expect("tls", "tls_handshake_failed", "firewall")),
     Scenario("tls-not-tls", "Connected, but the port speaks plain HTTP, not TLS",
              server="plain", expect=Expect("tls", "tls_handshake_failed", "config")),
     Scenario("tls-hostname-mismatch", "SSL certificate error: certificate for another name",
              cert="mismatch", expect=Expect("tls", "tls_certificate_error", "config")),
     Scenario("tls-expired", "SSL certificate error: expired, clocks agree (platform)",
              cert="expired", expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-expired-intermediate", "SSL certificate error: a valid certificate under an "
+             "expired intermediate (the platform's chain, not this machine's clock)",
+             cert="expired_intermediate",
+             expect=Expect("tls", "tls_certificate_error", "platform")),
+    Scenario("tls-missing-intermediate", "SSL certificate error: the server does not send its "
+             "intermediate; browsers fetch it from the AIA URL, API clients fail",
+             cert="missing_intermediate",
+             expect=Expect("tls", "tls_certificate_error", "platform")),
     Scenario("tls-expiring-soon", "SSL certificate: expires in 5 days (a warning)",
              cert="expiring",
              expect=Expect("tls", "tls_certificate_error", "platform", status="warn")),
@@ -197,8 +245,15 @@ _ALL = (
     Scenario("proxy-intercept", "A TLS-inspecting proxy re-signs the API's certificate",
              proxy="intercept",
              expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    # What changed since it last worked (two checks: the first passes, then it changes).
+    Scenario("changed-issuer", "It worked; now TLS inspection re-signs the certificate (the "
+             "issuer changed since the last good check)", changes="issuer",
+             expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    Scenario("changed-address", "It worked; now DNS answers another address, which refuses "
+             "(the address changed since the last good check)", changes="address",
+             expect=Expect("tcp", "connect_failed", "dns_service")),
 )
 
 SCENARIOS: Mapping[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
-DEMO_SET = ("healthy", "dns-nxdomain", "tcp-timeout", "tls-unknown-issuer",
-            "clock-server-ahead", "http-401", "http-429", "proxy-denied")
+DEMO_SET = ("healthy", "dns-nxdomain", "dns-dangling-cname", "hosts-pin", "tcp-timeout",
+            "tls-unknown-issuer", "clock-server-ahead", "http-401", "http-429", "proxy-denied")

@@ -37,6 +37,8 @@ class PingApi:
         self.scenario = scenario
         self.key = key
         self.traffic = Traffic()
+        # Called once, after the first answer was written (a scenario's change).
+        self.after_first_answer: Callable[[], None] | None = None
 
     def now(self) -> float:
         return time.time() + self.scenario.clock_offset
@@ -65,6 +67,9 @@ class PingApi:
                 await writer.drain()
             except OSError:
                 break
+            change, self.after_first_answer = self.after_first_answer, None
+            if change is not None:
+                change()
         writer.transport.abort()
 
     def _reply(self, method: str, path: str, key: str | None) -> Reply:
@@ -110,6 +115,16 @@ async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     """Read the ClientHello, then cut the connection with a TCP reset."""
     with contextlib.suppress(OSError, TimeoutError):
         await asyncio.wait_for(reader.read(1), 10)
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _reset_at_accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                           ) -> None:
+    """Accept, then cut the connection with a TCP reset at once, before any byte: a
+    middlebox (or an overloaded server) that takes connections it will not serve."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -175,7 +190,7 @@ async def listen(kind: str, api: PingApi, tls: ssl.SSLContext) -> Listening:
         return listening
     handlers: dict[str, tuple[Handler, ssl.SSLContext | None]] = {
         "https": (api.handle, tls), "stall": (_stall, None), "reset": (_reset, None),
-        "plain": (_plain, None),
+        "reset_at_accept": (_reset_at_accept, None), "plain": (_plain, None),
     }
     handler, context = handlers[kind]
     server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=context,
@@ -191,3 +206,32 @@ async def listen(kind: str, api: PingApi, tls: ssl.SSLContext) -> Listening:
         listening.servers.append(server6)
         listening.ipv6 = True
     return listening
+
+
+class IssuerFiles:
+    """The plain-HTTP server a CA publishes its certificates on (the URL in its leaves'
+    Authority Information Access): GET of a known path answers the DER certificate."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.requests: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError):
+            writer.transport.abort()
+            return
+        start, _ = httpmsg.split_head(head)
+        path = [*start, "", ""][1]
+        self.requests.append(path)
+        body = self.files.get(path)
+        status = "200 OK" if body is not None else "404 Not Found"
+        body = body if body is not None else b"not here\n"
+        kind = "application/pkix-cert" if status.startswith("200") else "text/plain"
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: "
+                     f"{len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()

@@ -10,21 +10,40 @@ import shutil
 import ssl
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Self
 
-from assure_doctor.sandbox import dnsserver, pki, proxyserver, servers
+from cryptography.hazmat.primitives import serialization
+
+from assure_doctor.sandbox import dnsserver, isolation, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
-HOST = "api.sandbox.sheassure.net"
+HOST = isolation.HOST
+MOVED_TO = "127.0.0.2"  # loopback, where nothing of the sandbox listens: connections refused
+AIA_PATH = "/assure-doctor-sandbox-issuing-ca.crt"
 
 
 @cache
 def sandbox_ca() -> pki.Issued:
-    """The CA the sandbox's --ca-bundle trusts; minted once per process."""
+    """The root the sandbox's --ca-bundle trusts; minted once per process."""
     return pki.make_ca("assure-doctor sandbox CA")
+
+
+@cache
+def sandbox_intermediate() -> pki.Issued:
+    """The intermediate that issues the sandbox API's certificates; the server sends it."""
+    return pki.make_ca("assure-doctor sandbox Issuing CA 1", sandbox_ca())
+
+
+@cache
+def expired_intermediate() -> pki.Issued:
+    """An intermediate of the sandbox root whose validity ended ten days ago."""
+    now = datetime.now(UTC)
+    return pki.make_ca("assure-doctor sandbox Issuing CA 0", sandbox_ca(),
+                       now - timedelta(days=400), now - timedelta(days=10))
 
 
 @cache
@@ -39,24 +58,34 @@ def inspection_ca() -> pki.Issued:
     return pki.make_ca("Zscaler Root CA (assure-doctor sandbox)")
 
 
-def leaf_for(kind: str, server_now: datetime) -> pki.Issued:
-    """The certificate the API side presents in a scenario."""
+def leaf_for(kind: str, server_now: datetime, aia_url: str | None = None
+             ) -> tuple[pki.Issued, tuple[pki.Issued, ...]]:
+    """The certificate the API side presents in a scenario, and the chain sent after it.
+    `aia_url`: where its issuer is published (the missing-intermediate scenario)."""
     real_now = datetime.now(UTC)
     names = [HOST, "127.0.0.1", "::1"]
     days = timedelta(days=1)
     valid = (real_now - 30 * days, real_now + 60 * days)
+    issuing = sandbox_intermediate()
     table = {
-        "valid": (names, sandbox_ca(), *valid),
-        "expired": (names, sandbox_ca(), real_now - 90 * days, real_now - 10 * days),
-        "expiring": (names, sandbox_ca(), real_now - 85 * days, real_now + 5 * days),
-        "not_yet_valid": (names, sandbox_ca(), real_now + 5 * days, real_now + 95 * days),
-        "mismatch": (["portal.example.net"], sandbox_ca(), *valid),
+        "valid": (names, issuing, *valid),
+        "expired": (names, issuing, real_now - 90 * days, real_now - 10 * days),
+        "expiring": (names, issuing, real_now - 85 * days, real_now + 5 * days),
+        "not_yet_valid": (names, issuing, real_now + 5 * days, real_now + 95 * days),
+        "mismatch": (["portal.example.net"], issuing, *valid),
         "unknown_issuer": (names, proxy_ca(), *valid),
         "self_signed": (names, None, *valid),
-        "server_time": (names, sandbox_ca(), server_now - days, server_now + 60 * days),
+        "server_time": (names, issuing, server_now - days, server_now + 60 * days),
+        "expired_intermediate": (names, expired_intermediate(), *valid),
+        "missing_intermediate": (names, issuing, *valid),
     }
     leaf_names, issuer, not_before, not_after = table[kind]
-    return pki.make_leaf(leaf_names, issuer, not_before, not_after)
+    leaf = pki.make_leaf(leaf_names, issuer, not_before, not_after,
+                         ca_issuers=aia_url if kind == "missing_intermediate" else None)
+    # The sandbox's intermediates are sent with the leaf, except where that is the fault.
+    intermediates = (issuing, expired_intermediate())
+    sent = issuer in intermediates and kind != "missing_intermediate"
+    return leaf, (issuer,) if sent and issuer is not None else ()
 
 
 class Sandbox:
@@ -80,6 +109,8 @@ class Sandbox:
         self.port = 0
         self.proxy_port = 0
         self.proxy: proxyserver.SandboxProxy | None = None
+        self.issuer_files: servers.IssuerFiles | None = None  # the AIA server, where served
+        self.issuer_url: str | None = None
         self.ipv6 = False
         self._dns: dnsserver.DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,6 +118,7 @@ class Sandbox:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._closers: list[object] = []
+        self._tls: ssl.SSLContext | None = None
 
     # --- what a client needs -------------------------------------------------------------
     @property
@@ -96,6 +128,12 @@ class Sandbox:
     @property
     def resolver(self) -> str:
         return f"127.0.0.1:{self.dns_port}"
+
+    @property
+    def enter(self) -> tuple[str, ...]:
+        """The prefix that runs a command where this sandbox's clients run: here, nothing
+        (an isolated scenario's `isolation.Remote` enters its namespaces)."""
+        return ()
 
     @property
     def traffic(self) -> servers.Traffic:
@@ -114,11 +152,20 @@ class Sandbox:
         """The target options that point `check` (or tui, monitor) at this sandbox: through
         its proxy where the scenario has one, else directly whatever the environment says."""
         route = ["--proxy", self.proxy_url] if self.proxy_url else ["--no-proxy"]
-        return ["--url", self.url, "--resolver", self.resolver, "--ca-bundle",
-                str(self.ca_bundle), "--api-key-file", str(self.key_file), *route]
+        # Isolated, the system's resolver decides: it reads the namespace's own files.
+        resolver = [] if self.scenario.isolated else ["--resolver", self.resolver]
+        return ["--url", self.url, *resolver, "--ca-bundle", str(self.ca_bundle),
+                "--api-key-file", str(self.key_file), *route]
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> Self:
+        if self.scenario.isolated and not isolation.inside(self.scenario):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            from assure_doctor.errors import InputError
+
+            raise InputError(f"scenario {self.scenario.name}: runs only in namespaces of its own "
+                             f"(`assure-doctor sandbox --scenario {self.scenario.name}` or "
+                             f"`assure-doctor demo {self.scenario.name}`)")
         self.ca_bundle.write_bytes(sandbox_ca().cert_pem)
         self.key_file.write_text(self.key + "\n")
         os.chmod(self.key_file, 0o600)
@@ -172,21 +219,51 @@ class Sandbox:
     async def _serve(self) -> None:
         scenario = self.scenario
         server_now = datetime.now(UTC) + timedelta(seconds=scenario.clock_offset)
-        leaf = leaf_for(scenario.cert, server_now)
+        aia_url = await self._serve_issuer() if scenario.cert == "missing_intermediate" else None
+        leaf, chain = leaf_for(scenario.cert, server_now, aia_url)
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert_file, key_file = self.workdir / "server.pem", self.workdir / "server.key"
-        cert_file.write_bytes(leaf.cert_pem)
+        cert_file.write_bytes(leaf.cert_pem + b"".join(c.cert_pem for c in chain))
         key_file.write_bytes(leaf.key_pem)
         tls.load_cert_chain(cert_file, key_file)
+        self._tls = tls
+        if scenario.changes is not None:
+            self.api.after_first_answer = self._change
         listening = await servers.listen(scenario.server, self.api, tls)
         self.port, self.ipv6 = listening.port, listening.ipv6
         self._closers.append(listening.close)
         if scenario.proxy is not None:
             await self._serve_proxy(scenario.proxy)
-        zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else ())
-        transport, self._dns = await dnsserver.start(zone)
+        zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else (),
+                              aliases=scenario.cname)
+        # Isolated, the namespace's resolv.conf names 127.0.0.1, which means port 53.
+        port = isolation.DNS_PORT if scenario.isolated else 0
+        transport, self._dns = await dnsserver.start(zone, port=port)
         self.dns_port = transport.get_extra_info("sockname")[1]
         self._closers.append(transport.close)
+
+    def _change(self) -> None:
+        """The scenario's change, once its first request was answered: later handshakes get
+        a certificate from the inspection CA, or DNS answers an address nothing listens on."""
+        if self.scenario.changes == "issuer" and self._tls is not None:
+            real_now = datetime.now(UTC)
+            leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
+                                 real_now - timedelta(days=1), real_now + timedelta(days=30))
+            cert_file, key_file = self.workdir / "changed.pem", self.workdir / "changed.key"
+            cert_file.write_bytes(leaf.cert_pem)
+            key_file.write_bytes(leaf.key_pem)
+            self._tls.load_cert_chain(cert_file, key_file)
+        elif self.scenario.changes == "address" and self._dns is not None:
+            self._dns.zone = replace(self._dns.zone, ipv4=(MOVED_TO,), ipv6=())
+
+    async def _serve_issuer(self) -> str:
+        """The sandbox CA's plain-HTTP publication point, on loopback: its URL."""
+        der = sandbox_intermediate().cert.public_bytes(serialization.Encoding.DER)
+        self.issuer_files = servers.IssuerFiles({AIA_PATH: der})
+        server = await asyncio.start_server(self.issuer_files.handle, "127.0.0.1", 0)
+        self._closers.append(server.close)
+        self.issuer_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{AIA_PATH}"
+        return self.issuer_url
 
     async def _serve_proxy(self, kind: str) -> None:
         intercept = None

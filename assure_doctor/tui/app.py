@@ -33,6 +33,7 @@ from assure_doctor.model import KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
 from assure_doctor.probes.registry import TITLES
+from assure_doctor.probes.results import DnsFound, PingFound, TcpFound
 from assure_doctor.redact import RedactingFilter
 from assure_doctor.render import bundle, markdown, words
 from assure_doctor.target import Target
@@ -97,14 +98,12 @@ class DoctorApp(App[None]):
     ]
 
     def __init__(self, target: Target | None, options: CheckOptions, key: ApiKey | None, *,
-                 stable: bool = False, export_dir: Path | None = None,
-                 watch_interval: float = 15.0, ping_interval: float = 300.0) -> None:
+                 export_dir: Path | None = None, watch_interval: float = 15.0,
+                 ping_interval: float = 300.0) -> None:
         super().__init__()
         self.target = target
         self.options = options
         self.key = key
-        self.shown = present.stabilise if stable else present.identity
-        self.stable = stable
         self.export_dir = export_dir or Path.cwd()
         self.watch_interval = watch_interval
         self.ping_interval = ping_interval
@@ -161,8 +160,7 @@ class DoctorApp(App[None]):
         logging.getLogger(logs.LOGGER_NAME).addHandler(self._handler)
         logging.getLogger(logs.LOGGER_NAME).setLevel(logging.DEBUG)
         warmup.warm()  # the first run's stage times are then the network's, not the imports'
-        if not self.stable:
-            self.set_interval(0.1, self._spin)
+        self.set_interval(0.1, self._spin)
         self._refresh_header()
         if self.target is None:
             self.action_edit_target()
@@ -243,9 +241,9 @@ class DoctorApp(App[None]):
         self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
 
     def _finish(self, report: Report, network_only: bool) -> None:
-        ping = report.stage("ping")
-        if ping is not None and ping.evidence.get("attempts"):
-            self.pings_spent += int(ping.evidence["attempts"])
+        ping, found = report.stage("ping"), report.found(PingFound)
+        if ping is not None and found is not None and found.attempts:
+            self.pings_spent += found.attempts
             self.last_ping_at = time.monotonic()
             self.last_ping = ping
         if network_only and self.last_ping is not None and report.ok:
@@ -266,9 +264,9 @@ class DoctorApp(App[None]):
         self.results[name] = result
         table = self.table
         table.update_cell(name, "status", present.status_cell(state, self._frame))
-        table.update_cell(name, "time", self.shown(present.duration_cell(result)))
+        table.update_cell(name, "time", present.duration_cell(result))
         summary = words.outside(result.summary, 300) if result else ""
-        table.update_cell(name, "summary", Text(self.shown(summary)), update_width=True)
+        table.update_cell(name, "summary", Text(summary), update_width=True)
         # The table measures new widths when its queue goes idle, but keeps the rows it
         # rendered before that: touch a cell a moment later, so that they are rendered again
         # (or a summary stays cut at the old width until the next key press).
@@ -298,15 +296,17 @@ class DoctorApp(App[None]):
     # --- what is shown -------------------------------------------------------------------
     def _refresh_detail(self) -> None:
         self.detail_view.update(present.detail(self.results[self.selected],
-                                               TITLES[self.selected], self.shown))
+                                               TITLES[self.selected]))
 
     def _refresh_header(self) -> None:
         target = self.target
         dns, tcp = self.results["dns"], self.results["tcp"]
-        address = ((words.value(dns.evidence.get("addresses", []), 200) or "none found")
-                   if dns else "not resolved yet")
-        if tcp is not None and tcp.evidence.get("address"):
-            address += f" (using {words.outside(tcp.evidence['address'], 60)})"
+        resolved = dns.found if dns is not None and isinstance(dns.found, DnsFound) else None
+        address = ((words.value(list(resolved.addresses), 200) or "none found")
+                   if resolved else "not resolved yet")
+        used = tcp.found.address if tcp is not None and isinstance(tcp.found, TcpFound) else None
+        if used:
+            address += f" (using {words.outside(used, 60)})"
         resolvers = ", ".join(map(str, self.options.resolvers)) or "the system's"
         key = words.key_text(KeyInfo.of(self.key, self.options.no_ping))
         lines = [
@@ -316,16 +316,16 @@ class DoctorApp(App[None]):
             + (f"   CA bundle {self.options.ca_bundle}" if self.options.ca_bundle else ""),
             f"API key   {key}",
         ]
-        self.target_view.update(Text(self.shown(sanitize.text("\n".join(lines), 1000,
-                                                              keep_newlines=True))))
+        self.target_view.update(Text(sanitize.text("\n".join(lines), 1000,
+                                                   keep_newlines=True)))
         watch = (f"watch on: network every {self.watch_interval:g} s, ping at most every "
                  f"{self.ping_interval:g} s" if self.watching else "watch off (w)")
         status = (f"{watch}   |   key-carrying requests this session: {self.pings_spent} "
                   f"(the customer's quota: {DAILY_QUOTA:,} a day)")
-        self.status_view.update(Text(self.shown(status)))
+        self.status_view.update(Text(status))
 
     def write_log(self, line: str) -> None:
-        self.log_view.write(Text(self.shown(sanitize.text(line, 4000))))
+        self.log_view.write(Text(sanitize.text(line, 4000)))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value

@@ -11,9 +11,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
+from assure_doctor import trust
 from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes import tlsctx
 from assure_doctor.probes.registry import TITLES
 from assure_doctor.target import Target, parse_resolver, resolve_target
 
@@ -91,10 +91,10 @@ class TargetScreen(ModalScreen[Settings | None]):
             timeout = float(self._value("timeout"))
         except ValueError:
             raise InputError(f"--timeout {self._value('timeout')!r}: not a number") from None
+        # A bad bundle is refused here, like on the CLI.
         options = replace(self.options, resolvers=resolvers, timeout=timeout,
-                          ca_bundle=self._value("ca-bundle") or None,
+                          trust=trust.load(self._value("ca-bundle") or None),
                           no_ping=self.query_one("#no-ping", Checkbox).value)
-        tlsctx.verifying(options.ca_bundle)  # a bad bundle is refused here, like on the CLI
         return Settings(target, options)
 
 

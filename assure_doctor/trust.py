@@ -11,16 +11,15 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-import stat
 import sys
 from dataclasses import dataclass, field
 
 import certifi
-import truststore
 
+from assure_doctor import localfile
 from assure_doctor.errors import InputError
 
-MAX_BUNDLE_BYTES = 4 * 1024 * 1024  # a bundle of every public root is ~250 KB
+MAX_BUNDLE_BYTES = 4 * localfile.MIB  # a bundle of every public root is ~250 KB
 # Where distributions keep the system bundle when OpenSSL's compiled-in paths are empty (the
 # same candidates truststore tries).
 _CA_FILES = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
@@ -66,6 +65,8 @@ class Trust:
         elsewhere OpenSSL's default paths (SSL_CERT_FILE / SSL_CERT_DIR), which is what
         truststore uses there too, but read once instead of at every handshake (~100 ms)."""
         if sys.platform in ("win32", "darwin"):
+            import truststore  # only where the OS store is not a list of files
+
             context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         else:
             context = ssl.create_default_context()
@@ -89,52 +90,36 @@ def _certifi() -> ssl.SSLContext:
     return context
 
 
-def load(ca_bundle: str | None) -> Trust:
-    """The trust for a --ca-bundle path (None: certifi and the system only); raises InputError.
+def load(ca_bundle: str | None, name: str = "--ca-bundle") -> Trust:
+    """The trust for a CA bundle path (None: certifi and the system only); InputError naming
+    `name` (the flag, or a TOML key) when the file is not a bounded, regular PEM file.
 
     The same unchanged file gives the same `Trust`, so the TUI and the monitor reuse contexts.
     """
     if ca_bundle is None:
-        return _NO_BUNDLE
+        return NO_BUNDLE
     try:
         info = os.stat(ca_bundle)
-    except FileNotFoundError:
-        raise InputError(f"--ca-bundle {ca_bundle}: no such file") from None
     except OSError as exc:
-        raise InputError(f"--ca-bundle {ca_bundle}: cannot read ({exc.strerror})") from None
-    return _load(ca_bundle, (info.st_mtime_ns, info.st_size, info.st_ino))
+        raise InputError(f"{name}: cannot read ({exc.strerror or 'error'})") from None
+    return _load(ca_bundle, name, (info.st_mtime_ns, info.st_size, info.st_ino))
 
 
-_NO_BUNDLE = Trust()
+NO_BUNDLE = Trust()
 
 
 @functools.lru_cache(maxsize=16)
-def _load(ca_bundle: str, _stamp: tuple[int, int, int]) -> Trust:
-    where = f"--ca-bundle {ca_bundle}"
-    try:
-        fd = os.open(ca_bundle, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read ({exc.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device could block or never end
-        os.close(fd)
-        raise InputError(f"{where}: not a regular file")
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_BUNDLE_BYTES + 1)
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise InputError(f"{where}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB")
+def _load(ca_bundle: str, name: str, _stamp: tuple[int, int, int]) -> Trust:
+    # Regular files only, bounded: OpenSSL would read /dev/zero or a FIFO for ever.
+    data = localfile.read_regular(ca_bundle, MAX_BUNDLE_BYTES, name)
     try:
         pem = data.decode("ascii")
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         probe.load_verify_locations(cadata=pem)
     except (UnicodeDecodeError, ssl.SSLError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise InputError(f"{where}: not a PEM certificate file ({reason})") from None
+        raise InputError(f"{name}: not a PEM certificate file ({reason})") from None
     return Trust(ca_bundle, pem)
-
-
-def verifying(ca_bundle: str | None) -> ssl.SSLContext:
-    """certifi plus the --ca-bundle anchors (kept for callers that need only this context)."""
-    return load(ca_bundle).strict
 
 
 @functools.cache
