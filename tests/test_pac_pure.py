@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assure_doctor import redact
+from assure_doctor import numbers, redact
 from assure_doctor.errors import InputError
 from assure_doctor.pac import settings as pac_settings
 from assure_doctor.pac.errors import PacEvalError
@@ -31,8 +31,6 @@ from assure_doctor.pac.location import (
 from assure_doctor.pac.rules import (
     MAX_ROUTES,
     RouteKind,
-    ascii_int,
-    ascii_port,
     decision,
     parse_rule,
 )
@@ -115,15 +113,6 @@ def test_the_number_of_entries_is_bounded_and_says_so() -> None:
     assert not parse_rule("PROXY a:1; DIRECT").truncated
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("0", 0), ("3128", 3128), ("65535", 65535), ("007", 7),
-    ("", None), ("-1", None), ("+1", None), (" 1", None), ("1 ", None), ("²", None),
-    ("٣", None), ("１２", None), ("1e3", None), ("123456", None),
-])
-def test_ascii_int_reads_ascii_digits_only(text: str, value: int | None) -> None:
-    assert ascii_int(text, 5) == value
-
-
 @FAST
 @given(st.text(max_size=400))
 def test_any_returned_text_parses_to_bounded_sane_routes(text: str) -> None:
@@ -141,7 +130,7 @@ def test_any_returned_text_parses_to_bounded_sane_routes(text: str) -> None:
 @FAST
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8))
 def test_ports_in_any_script_but_ascii_are_refused(digits: str) -> None:
-    port = ascii_port(digits)
+    port = numbers.port(digits)
     if port is not None:
         assert digits.isascii() and digits.isdigit() and int(digits) == port
 

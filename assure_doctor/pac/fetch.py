@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from assure_doctor import localfile, logs, sanitize
+from assure_doctor import localfile, logs, numbers, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.pac.errors import PacFetchError, PacFetchTimeout
 from assure_doctor.pac.location import File, LocationError, PacLocation, PacSource, Url
-from assure_doctor.pac.rules import ascii_int
 
 if TYPE_CHECKING:
     import httpx
@@ -130,7 +129,7 @@ async def _refused(location: PacLocation, target: Url, response: httpx.Response)
 
 
 async def _body(location: PacLocation, response: httpx.Response, limit: int) -> bytes:
-    declared = ascii_int(response.headers.get("content-length", ""), 18)
+    declared = numbers.whole(response.headers.get("content-length", ""), 0, 10**18)
     if declared is not None and declared > limit:
         raise _error(location, f"larger than {limit // 1024} KiB ({declared} bytes)")
     chunks: list[bytes] = []

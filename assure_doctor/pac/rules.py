@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from assure_doctor import sanitize
+from assure_doctor import numbers, sanitize
 from assure_doctor.pac.errors import PacEvalError
 from assure_doctor.pac.location import PacSource
 
@@ -28,7 +28,6 @@ SHOWN_RULE_CHARS = 300
 SHOWN_ENTRY_CHARS = 80
 _WHITESPACE = " \t\r\n"  # ASCII only: Unicode spaces are not separators in a PAC result
 _SPACES = re.compile(f"[{_WHITESPACE}]+")
-_DIGITS = re.compile(r"[0-9]+")
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
@@ -135,20 +134,6 @@ def _split(entry: str) -> list[str]:
     return _SPACES.split(entry)
 
 
-def ascii_int(text: str, max_digits: int) -> int | None:
-    """A number written in 1 to `max_digits` ASCII digits and nothing else (no sign, space,
-    `²` or `٣`, which `str.isdigit()` accepts); None for anything else."""
-    if not 0 < len(text) <= max_digits or _DIGITS.fullmatch(text) is None:
-        return None
-    return int(text)
-
-
-def ascii_port(text: str) -> int | None:
-    """A port from 1 to 65535 written in ASCII digits only; None for anything else."""
-    port = ascii_int(text, 5)
-    return port if port is not None and 0 < port < 65536 else None
-
-
 def _host_port(text: str, default_port: int) -> tuple[str, int] | str:
     """`host`, `host:port`, `[v6]` or `[v6]:port`; a string says what is wrong."""
     port_text: str | None
@@ -168,7 +153,7 @@ def _host_port(text: str, default_port: int) -> tuple[str, int] | str:
         port_text = after if colon else None
     if port_text is None:
         return host.lower(), default_port
-    port = ascii_port(port_text)
+    port = numbers.port(port_text)
     if port is None:
         return "the port is not a number from 1 to 65535"
     return host.lower(), port

@@ -131,9 +131,12 @@ async def get(ctx: Context, url: str) -> tuple[int, str | None, bytes]:
         await writer.drain()
         try:
             head = await client.response()
+        except http1.HttpError:  # a head too long is no certificate's either
+            raise EOFError("not an HTTP answer") from None
+        try:
             body = await client.body(certchain.MAX_FETCHED_BYTES)
-        except http1.TooLarge as exc:
-            raise EOFError(str(exc)) from None
+        except http1.TooLarge:
+            raise EOFError(f"an answer over {certchain.MAX_FETCHED_BYTES} bytes") from None
         except http1.HttpError:
             raise EOFError("not an HTTP answer") from None
     finally:
