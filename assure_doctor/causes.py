@@ -27,6 +27,7 @@ from assure_doctor.kinds import (
     HandshakeKind,
     HttpKind,
     OsFailure,
+    PacKind,
     PinSource,
     ProxyKind,
     ProxyStep,
@@ -571,7 +572,36 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
         _a("The API answered an unexpected {status_code}. Check the URL and method; the ping "
            "is GET /v1/ping. Response: {response_body}"),
     ),
+    # A proxy auto-configuration script (PAC) that gave no route: the proxy is unknown.
     (C.PROXY_CONNECT_FAILED, K.PROXY): (
+        _a("The proxy auto-configuration script (PAC) named by {pac_source} could not be "
+           "fetched from {pac_url} ({error}): without it there is no proxy to choose, for "
+           "this check or for an integration that follows the same setting. Check that the "
+           "PAC's server answers there, or ask your network team where this machine's PAC "
+           "is.", kind=PacKind.FETCH),
+        _a("The PAC named by {pac_source} did not arrive from {pac_url} in time ({error}): "
+           "its server is slow, or something between this machine and it drops the "
+           "connection. Ask your network team to check the PAC's server.",
+           kind=PacKind.FETCH_TIMEOUT),
+        _a("The PAC from {pac_url} (named by {pac_source}) was cut while FindProxyForURL "
+           "waited for DNS to answer for {pac_waiting}: a PAC that looks names up is only as "
+           "fast as DNS. Ask whoever maintains it (usually the network or proxy team) to "
+           "avoid the lookup, or to have DNS fixed for that name.",
+           kind=PacKind.EVAL_TIMEOUT, pac_dns_wait=True),
+        _a("The PAC from {pac_url} (named by {pac_source}) did not return from "
+           "FindProxyForURL in time ({error}). Ask whoever maintains it (usually the network "
+           "or proxy team) to fix the script.", kind=PacKind.EVAL_TIMEOUT),
+        _a("The PAC from {pac_url} (named by {pac_source}) was fetched, but FindProxyForURL "
+           "cannot be evaluated for {url} ({error}). Ask whoever maintains it (usually the "
+           "network or proxy team) to fix the script.", kind=PacKind.EVAL),
+        _a("The PAC from {pac_url} (named by {pac_source}) returned '{pac_rule}' for {url}: "
+           "no HTTP proxy (PROXY host:port) and no DIRECT, the only routes assure-doctor can "
+           "test. If the integration cannot take those routes either, ask the PAC's "
+           "maintainers for a PROXY route for {host}.", kind=PacKind.NO_ROUTE),
+        _a("The proxy auto-configuration script (PAC) this machine is set to use could "
+           "not be used. Check the PAC setting (--pac, or the system's automatic proxy "
+           "configuration), or ask your network team which PAC this machine must use.",
+           step=ProxyStep.PAC),
         _a("The proxy host in {proxy} (from {proxy_source}) does not exist according to "
            "{resolver}: check the proxy setting, or ask your IT team which proxy this machine "
            "must use.", step=ProxyStep.DNS, kind=DnsKind.NXDOMAIN),
@@ -580,7 +610,19 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
         _a("The proxy {proxy} cannot be reached. Check its host and port, or ask your IT "
            "team which proxy this machine must use."),
     ),
+    (C.PROXY_CONNECT_FAILED, K.CONFIG): (
+        _a("Check that {pac_url} is the PAC this machine should use (it comes from "
+           "{pac_source}): a PAC location that is out of date or mistyped fails here, and so "
+           "does an integration that follows the same setting.", step=ProxyStep.PAC),
+        _a("Check the PAC setting this machine uses: a PAC location that is out of date or "
+           "mistyped fails here.", step=ProxyStep.PAC),
+    ),
     (C.PROXY_CONNECT_FAILED, K.FIREWALL): (
+        _a("If a firewall keeps this machine from the PAC's server ({pac_url}), ask your "
+           "network team to allow it: the PAC is fetched directly, not through a proxy.",
+           step=ProxyStep.PAC),
+        _a("If a firewall keeps this machine from the PAC's server, ask your network team to "
+           "allow it: the PAC is fetched directly, not through a proxy.", step=ProxyStep.PAC),
         _a("A TCP traceroute to the proxy shows where the attempts stop: {path_finding}",
            step=ProxyStep.TCP, path_ending="silent"),
         _a("Connections to the proxy {proxy} are blocked or dropped ({error}): ask your "
@@ -592,6 +634,9 @@ ADVICE: Mapping[tuple[Condition, CauseId], tuple[Advice, ...]] = {
            kind=ConnectKind.UNREACHABLE),
     ),
     (C.PROXY_CONNECT_FAILED, K.DNS_SERVICE): (
+        _a("The PAC's FindProxyForURL was still waiting for the operating system's resolver "
+           "to answer for {pac_waiting} when its time ran out: ask your IT support to check "
+           "the DNS service for that name.", kind=PacKind.EVAL_TIMEOUT, pac_dns_wait=True),
         _a("The proxy's name does not resolve reliably via {resolver}: ask your IT team to "
            "fix the local DNS service, or give the proxy by address.", step=ProxyStep.DNS),
     ),
@@ -772,6 +817,11 @@ RANKING: Mapping[Condition, tuple[Rule, ...]] = {
         ({}, (K.CONFIG, K.PLATFORM)),
     ),
     C.PROXY_CONNECT_FAILED: (
+        # The PAC that names the proxy gave no route: its maintainers' to fix first.
+        ({"kind": PacKind.FETCH}, (K.PROXY, K.CONFIG, K.FIREWALL)),
+        ({"kind": PacKind.FETCH_TIMEOUT}, (K.PROXY, K.FIREWALL, K.CONFIG)),
+        ({"kind": PacKind.EVAL_TIMEOUT, "pac_dns_wait": True}, (K.PROXY, K.DNS_SERVICE)),
+        ({"step": ProxyStep.PAC}, (K.PROXY, K.CONFIG)),
         ({"step": ProxyStep.DNS, "kind": DnsKind.NXDOMAIN}, (K.PROXY, K.DNS_SERVICE)),
         ({"step": ProxyStep.DNS}, (K.DNS_SERVICE, K.PROXY, K.FIREWALL)),
         ({"kind": ConnectKind.UNREACHABLE}, (K.ROUTING, K.PROXY, K.FIREWALL)),

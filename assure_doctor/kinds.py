@@ -164,6 +164,17 @@ class ProxyStep(StrEnum):
 
     DNS = "dns"
     TCP = "tcp"
+    PAC = "pac"  # the proxy auto-configuration script that names the proxy
+
+
+class PacKind(StrEnum):
+    """How a proxy auto-configuration script (PAC) failed to give a route."""
+
+    FETCH = "pac_fetch"  # it could not be fetched (HTTP status, TLS, DNS, refused) or read
+    FETCH_TIMEOUT = "pac_fetch_timeout"  # ... not within the time allowed
+    EVAL = "pac_eval"  # FindProxyForURL failed, or returned no route
+    EVAL_TIMEOUT = "pac_eval_timeout"  # FindProxyForURL did not return in time
+    NO_ROUTE = "pac_no_route"  # only routes assure-doctor cannot take (SOCKS, HTTPS proxies)
 
 
 class Family(StrEnum):
@@ -181,7 +192,7 @@ class Family(StrEnum):
         return Family.IPV4 if self is Family.IPV6 else Family.IPV6
 
 
-Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ProxyKind
+Kind = DnsKind | ConnectKind | CertKind | HandshakeKind | HttpKind | ProxyKind | PacKind
 
 
 class Facts(TypedDict, total=False):
@@ -245,6 +256,12 @@ class Facts(TypedDict, total=False):
     schemes: str
     has_credentials: bool
     title: str  # the proxy's error page title
+    # proxy: the PAC that chose (or failed to choose) the route
+    pac_source: str  # which setting named it, in words ("the --pac option")
+    pac_url: str  # where it is (credentials masked), or the file
+    pac_rule: str  # what FindProxyForURL returned
+    pac_waiting: str  # the name its DNS lookup was waiting on when it was cut
+    pac_dns_wait: bool  # it was cut while waiting for DNS
     # internal_error
     exception: str
     # what changed since the last good check (history)

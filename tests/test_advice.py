@@ -25,6 +25,7 @@ from assure_doctor.kinds import (
     HandshakeKind,
     HttpKind,
     OsFailure,
+    PacKind,
     PinSource,
     ProxyKind,
     ProxyStep,
@@ -70,7 +71,11 @@ SAMPLE: Mapping[Condition, dict[str, Any]] = {
     Condition.PROXY_CONNECT_FAILED: {"proxy": "http://proxy.example:3128",
                                      "proxy_source": "HTTPS_PROXY",
                                      "error": "Connection refused",
-                                     "path_finding": "the SYN is dropped after hop 1."},
+                                     "path_finding": "the SYN is dropped after hop 1.",
+                                     "pac_source": "the --pac option",
+                                     "pac_url": "http://pac.example/proxy.pac",
+                                     "pac_rule": "SOCKS5 socks.example:1080",
+                                     "pac_waiting": "slow.corp.example"},
     Condition.PROXY_AUTH_REQUIRED: {"proxy": "http://proxy.example:3128",
                                     "proxy_authenticate": "Basic, NTLM", "schemes": "NTLM",
                                     "proxy_source": "--proxy", "status_code": 407},
@@ -157,6 +162,14 @@ CLAIMS: tuple[tuple[str, Callable[[Mapping[str, Any], Condition], bool]], ...] =
     (r"clock is wrong",
      lambda _f, c: c in (Condition.CLOCK_SKEW, Condition.TLS_CERTIFICATE_ERROR)),
     (r"[Tt]he proxy (\([^)]*\) )?answered", _is("kind", ProxyKind.UPSTREAM)),
+    (r"PAC", lambda f, _c: f.get("step") == ProxyStep.PAC or f.get("kind") in set(PacKind)),
+    (r"could not be fetched", _is("kind", PacKind.FETCH)),
+    (r"did not arrive", _is("kind", PacKind.FETCH_TIMEOUT)),
+    (r"did not return from FindProxyForURL", _is("kind", PacKind.EVAL_TIMEOUT)),
+    (r"waited for DNS|still waiting for the operating system's resolver",
+     lambda f, _c: f.get("kind") == PacKind.EVAL_TIMEOUT and f.get("pac_dns_wait") is True),
+    (r"cannot be evaluated", _is("kind", PacKind.EVAL)),
+    (r"no HTTP proxy", _is("kind", PacKind.NO_ROUTE)),
 )
 
 
@@ -274,7 +287,7 @@ def test_known_contradictions_are_gone(condition: Condition, facts: dict[str, An
 
 def test_every_kind_the_tables_name_is_an_enum_member() -> None:
     """A misspelt kind would silently fall through to a catch-all rule."""
-    kinds = (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind, ProxyKind)
+    kinds = (DnsKind, ConnectKind, CertKind, HandshakeKind, HttpKind, ProxyKind, PacKind)
     whens = [when for rules in RANKING.values() for when, _ in rules]
     whens += [a.when for variants in (*ADVICE.values(), *GENERIC.values()) for a in variants]
     for when in whens:

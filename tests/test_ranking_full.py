@@ -62,6 +62,13 @@ HOSTS_PIN: dict[str, object] = {
 }
 
 
+# A PAC named the route (no proxy is known yet): which setting named it, and where it is.
+PAC: dict[str, object] = {
+    "pac_source": "the --pac option", "pac_url": "http://pac-77.zz9.example:8077/proxy.pac",
+    "proxy": "none", "proxy_source": "none",
+}
+
+
 def certificate(kind: str, **facts: object) -> dict[str, object]:
     return {**CERTIFICATE, "kind": kind, **facts}
 
@@ -428,6 +435,30 @@ SITUATIONS: list[Situation] = [
          {"proxy": "proxy proxy_source error", "firewall": "proxy error",
           "routing": "address"},
          step="tcp", kind="refused", error=REFUSED),
+    # --- a proxy auto-configuration script (PAC) that gives no route ---------------------------
+    seen("the PAC's server answers 404", "proxy_connect_failed", "proxy config firewall",
+         {"proxy": "pac_source pac_url error", "config": "pac_url pac_source",
+          "firewall": "pac_url"}, **PAC, step="pac", kind="pac_fetch",
+         error="HTTP 404 Not Found 77"),
+    seen("the PAC's server does not answer in time", "proxy_connect_failed",
+         "proxy firewall config",
+         {"proxy": "pac_source pac_url error", "firewall": "pac_url",
+          "config": "pac_url pac_source"}, **PAC, step="pac", kind="pac_fetch_timeout",
+         error="no answer within 7.5 s"),
+    seen("the PAC's script throws", "proxy_connect_failed", "proxy config",
+         {"proxy": "pac_url pac_source url error", "config": "pac_url pac_source"}, **PAC,
+         step="pac", kind="pac_eval", error="FindProxyForURL failed (Error: boom-77)"),
+    seen("the PAC's script loops", "proxy_connect_failed", "proxy config",
+         {"proxy": "pac_url pac_source error"}, **PAC, step="pac", kind="pac_eval_timeout",
+         error="FindProxyForURL did not return within 7.5 s (a loop?)"),
+    seen("the PAC is cut while it waits for DNS", "proxy_connect_failed",
+         "proxy dns_service", {"proxy": "pac_url pac_source pac_waiting",
+                               "dns_service": "pac_waiting"}, **PAC, step="pac",
+         kind="pac_eval_timeout", pac_dns_wait=True, pac_waiting="slow-77.corp.example",
+         error="FindProxyForURL did not return within 7.5 s (waiting for DNS)"),
+    seen("the PAC names only SOCKS proxies", "proxy_connect_failed", "proxy config",
+         {"proxy": "pac_url pac_source pac_rule url host"}, **PAC, step="pac",
+         kind="pac_no_route", pac_rule="SOCKS5 socks-77.corp.example:1080"),
     seen("the proxy asks for credentials it could take (Basic)", "proxy_auth_required",
          "proxy config", {"proxy": "proxy schemes"}, kind="answerable", schemes="Basic-77",
          proxy_authenticate="Basic-77", has_credentials=False, status_code=407,
@@ -551,6 +582,9 @@ UNSTATED: list[tuple[str, str, F, str]] = [
     ("http_not_found", "wrong_url", {}, ""),
     ("proxy_connect_failed", "proxy", {"host": "h.example"}, ""),
     ("proxy_connect_failed", "proxy", {"proxy": "http://p.example:3128"}, "proxy"),
+    ("proxy_connect_failed", "proxy", {"step": "pac", "kind": "pac_fetch"}, ""),
+    ("proxy_connect_failed", "config", {"step": "pac", "kind": "pac_fetch"}, ""),
+    ("proxy_connect_failed", "firewall", {"step": "pac", "kind": "pac_fetch"}, ""),
     ("proxy_auth_required", "proxy", {"kind": "answerable"}, ""),
     ("proxy_auth_required", "proxy", {"proxy_authenticate": "Basic"}, ""),
     ("proxy_upstream_failed", "proxy", {"kind": "upstream", "host": "h.example"}, ""),

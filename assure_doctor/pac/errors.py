@@ -20,13 +20,15 @@ MESSAGE_LIMIT = 240
 
 
 class PacError(DoctorError):
-    """A PAC that cannot be used. `source` and `url` (masked) name the PAC, when known."""
+    """A PAC that cannot be used. `source` and `url` (masked) name the PAC, when known;
+    `reason` is what went wrong without naming the PAC (the message names it too)."""
 
-    def __init__(self, message: str, *, source: str | None = None, url: str | None = None
-                 ) -> None:
-        self.message = sanitize.text(" ".join(message.split()), MESSAGE_LIMIT)
+    def __init__(self, message: str, *, source: str | None = None, url: str | None = None,
+                 reason: str | None = None) -> None:
+        self.message = _line(message)
         self.source = source
         self.url = url
+        self.reason = self.message if reason is None else _line(reason)
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -50,4 +52,14 @@ class PacFetchTimeout(PacFetchError, PacTimeout):
 
 
 class PacEvalTimeout(PacEvalError, PacTimeout):
-    """Evaluating the PAC took longer than allowed (a loop, or a slow dnsResolve)."""
+    """Evaluating the PAC took longer than allowed (a loop, or a slow dnsResolve). `waiting`:
+    the name a DNS lookup of the script was waiting on when it was cut, when it was."""
+
+    def __init__(self, message: str, *, source: str | None = None, url: str | None = None,
+                 reason: str | None = None, waiting: str | None = None) -> None:
+        super().__init__(message, source=source, url=url, reason=reason)
+        self.waiting = None if waiting is None else sanitize.text(waiting, 100)
+
+
+def _line(text: str) -> str:
+    return sanitize.text(" ".join(text.split()), MESSAGE_LIMIT)

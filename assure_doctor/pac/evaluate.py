@@ -91,9 +91,9 @@ async def evaluate(script: PacScript, url: str, *, timeout: float) -> PacDecisio
         why = f"waiting for DNS to answer for {waiting}" if waiting else "a loop?"
         log.warning("%s: no answer from FindProxyForURL within %g s (%s)", location.named,
                     timeout, why)
-        raise PacEvalTimeout(f"{location.named}: FindProxyForURL did not return within "
-                             f"{timeout:g} s ({why})", source=location.source.value,
-                             url=location.shown) from None
+        what = f"FindProxyForURL did not return within {timeout:g} s ({why})"
+        raise PacEvalTimeout(f"{location.named}: {what}", source=location.source.value,
+                             url=location.shown, reason=what, waiting=waiting) from None
     finally:
         exchange.cancel()
         if process.returncode is None:
@@ -175,7 +175,7 @@ def waiting_on(stderr: bytes) -> str | None:
 def _error(script: PacScript, what: str) -> PacEvalError:
     location = script.location
     return PacEvalError(f"{location.named}: {what}", source=location.source.value,
-                        url=location.shown)
+                        url=location.shown, reason=what)
 
 
 def _answer(script: PacScript, output: _Output, returncode: int | None) -> str:

@@ -45,7 +45,7 @@ class PacScript:
 def _error(location: PacLocation, what: str, timeout: bool = False) -> PacFetchError:
     kind = PacFetchTimeout if timeout else PacFetchError
     return kind(f"{location.named}: {what}", source=location.source.value,
-                url=location.shown)
+                url=location.shown, reason=what)
 
 
 async def fetch(location: PacLocation, *, timeout: float, ssl_context: ssl.SSLContext,
@@ -80,7 +80,8 @@ async def _read_file(location: PacLocation, target: File, limit: int) -> bytes:
                                        follow_symlinks=False)
     except InputError as exc:
         raise PacFetchError(str(exc), source=location.source.value,
-                            url=location.shown) from None
+                            url=location.shown, reason=str(exc).removeprefix(f"{what}: ")
+                            ) from None
 
 
 async def _get(location: PacLocation, target: Url, timeout: float,
