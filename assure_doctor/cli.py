@@ -30,6 +30,7 @@ from assure_doctor.target import Target, parse_resolver, resolve_target
 
 if TYPE_CHECKING:
     from assure_doctor.monitor.config import MonitorConfig
+    from assure_doctor.pac.location import PacLocation
 
 PROG = "assure-doctor"
 # Outside 9100-9999, which the Prometheus wiki's default port allocations has given out in full.
@@ -106,6 +107,10 @@ def add_target_options(parser: argparse.ArgumentParser,
                        "through this proxy (default: HTTPS_PROXY / ALL_PROXY / the system's)")
     group.add_argument("--no-proxy", action="store_true",
                        help="connect directly, whatever the environment says")
+    group.add_argument("--pac", metavar="URL_OR_FILE",
+                       help="follow this proxy auto-configuration script (http(s) URL or "
+                       "file), as the integration would (default: on Windows and macOS, the "
+                       "system's PAC / WPAD settings)")
     family = group.add_mutually_exclusive_group()
     family.add_argument("-4", dest="family", action="store_const", const=Family.IPV4,
                         help="use only IPv4 addresses")
@@ -171,12 +176,24 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
         trust=trust.load(args.ca_bundle),  # loaded (or refused) here, before any traffic
         no_ping=args.no_ping,
         proxy=proxyconfig.load(args.proxy, args.no_proxy, os.environ,
-                               proxyconfig.system_settings()),
+                               proxyconfig.system_settings(), _pac(args),
+                               proxyconfig.system_pac),
         family=getattr(args, "family", None),
     )
     # Read even with --no-ping, so that what is said about the key is true (it is not sent).
     key = apikey.load(args.api_key_file)
     return target, options, key
+
+
+def _pac(args: argparse.Namespace) -> PacLocation | None:
+    """The --pac location, refused here when it is bad input (the pac package loads only
+    when the flag is given)."""
+    text = getattr(args, "pac", None)
+    if text is None:
+        return None
+    from assure_doctor.pac.fetch import given
+
+    return given(text)
 
 
 def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,

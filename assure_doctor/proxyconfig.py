@@ -1,8 +1,14 @@
-"""Which proxy a check goes through, and why: --proxy, --no-proxy, the environment, the system.
+"""Which proxy a check goes through, and why: --proxy, --no-proxy, --pac, the environment, the
+system.
 
 Pure: the environment and the system's settings are handed in, so every rule is unit-tested.
-The environment follows curl: `https_proxy` before `HTTPS_PROXY`, then `all_proxy` before
-`ALL_PROXY`; `no_proxy` before `NO_PROXY`.
+The precedence is the integration's HTTP stack's: an explicit proxy (--proxy), then an explicit
+proxy auto-configuration script (--pac), then the environment, then the system's PAC / WPAD
+settings (Windows, macOS), then its static proxy. The environment follows curl: `https_proxy`
+before `HTTPS_PROXY`, then `all_proxy` before `ALL_PROXY`; `no_proxy` before `NO_PROXY`.
+
+A PAC is only named here: what it decides for the API's URL is I/O, done by the engine before
+the stages (`probes.pacroute`).
 """
 
 from __future__ import annotations
@@ -10,16 +16,21 @@ from __future__ import annotations
 import base64
 import ipaddress
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from assure_doctor import numbers, redact, urls
 from assure_doctor.errors import InputError
 
+if TYPE_CHECKING:  # the pac package loads only where a PAC is named
+    from assure_doctor.pac.location import PacLocation
+
 DEFAULT_PROXY_PORT = 1080  # curl's default for a proxy URL without a port
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 _NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
+PAC_FLAG = "--pac"  # pac.location.PacSource.FLAG, without loading the pac package
 # urllib's readers of the OS settings: the Windows registry, macOS' SystemConfiguration.
 _SYSTEM_READERS = {"win32": "getproxies_registry", "darwin": "getproxies_macosx_sysconf"}
 
@@ -31,6 +42,7 @@ class Source(StrEnum):
     NO_PROXY_FLAG = "--no-proxy"
     SYSTEM = "system"
     NONE = "none"
+    PAC = "pac"  # a proxy auto-configuration script chose the proxy (or DIRECT)
 
 
 @dataclass(frozen=True)
@@ -69,12 +81,22 @@ class Route:
 
 @dataclass(frozen=True)
 class ProxyRules:
-    """The proxy settings as loaded once at the edge; `route` applies them to a target."""
+    """The proxy settings as loaded once at the edge; `route` applies them to a target.
+
+    With `pac`, the first of those PACs that is there decides the route (the engine asks it);
+    `route` then gives what applies when none is (only WPAD candidates, none there).
+    """
 
     proxy: Proxy | None = None
     no_proxy: str = ""
     no_proxy_source: str | None = None
     forced_direct: bool = False
+    pac: tuple[PacLocation, ...] = ()
+
+    @property
+    def pac_flag(self) -> PacLocation | None:
+        """The PAC given with --pac, if one was."""
+        return next((location for location in self.pac if location.source == PAC_FLAG), None)
 
     def route(self, host: str, port: int) -> Route:
         if self.forced_direct:
@@ -110,27 +132,37 @@ def parse(url: str, source: str) -> Proxy:
 
 
 def load(flag: str | None, no_proxy_flag: bool, environ: Mapping[str, str],
-         system: Mapping[str, str] | None = None) -> ProxyRules:
-    """The rules from --proxy / --no-proxy, the environment, then the system's settings."""
+         system: Mapping[str, str] | None = None, pac: PacLocation | None = None,
+         system_pac: Callable[[], Sequence[PacLocation]] | None = None) -> ProxyRules:
+    """The rules from --proxy / --no-proxy / --pac, the environment, then the system's PAC
+    settings (`system_pac`, called only when nothing before decides) and static proxy."""
     if no_proxy_flag:
-        if flag:
-            raise InputError("--proxy and --no-proxy: give one of them")
+        if flag or pac:
+            other = "--proxy" if flag else "--pac"
+            raise InputError(f"{other} and --no-proxy: give one of them")
         return ProxyRules(forced_direct=True)
+    if flag and pac:
+        raise InputError("--proxy and --pac: give one of them")
     no_proxy_name = next((name for name in _NO_PROXY_VARIABLES if name in environ), None)
     no_proxy = environ.get(no_proxy_name, "") if no_proxy_name else ""
     if flag:
         return ProxyRules(parse(flag, Source.FLAG))
+    if pac is not None:
+        return ProxyRules(pac=(pac,))
     for name in _PROXY_VARIABLES:
         value = environ.get(name, "").strip()
         if value:
             return ProxyRules(parse(value, name), no_proxy, no_proxy_name)
+    # Windows tries its automatic configuration (WPAD, AutoConfigURL) before its static proxy,
+    # which stays the route when no PAC is there.
+    locations = tuple(system_pac()) if system_pac is not None else ()
     if system:
         value = system.get("https") or system.get("all") or ""
         if value:
             bypass = system.get("no", "")
             return ProxyRules(parse(value, Source.SYSTEM), bypass or no_proxy,
-                              Source.SYSTEM if bypass else no_proxy_name)
-    return ProxyRules(no_proxy=no_proxy, no_proxy_source=no_proxy_name)
+                              Source.SYSTEM if bypass else no_proxy_name, pac=locations)
+    return ProxyRules(no_proxy=no_proxy, no_proxy_source=no_proxy_name, pac=locations)
 
 
 def system_settings() -> dict[str, str]:
@@ -143,6 +175,19 @@ def system_settings() -> dict[str, str]:
 
     found = getattr(urllib.request, reader)()
     return {key: value for key, value in found.items() if isinstance(value, str)}
+
+
+def system_pac() -> tuple[PacLocation, ...]:
+    """The PACs the OS names (Windows: WPAD when auto-detect is on, then AutoConfigURL; macOS:
+    its PAC URL, then WPAD); none elsewhere, where the pac package is not even loaded."""
+    if sys.platform not in ("win32", "darwin"):
+        return ()
+    from assure_doctor import logs
+    from assure_doctor.pac import system
+
+    found = system.read()
+    logs.get("pac").info("System PAC settings: %s", found.note)
+    return found.locations
 
 
 def bypassed(host: str, port: int, no_proxy: str) -> bool:

@@ -119,6 +119,18 @@ def one_line_exit_2(run: Run, *words: str) -> str:
     ([*MONITOR[:-2], "--listen", "127.0.0.1:1_0"], ["--web.listen-address", "HOST:PORT"]),
     ([*MONITOR, "--customer-budget", "١٠", "--ledger", "http://127.0.0.1:9"],
      ["--customer-budget"]),
+    (["check", *LOOPBACK, "--pac", ""], ["--pac", "empty"]),
+    (["check", *LOOPBACK, "--pac", "gopher://pac.example/x.pac"], ["--pac", "http://"]),
+    (["check", *LOOPBACK, "--pac", "http://pac.example:٣٣/x.pac"], ["--pac", "port"]),
+    (["check", *LOOPBACK, "--pac", "/nonexistent/proxy.pac"], ["--pac", "cannot read"]),
+    (["check", *LOOPBACK, "--pac", "/dev/zero"], ["--pac", "regular file"]),
+    (["check", *LOOPBACK, "--pac", "/"], ["--pac", "directory"]),
+    (["check", *LOOPBACK, "--pac", "http://x/p.pac", "--proxy", "http://p:1"],
+     ["--proxy and --pac", "one of them"]),
+    (["check", *LOOPBACK, "--pac", "http://x/p.pac", "--no-proxy"],
+     ["--pac and --no-proxy", "one of them"]),
+    (["tui", *LOOPBACK, "--pac", "/dev/zero"], ["--pac", "regular file"]),
+    ([*MONITOR, "--pac", "ftp://x/p.pac"], ["--pac", "http://"]),
 ])
 def test_bad_flags(args: list[str], words: list[str], tmp_path: Path) -> None:
     one_line_exit_2(run_main(*args, env=clean_env(ASSURE_API_KEY=KEY)), *words)
@@ -197,6 +209,9 @@ GOOD = f'[[targets]]\nurl = "{URL}"\nno_ping = true\n'
     ("targets = 5\n", ["[[targets]]"]),
     (f"{GOOD}x = {'[' * 50_000}\n", ["nested too deeply"]),
     ("[[targets]]\n", ["#1", "no target"]),
+    (f'{GOOD}pac = "gopher://pac.example/x.pac"\n', ["#1", "pac =", "http://"]),
+    (f'{GOOD}pac = "/dev/zero"\n', ["#1", "pac =", "regular file"]),
+    (f"{GOOD}pac = 5\n", ["#1", "pac = 5", "a string"]),
 ])
 def test_bad_toml(text: str, words: list[str], tmp_path: Path) -> None:
     path = tmp_path / "targets.toml"
@@ -229,7 +244,7 @@ def key_file_with(tmp_path: Path, text: str) -> str:
     "--api-key VALUE", "--api-key=VALUE", "--apikey VALUE", "--key VALUE", "-k VALUE",
     "-kVALUE", "--VALUE", "-VALUE", "--x-api-key=VALUE",
     "--api-key-f VALUE", "--api-key-file VALUE", "--api-key-file=VALUE", "VALUE",
-    "check VALUE", "check --timeout VALUE", "check --retries VALUE",
+    "check VALUE", "check --timeout VALUE", "check --retries VALUE", "check --pac VALUE",
     "monitor --ping-budget VALUE", "monitor --config VALUE", "check --ca-bundle VALUE",
 ])
 def test_a_key_pasted_on_the_command_line_is_never_echoed(place: str) -> None:

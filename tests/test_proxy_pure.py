@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from assure_doctor import redact
 from assure_doctor.errors import InputError
+from assure_doctor.pac.location import PacLocation, PacSource, from_flag
 from assure_doctor.probes import inspection
 from assure_doctor.probes.proxy import auth_schemes, page_title
 from assure_doctor.proxyconfig import Source, bypassed, load, parse
+from assure_doctor.proxyconfig import system_pac as system_pac_of_this_machine
 
 HOST, PORT = "api.uk2.sheassure.net", 443
 
@@ -52,6 +56,58 @@ def test_system_settings_come_after_the_environment() -> None:
                                                                         "HTTPS_PROXY")
     assert route_of({}, system={"https": "http://sys:8080", "no": "*.sheassure.net"}) == (
         None, Source.SYSTEM)
+
+
+# --- a proxy auto-configuration script (PAC) in the precedence -------------------------------
+FLAG_PAC = from_flag("http://pac.corp.example/proxy.pac")
+WINDOWS_PAC = PacLocation(PacSource.WINDOWS, "http://wpad.corp.example/auto.pac")
+
+
+class SystemPac:
+    """The system's PAC settings, counting the reads (they are I/O on Windows and macOS)."""
+
+    def __init__(self, *locations: PacLocation) -> None:
+        self.locations = locations
+        self.reads = 0
+
+    def __call__(self) -> tuple[PacLocation, ...]:
+        self.reads += 1
+        return self.locations
+
+
+def test_an_explicit_proxy_wins_then_pac_then_the_environment_then_the_systems_pac() -> None:
+    environ = {"HTTPS_PROXY": "http://env:1"}
+    system = SystemPac(WINDOWS_PAC)
+    assert load("http://flag:2", False, environ, None, None, system).pac == ()
+    rules = load(None, False, environ, None, FLAG_PAC, system)
+    assert rules.pac == (FLAG_PAC,) and rules.proxy is None and rules.pac_flag == FLAG_PAC
+    rules = load(None, False, environ, None, None, system)
+    assert rules.pac == () and rules.proxy is not None and rules.proxy.source == "HTTPS_PROXY"
+    assert system.reads == 0  # decided before the system's settings were read
+    rules = load(None, False, {}, None, None, system)
+    assert rules.pac == (WINDOWS_PAC,) and rules.pac_flag is None
+    assert rules.route(HOST, PORT).proxy is None  # no PAC there after all: direct
+
+
+def test_the_systems_static_proxy_is_the_route_when_its_pac_is_not_there() -> None:
+    rules = load(None, False, {}, {"https": "http://sys:8080"}, None, SystemPac(WINDOWS_PAC))
+    assert rules.pac == (WINDOWS_PAC,)
+    route = rules.route(HOST, PORT)
+    assert route.proxy is not None and route.proxy.masked_url == "http://sys:8080"
+
+
+def test_pac_with_proxy_or_no_proxy_is_refused() -> None:
+    with pytest.raises(InputError, match="--proxy and --pac: give one of them"):
+        load("http://flag:2", False, {}, pac=FLAG_PAC)
+    with pytest.raises(InputError, match="--pac and --no-proxy: give one of them"):
+        load(None, True, {}, pac=FLAG_PAC)
+    assert load(None, True, {}, None, None, SystemPac(WINDOWS_PAC)).forced_direct
+
+
+def test_no_system_pac_is_read_where_there_is_none() -> None:
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("this system has PAC settings of its own")
+    assert system_pac_of_this_machine() == ()
 
 
 @pytest.mark.parametrize(("no_proxy", "host", "port", "expected"), [

@@ -126,7 +126,7 @@ def watched_target(target: Target, options: CheckOptions, key: ApiKey | None,
 FILE_SETTINGS = {"interval", "ping_interval", "ping_budget", "jitter", "state_dir", "listen",
                  *fleet.FILE_SETTINGS}
 _ENTRY_KEYS = {"name", "stack", "url", "key_env", "key_file", "resolvers", "ca_bundle",
-               "no_ping", "timeout", "proxy", "no_proxy"}
+               "no_ping", "timeout", "proxy", "no_proxy", "pac"}
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number",
                str: "a string", list: "a list"}
 
@@ -220,6 +220,7 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
     key_env = _typed(entry, "key_env", str, here)
     proxy_url = _typed(entry, "proxy", str, here)
     no_proxy = _typed(entry, "no_proxy", bool, here)
+    pac = _typed(entry, "pac", str, here)
     try:
         target = resolve_target(stack, url, ("stack =", "url ="))
         resolvers = []
@@ -233,7 +234,7 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
                               ca_bundle, "ca_bundle ="),
                           timeout=base.timeout if timeout is None else timeout,
                           no_ping=base.no_ping if no_ping is None else no_ping,
-                          proxy=_proxy(proxy_url, no_proxy, base.proxy))
+                          proxy=_proxy(proxy_url, no_proxy, pac, base.proxy))
         key = None
         if key_file is not None and key_env is not None:
             raise InputError("key_file and key_env: give one or the other")
@@ -254,9 +255,16 @@ def _entry(entry: object, index: int, where: str, base: CheckOptions) -> Watched
         raise InputError(f"{here}: {exc}") from None
 
 
-def _proxy(url: str | None, no_proxy: bool | None, base: ProxyRules) -> ProxyRules:
-    """A target's `proxy = "http://..."` or `no_proxy = true`; else the command line's rules."""
-    if no_proxy or url is not None:
-        return proxyconfig.load(url, bool(no_proxy), {})
+def _proxy(url: str | None, no_proxy: bool | None, pac: str | None, base: ProxyRules
+           ) -> ProxyRules:
+    """A target's `proxy = "http://..."`, `no_proxy = true` or `pac = "URL_OR_FILE"`; else the
+    command line's rules (a target's own setting wins over all of them)."""
+    if no_proxy or url is not None or pac is not None:
+        location = None
+        if pac is not None:
+            from assure_doctor.pac.fetch import given
+
+            location = given(pac, "pac =")
+        return proxyconfig.load(url, bool(no_proxy), {}, pac=location)
     return base
 

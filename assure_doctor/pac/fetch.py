@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 from assure_doctor import localfile, logs, numbers, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.pac.errors import PacFetchError, PacFetchTimeout
-from assure_doctor.pac.location import File, LocationError, PacLocation, PacSource, Url
+from assure_doctor.pac.location import (
+    File,
+    LocationError,
+    PacLocation,
+    PacSource,
+    Url,
+    from_flag,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +69,17 @@ async def fetch(location: PacLocation, *, timeout: float, ssl_context: ssl.SSLCo
         data, content_type = await _get(location, target, timeout, ssl_context, limit)
     ms = (time.perf_counter() - start) * 1000
     return PacScript(location, decode(data), len(data), content_type, ms)
+
+
+def given(text: str, name: str = "--pac") -> PacLocation:
+    """The PAC `--pac URL_OR_FILE` names, refused at the edge (InputError naming `name`, never
+    the value) when it is no http(s) URL or path, or a file that cannot be read: bad input,
+    not a finding. A URL is fetched only when a check runs."""
+    location = from_flag(text, name)
+    target = location.target()
+    if isinstance(target, File):
+        localfile.read_regular(target.path, MAX_PAC_BYTES, name, follow_symlinks=False)
+    return location
 
 
 def decode(data: bytes) -> str:

@@ -146,10 +146,11 @@ def _masked(text: str) -> str:
     return found.group(1) + shown + "@" + text[found.end():]
 
 
-def from_flag(text: str) -> PacLocation:
-    """The location `--pac URL_OR_FILE` names; InputError naming --pac (never its value)."""
+def from_flag(text: str, name: str = "--pac") -> PacLocation:
+    """The location `--pac URL_OR_FILE` names; InputError naming `name` (the flag, or a TOML
+    key), never the value."""
     try:
         parse_target(text)
     except LocationError as exc:
-        raise InputError(f"--pac: {exc}") from None
+        raise InputError(f"{name}: {exc}") from None
     return PacLocation(PacSource.FLAG, text.strip())

@@ -62,6 +62,8 @@ def check_command(target: Target, options: CheckOptions | None, *, command: str 
         elif rules.proxy is not None and rules.proxy.source == Source.FLAG:
             # Credentials stay masked: the command then needs them filled in by hand.
             args += ["--proxy", rules.proxy.masked_url]
+        elif rules.pac_flag is not None:
+            args += ["--pac", rules.pac_flag.shown]
         for resolver in options.resolvers:
             args += ["--resolver", str(resolver)]
         if options.ca_bundle:
