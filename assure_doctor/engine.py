@@ -75,6 +75,11 @@ async def run_check(
     durations: dict[str, float] = {}
     heard: dict[str, StageResult] = {}
     try:
+        route_ms = 0.0
+        if options.proxy.pac:
+            start = time.perf_counter()
+            await _choose_route(ctx)
+            route_ms = (time.perf_counter() - start) * 1000
         for probe in probes:
             earlier = resume.stage(probe.name) if resume is not None else None
             reason = next((r for need in probe.needs if (r := need.unmet(ctx)) is not None),
@@ -83,7 +88,8 @@ async def run_check(
                 ctx.outcomes[probe.name] = earlier.as_outcome()
                 durations[probe.name] = earlier.duration_ms
             elif reason is not None:
-                ctx.outcomes[probe.name] = Outcome(Status.SKIP, reason)
+                known = probe.skipped(ctx) if probe.skipped is not None else None
+                ctx.outcomes[probe.name] = Outcome(Status.SKIP, reason, known)
                 durations[probe.name] = 0.0
             else:
                 if on_stage:
@@ -91,6 +97,8 @@ async def run_check(
                 start = time.perf_counter()
                 outcome = await _run_bounded(probe, ctx)
                 durations[probe.name] = (time.perf_counter() - start) * 1000
+                if outcome is ctx.route_failure:  # the time the PAC took to give no route
+                    durations[probe.name] += route_ms
                 if probe.traced and pathtrace.wanted(outcome):
                     outcome = await pathtrace.follow(ctx, outcome)
                 ctx.outcomes[probe.name] = outcome
@@ -124,6 +132,27 @@ async def run_check(
     return report
 
 
+async def _choose_route(ctx: Context) -> None:
+    """Ask the PAC the proxy settings name for the API's route, within its deadline; what it
+    chose is `ctx.route`, and a PAC that gave none is the proxy stage's failure."""
+    from assure_doctor.probes import pacroute  # only where a PAC is named
+
+    chooser = pacroute.Chooser(ctx)
+    limit = pacroute.deadline(ctx.options) + DEADLINE_GRACE
+    try:
+        async with asyncio.timeout(limit) as scope:
+            await chooser.run()
+    except TimeoutError:
+        if not scope.expired():
+            ctx.route_failure = _internal_error("PAC route", TimeoutError(
+                "a timeout escaped the PAC's route choice"))
+            return
+        log.warning("Choosing the route from the PAC overran its deadline (%g s)", limit)
+        chooser.overran(limit)
+    except Exception as exc:  # containment, as for a probe: reported by the proxy stage
+        ctx.route_failure = _internal_error("PAC route", exc)
+
+
 async def _run_bounded(probe: Probe, ctx: Context) -> Outcome:
     """The probe's outcome, within its deadline; an overrun or a bug becomes a finding."""
     limit = deadline(probe, ctx.options)
@@ -132,10 +161,10 @@ async def _run_bounded(probe: Probe, ctx: Context) -> Outcome:
             return await probe.run(ctx)
     except TimeoutError:
         if not scope.expired():
-            return _internal_error(probe, TimeoutError("a timeout escaped the probe"))
+            return _internal_error(probe.name, TimeoutError("a timeout escaped the probe"))
         return _overrun(probe, limit)
     except Exception as exc:  # containment: a probe's bug must not take down a face
-        return _internal_error(probe, exc)
+        return _internal_error(probe.name, exc)
 
 
 def _overrun(probe: Probe, limit: float) -> Outcome:
@@ -149,14 +178,14 @@ def _overrun(probe: Probe, limit: float) -> Outcome:
     return Outcome(Status.FAIL, error, None, condition, facts, fault)
 
 
-def _internal_error(probe: Probe, exc: BaseException) -> Outcome:
+def _internal_error(where: str, exc: BaseException) -> Outcome:
     """The exception's type and a short sanitised message: never locals, never the key."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]  # a TaskGroup's wrapper says less than what it wraps
     kind = type(exc).__name__
     message = sanitize.text(str(exc), _MESSAGE_LIMIT)
     described = f"{kind}: {message}" if message else kind
-    log.error("Internal error in the %s stage: %s", probe.name, described)
+    log.error("Internal error in the %s stage: %s", where, described)
     return Outcome(Status.FAIL, f"internal error in assure-doctor: {described}", None,
                    Condition.INTERNAL_ERROR, Facts(exception=described),
                    Fault(exception=kind, message=message))

@@ -12,16 +12,13 @@ with the proxy's credentials; a CONNECT tunnel for an https URL).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from cryptography import x509
 
 from assure_doctor import http1, logs, sanitize
-from assure_doctor.kinds import Family
-from assure_doctor.probes import certchain, netclass
+from assure_doctor.probes import certchain, lookup, netclass
 from assure_doctor.probes.connect import connect, handshake
 from assure_doctor.probes.proxy import tunnel
 from assure_doctor.probes.results import Stream, TcpFound
@@ -155,15 +152,17 @@ def _joined(url: str, location: str) -> str | None:
 async def _open(ctx: Context, host: str, port: int, https: bool
                 ) -> tuple[Stream, Proxy | None]:
     """A connection for the URL the way the check goes: direct, or through the proxy that
-    applies to this host (tunnelled for https); TLS verified with the check's anchors."""
+    applies to this host (tunnelled for https), or the route a PAC chose for the check;
+    TLS verified with the check's anchors."""
     timeout = ctx.options.timeout
-    proxy = ctx.options.proxy.route(host, port).proxy
+    proxy = ctx.route_for(host, port).proxy
     if proxy is None:
-        stream = await _connect_any(await _addresses(ctx, host), port, timeout)
+        stream = await _connect_any(await lookup.addresses(ctx.options, host), port, timeout)
     else:
         known = ctx.found(TcpFound).address if ctx.route.proxy == proxy else None
-        stream = await _connect_any([known] if known else await _addresses(ctx, proxy.host),
-                                    proxy.port, timeout)
+        stream = await _connect_any(
+            [known] if known else await lookup.addresses(ctx.options, proxy.host), proxy.port,
+            timeout)
         if https:
             answer = await tunnel(stream, host, port, proxy, timeout)
             if answer.status != 200:
@@ -182,41 +181,3 @@ async def _connect_any(addresses: list[str], port: int, timeout: float) -> Strea
         except (OSError, TimeoutError) as exc:
             error = exc
     raise error
-
-
-async def _addresses(ctx: Context, host: str) -> list[str]:
-    """The host's addresses as the dns stage would find them: from --resolver when given
-    (nothing falls back to the system), else from the operating system's resolver."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    family = ctx.options.family
-    if ctx.options.resolvers:
-        import dns.asyncresolver  # only on this rare path
-        import dns.exception
-        import dns.nameserver
-
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(r.host, r.port)
-                                for r in ctx.options.resolvers]
-        resolver.lifetime = ctx.options.timeout
-        found: list[str] = []
-        for rdtype, wanted in (("A", Family.IPV4), ("AAAA", Family.IPV6)):
-            if family not in (None, wanted):
-                continue
-            try:
-                answer = await resolver.resolve(host, rdtype, search=False,
-                                                raise_on_no_answer=False)
-            except dns.exception.DNSException:
-                continue
-            found += [rdata.to_text() for rdata in answer.rrset or ()]
-        if not found:
-            raise OSError(f"{sanitize.text(host, 100)} has no address at "
-                          f"{', '.join(map(str, ctx.options.resolvers))}")
-        return found
-    socket_family = {None: socket.AF_UNSPEC, Family.IPV4: socket.AF_INET,
-                     Family.IPV6: socket.AF_INET6}[family]
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None, family=socket_family,
-                                                         type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))

@@ -46,6 +46,20 @@ class Answer:
 
 
 async def run(ctx: Context) -> Outcome:
+    if ctx.route_failure is not None:  # the PAC that names the proxy gave no route
+        return ctx.route_failure
+    outcome = await _connect(ctx)
+    if ctx.pac is not None and isinstance(outcome.found, ProxyFound):
+        outcome = replace(outcome, found=replace(outcome.found, pac=ctx.pac))
+    return outcome
+
+
+def skipped(ctx: Context) -> ProxyFound | None:
+    """Skipped after an earlier failure, the stage still says how a PAC chose the route."""
+    return None if ctx.pac is None else ProxyFound(pac=ctx.pac)
+
+
+async def _connect(ctx: Context) -> Outcome:
     proxy = ctx.route.proxy
     if proxy is None:
         return Outcome(Status.SKIP, f"direct: no proxy applies ({ctx.route.reason})",
@@ -72,7 +86,7 @@ async def run(ctx: Context) -> Outcome:
 
 def _failure(ctx: Context, proxy: Proxy, answer: Answer, found: ProxyFound) -> Outcome:
     shown = f"{proxy.masked_url} answered CONNECT with {answer.status} {answer.reason}".rstrip()
-    facts = Facts(proxy=proxy.masked_url, proxy_source=proxy.source,
+    facts = Facts(proxy=proxy.masked_url, proxy_source=ctx.proxy_source,
                   status_code=answer.status, title=answer.title or "no title")
     condition: Condition
     if answer.status == 407:
@@ -114,7 +128,7 @@ def _unreachable(ctx: Context, proxy: Proxy, exc: BaseException) -> Outcome:
                    ProxyFound(proxy.masked_url, proxy.source, error=error),
                    Condition.PROXY_CONNECT_FAILED,
                    Facts(kind=netclass.connect_kind(exc), step=ProxyStep.TCP,
-                         proxy=proxy.masked_url, proxy_source=proxy.source, error=error))
+                         proxy=proxy.masked_url, proxy_source=ctx.proxy_source, error=error))
 
 
 async def tunnel(stream: Stream, host: str, port: int, proxy: Proxy, timeout: float) -> Answer:

@@ -29,13 +29,14 @@ from assure_doctor.probes.results import (
 from assure_doctor.probes.stage import Need, Probe
 
 PROBES: tuple[Probe, ...] = (
-    Probe("dns", "DNS", dns.run, DnsFound, needs=(), operations=2,
+    Probe("dns", "DNS", dns.run, DnsFound, needs=(Need.ROUTE,), operations=2,
           overrun=(Condition.DNS_LOOKUP_FAILED, DnsKind.TIMEOUT)),
-    Probe("tcp", "TCP", tcp.run, TcpFound, operations=2, traced=True,
+    Probe("tcp", "TCP", tcp.run, TcpFound, needs=(Need.ROUTE, Need.NO_FAILURE), operations=2,
+          traced=True,
           cross_facts=crossfacts.tcp_facts,
           overrun=(Condition.CONNECT_TIMEOUT, ConnectKind.TIMEOUT)),
     Probe("proxy", "Proxy", proxy.run, ProxyFound, operations=3, optional=True,
-          overrun=(Condition.PROXY_UPSTREAM_FAILED, ProxyKind.TIMEOUT)),
+          overrun=(Condition.PROXY_UPSTREAM_FAILED, ProxyKind.TIMEOUT), skipped=proxy.skipped),
     Probe("tls", "TLS", tls.run, TlsFound, operations=4, traced=True,
           cross_facts=crossfacts.tls_facts,
           overrun=(Condition.TLS_HANDSHAKE_FAILED, HandshakeKind.TIMEOUT)),

@@ -178,15 +178,36 @@ class TcpFound:
 
 
 @dataclass(frozen=True)
-class PacChoice:
-    """A proxy auto-configuration script chose the route (contract, turn 3: `pac`)."""
+class SkippedRoute:
+    """A route of the PAC's answer passed over before the one taken, and why."""
 
-    source: str  # --pac, the Windows AutoConfigURL, WPAD, macOS
-    url: str | None  # credentials masked
-    rule: str  # what FindProxyForURL returned, e.g. "PROXY a:3128; DIRECT"
+    route: str  # the entry as the PAC wrote it, e.g. "PROXY a:3128" (sanitised)
+    reason: str
 
     def evidence(self) -> dict[str, Any]:
-        return {"source": self.source, "url": self.url, "rule": self.rule}
+        return {"route": self.route, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PacChoice:
+    """A proxy auto-configuration script chose the route (contract, turn 3: `pac`), or could
+    not (`error`: then `rule` is None and the proxy stage fails)."""
+
+    source: str  # pac.location.PacSource: --pac, the Windows AutoConfigURL, WPAD, macOS
+    url: str | None  # credentials masked
+    rule: str | None  # what FindProxyForURL returned, e.g. "PROXY a:3128; DIRECT"
+    chosen: str | None = None  # the route taken, e.g. "PROXY a:3128" or "DIRECT"
+    skipped: tuple[SkippedRoute, ...] = ()  # passed over before it, in the PAC's order
+    error: str | None = None  # why the PAC gave no route
+    fetch_ms: float | None = None
+    eval_ms: float | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        return _set({"source": self.source, "url": self.url, "rule": self.rule},
+                    chosen=self.chosen,
+                    skipped=[s.evidence() for s in self.skipped] or None, error=self.error,
+                    fetch_ms=None if self.fetch_ms is None else round(self.fetch_ms, 1),
+                    eval_ms=None if self.eval_ms is None else round(self.eval_ms, 1))
 
 
 @dataclass(frozen=True)

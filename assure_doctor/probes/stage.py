@@ -17,8 +17,8 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import SERVER_ANSWERED, Condition, Facts, Kind
 from assure_doctor.model import F, Found, Outcome, Status
 from assure_doctor.options import CheckOptions
-from assure_doctor.probes.results import DnsFound, Handover, Stream, TcpFound
-from assure_doctor.proxyconfig import Route
+from assure_doctor.probes.results import DnsFound, Handover, PacChoice, Stream, TcpFound
+from assure_doctor.proxyconfig import Route, Source
 from assure_doctor.target import Target
 
 
@@ -34,9 +34,30 @@ class Context:
     route: Route = field(init=False)
     # Live connections stages left for later ones; the engine closes what nobody took.
     handovers: list[Handover] = field(default_factory=list)
+    # When the proxy settings name a PAC, the engine asks it before the stages: how it chose
+    # `route` (or why it could not), and then the proxy stage's failure, which it reports.
+    pac: PacChoice | None = None
+    route_failure: Outcome | None = None
 
     def __post_init__(self) -> None:
         self.route = self.options.proxy.route(self.target.host, self.target.port)
+
+    def route_for(self, host: str, port: int) -> Route:
+        """How another host is reached (an AIA URL's): the route a PAC chose for the API,
+        when one did (it is not asked again for each URL); else the proxy settings'."""
+        if self.pac is not None:
+            return self.route
+        return self.options.proxy.route(host, port)
+
+    @property
+    def proxy_source(self) -> str:
+        """Where the route came from, as advice says it: `--proxy`, a variable's name,
+        `system`, or the PAC and the setting that named it."""
+        if self.pac is not None and self.route.source == Source.PAC:
+            from assure_doctor.pac.location import PacSource
+
+            return f"the PAC named by {PacSource(self.pac.source).describe}"
+        return self.route.source
 
     @property
     def dial_host(self) -> str:
@@ -84,7 +105,7 @@ class Context:
             resolver=self.found(DnsFound).resolver or "the system resolver",
             address=self.found(TcpFound).address or self.target.host,
             proxy=self.route.proxy.masked_url if self.route.proxy else "none",
-            proxy_source=self.route.source,
+            proxy_source=self.proxy_source,
         )
 
     def first_failure(self) -> tuple[str, Outcome] | None:
@@ -98,9 +119,14 @@ class Need(StrEnum):
     NO_FAILURE = "no earlier failure"
     REACHABLE_SERVER = "a server that answered"  # a certificate error still answered
     KEY = "an API key"
+    ROUTE = "a route to the API"  # a PAC that gives none fails the proxy stage instead
 
     def unmet(self, ctx: Context) -> str | None:
         """Why this need is not met in `ctx` (the skip summary), or None."""
+        if self is Need.ROUTE:
+            return None if ctx.route_failure is None else (
+                "not checked: the proxy auto-configuration script gave no route (see the "
+                "proxy stage)")
         failed = ctx.first_failure()
         if self is Need.NO_FAILURE:
             return None if failed is None else f"skipped: {failed[0]} failed"
@@ -138,6 +164,9 @@ class Probe:
     optional: bool = False
     # A timeout, reset or unreachable here is followed by a TCP traceroute (`pathtrace`).
     traced: bool = False
+    # What it reports when skipped, from what the check knew before it (the proxy stage: the
+    # route a PAC chose); None: nothing.
+    skipped: Callable[[Context], Found | None] | None = None
 
     @property
     def keyed(self) -> bool:
