@@ -57,10 +57,16 @@ def _proxy(report: Report) -> str:
     if stage is None:
         return "not examined by this version (direct connection)"
     evidence = stage.evidence
+    pac = evidence.get("pac")
+    chosen = ""
+    if isinstance(pac, dict):
+        chosen = (f"; the PAC at {words.outside(pac.get('url'), 200)} ("
+                  f"{words.outside(pac.get('source'), 40)}) returned "
+                  f"'{words.outside(pac.get('rule'), 300)}'")
     if not evidence.get("proxy"):
-        return words.outside(stage.summary)
+        return words.outside(stage.summary) + chosen
     return (f"{words.outside(evidence['proxy'])} (from "
-            f"{words.outside(evidence.get('source') or 'unknown')})")
+            f"{words.outside(evidence.get('source') or 'unknown')}){chosen}")
 
 
 def _trust(report: Report) -> str:

@@ -42,6 +42,7 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
         f"{words.key_text(report.key_info)}",
         "",
     ]
+    lines[2:2] = pac_lines(report)
     lines += [stage_line(stage, paint) for stage in report.stages]
     lines += changes_section(report, paint)
     diagnosis = report.diagnosis
@@ -53,6 +54,27 @@ def render(report: Report, options: CheckOptions | None = None, colour: bool = F
     verdict = paint("OK", "32;1") if report.ok else paint("FAILED", "31;1")
     lines += ["", f"Result: {verdict}"]
     return redact.scrub("\n".join(lines)) + "\n"
+
+
+def pac_lines(report: Report) -> list[str]:
+    """How a proxy auto-configuration script chose the route: where it is, what it returned,
+    the route taken and those passed over (or why it gave none)."""
+    stage = report.stage("proxy")
+    pac = stage.evidence.get("pac") if stage is not None else None
+    if not isinstance(pac, dict):
+        return []
+    where = (f"  PAC {words.outside(pac.get('url') or 'unknown', 120)} "
+             f"({words.outside(pac.get('source'), 40)})")
+    if pac.get("error"):
+        return [f"{where}: no route: {words.outside(pac['error'], EVIDENCE_LIMIT)}"]
+    lines = [f"{where} returned \"{words.outside(pac.get('rule'), EVIDENCE_LIMIT)}\": took "
+             f"{words.outside(pac.get('chosen'), 100)}"]
+    skipped = pac.get("skipped")
+    for passed in skipped if isinstance(skipped, list) else ():
+        if isinstance(passed, dict):
+            lines.append(f"    passed over {words.outside(passed.get('route'), 100)}: "
+                         f"{words.outside(passed.get('reason'), EVIDENCE_LIMIT)}")
+    return lines
 
 
 def changes_section(report: Report, paint: _Painter | None = None) -> list[str]:
