@@ -261,7 +261,9 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
         args.url, args.resolver = sandbox.url, [sandbox.resolver]
         args.ca_bundle = args.ca_bundle or str(sandbox.ca_bundle)
         args.api_key_file = args.api_key_file or str(sandbox.key_file)
-        if sandbox.proxy_url and not args.no_proxy:
+        if sandbox.pac_url and not (args.no_proxy or args.proxy):
+            args.pac = args.pac or sandbox.pac_url
+        elif sandbox.proxy_url and not (args.no_proxy or args.pac):
             args.proxy = args.proxy or sandbox.proxy_url
         yield
 

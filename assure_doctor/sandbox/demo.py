@@ -61,7 +61,13 @@ def diagnose(name: str, colour: bool) -> bool:
         print(f"━━ scenario {scenario.name}: {scenario.guide_row}", flush=True)
         # Short waits, so that a demo of every fault takes seconds, not minutes. Isolated,
         # the system's resolver decides, in the scenario's namespace.
-        proxy = proxyconfig.load(sandbox.proxy_url, sandbox.proxy_url is None, {})
+        pac = None
+        if sandbox.pac_url:
+            from assure_doctor.pac.location import from_flag
+
+            pac = from_flag(sandbox.pac_url)
+        proxy = proxyconfig.load(None if pac else sandbox.proxy_url,
+                                 sandbox.proxy_url is None and pac is None, {}, pac=pac)
         resolvers = () if scenario.isolated else (parse_resolver(sandbox.resolver),)
         options = CheckOptions(timeout=2.0, retries=1, retry_pause=0.5, resolvers=resolvers,
                                trust=trust.load(str(sandbox.ca_bundle)), proxy=proxy)

@@ -125,6 +125,7 @@ class Remote:
         self.scenario = SCENARIOS[name]
         self.proxy = None
         self.proxy_url: str | None = None
+        self.pac_url: str | None = None
         self.resolver = f"127.0.0.1:{DNS_PORT}"
         self.url = ""
         self.port = 0

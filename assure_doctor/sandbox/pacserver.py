@@ -111,7 +111,7 @@ class PacServer:
         loop.set_exception_handler(lambda _loop, _context: None)  # clients that hang up
         try:
             server = loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls))
+                asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls))
         except BaseException as exc:  # handed to the starting thread, which re-raises it
             self._error = exc
             self._ready.set()
@@ -130,8 +130,10 @@ class PacServer:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                      ) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                     ) -> None:
+        """One client: its request read, its reply written. Served by `start` in a thread of
+        its own, or by any event loop's `asyncio.start_server` (the sandbox's)."""
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

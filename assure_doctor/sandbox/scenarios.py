@@ -25,6 +25,10 @@ STALE_ADDRESS = "198.18.0.99"
 # The sandbox's forward proxy: tunnels, wants Basic, wants NTLM/Negotiate only, refuses (403),
 # cannot reach the API (502), or tunnels and terminates TLS with its own CA (inspection).
 PROXY_KINDS = ("open", "basic", "ntlm", "deny", "upstream", "intercept")
+# The sandbox's proxy auto-configuration script (PAC), served over HTTP: it names the sandbox's
+# proxy, then DIRECT; names first a proxy that is not there, then the sandbox's; throws; or is
+# not there (HTTP 404).
+PAC_KINDS = ("proxy", "fallback", "broken", "missing")
 # What changes once the sandbox has answered its first request (the path history's
 # scenarios): the certificate's issuer (TLS inspection appears), or the DNS answer.
 CHANGES = ("issuer", "address")
@@ -92,6 +96,8 @@ class Scenario:
     reply: Reply = field(default_factory=Reply)
     expect: Expect = field(default_factory=Expect)
     proxy: str | None = None  # one of PROXY_KINDS: the check goes through the sandbox's proxy
+    # One of PAC_KINDS: the check follows the sandbox's PAC (--pac), which names its proxy.
+    pac: str | None = None
     # One of CHANGES: a first check passes, then this changes; `expect` is the second's.
     changes: str | None = None
     # The API name is an alias: HOST CNAME cname[0], cname[0] CNAME cname[1], ...; `dns` is then
@@ -114,9 +120,12 @@ class Scenario:
     def __post_init__(self) -> None:
         for value, known in ((self.dns, DNS_BEHAVIOURS), (self.server, SERVER_KINDS),
                              (self.cert, CERT_KINDS), (self.proxy or "open", PROXY_KINDS),
-                             (self.changes or "issuer", CHANGES)):
+                             (self.changes or "issuer", CHANGES),
+                             (self.pac or "broken", PAC_KINDS)):
             if value not in known:
                 raise ValueError(f"scenario {self.name}: {value!r} is not one of {known}")
+        if self.pac in ("proxy", "fallback") and self.proxy is None:
+            raise ValueError(f"scenario {self.name}: its PAC names the proxy: give one")
 
 
 def _json(message: str) -> str:
@@ -245,6 +254,16 @@ _ALL = (
     Scenario("proxy-intercept", "A TLS-inspecting proxy re-signs the API's certificate",
              proxy="intercept",
              expect=Expect("tls", "tls_certificate_error", "tls_interception")),
+    # Proxy auto-configuration: a PAC served over HTTP chooses the route (--pac; by default
+    # the system's AutoConfigURL / WPAD on Windows and macOS).
+    Scenario("pac-proxy", "A PAC names the proxy, the only way out, then DIRECT: the check "
+             "follows it", dns="nxdomain", proxy="open", pac="proxy"),
+    Scenario("pac-fallback", "A PAC's first proxy is not there; its second is: the check "
+             "falls back in the PAC's order", dns="nxdomain", proxy="open", pac="fallback"),
+    Scenario("pac-broken", "A PAC whose FindProxyForURL throws: no route (the PAC's own "
+             "wording)", pac="broken", expect=Expect("proxy", "proxy_connect_failed", "proxy")),
+    Scenario("pac-missing", "The PAC's URL answers 404: no route (the PAC's own wording)",
+             pac="missing", expect=Expect("proxy", "proxy_connect_failed", "proxy")),
     # What changed since it last worked (two checks: the first passes, then it changes).
     Scenario("changed-issuer", "It worked; now TLS inspection re-signs the certificate (the "
              "issuer changed since the last good check)", changes="issuer",

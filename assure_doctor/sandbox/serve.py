@@ -29,6 +29,9 @@ class _Served(Protocol):
     def proxy_url(self) -> str | None: ...
 
     @property
+    def pac_url(self) -> str | None: ...
+
+    @property
     def enter(self) -> tuple[str, ...]: ...
 
     def check_args(self) -> list[str]: ...
@@ -71,6 +74,8 @@ def _describe(sandbox: _Served) -> None:
         login = (f"; it takes Basic {proxyserver.USER}:{proxyserver.PASSWORD}"
                  if scenario.proxy == "basic" else "")
         print(f"  PROXY  {sandbox.proxy_url} ({scenario.proxy}{login})")
+    if sandbox.pac_url:
+        print(f"  PAC    {sandbox.pac_url} ({scenario.pac})")
     print(f"  expect {scenario.expect}")
     print("Check it with" + (" (inside its namespaces):" if sandbox.enter else ":"))
     print(f"  {shlex.join([*sandbox.enter, 'assure-doctor', 'check', *sandbox.check_args()])}")

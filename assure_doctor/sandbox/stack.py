@@ -18,12 +18,13 @@ from typing import Self
 
 from cryptography.hazmat.primitives import serialization
 
-from assure_doctor.sandbox import dnsserver, isolation, pki, proxyserver, servers
+from assure_doctor.sandbox import dnsserver, isolation, pacserver, pki, proxyserver, servers
 from assure_doctor.sandbox.scenarios import SCENARIOS, Scenario
 
 HOST = isolation.HOST
 MOVED_TO = "127.0.0.2"  # loopback, where nothing of the sandbox listens: connections refused
 AIA_PATH = "/assure-doctor-sandbox-issuing-ca.crt"
+PAC_PATH = "/proxy.pac"
 
 
 @cache
@@ -111,6 +112,8 @@ class Sandbox:
         self.proxy: proxyserver.SandboxProxy | None = None
         self.issuer_files: servers.IssuerFiles | None = None  # the AIA server, where served
         self.issuer_url: str | None = None
+        self.pac: pacserver.PacServer | None = None  # the PAC server, where served
+        self.pac_url: str | None = None
         self.ipv6 = False
         self._dns: dnsserver.DnsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,9 +152,11 @@ class Sandbox:
         return f"http://127.0.0.1:{self.proxy_port}" if self.proxy else None
 
     def check_args(self) -> list[str]:
-        """The target options that point `check` (or tui, monitor) at this sandbox: through
-        its proxy where the scenario has one, else directly whatever the environment says."""
-        route = ["--proxy", self.proxy_url] if self.proxy_url else ["--no-proxy"]
+        """The target options that point `check` (or tui, monitor) at this sandbox: following
+        its PAC, or through its proxy, where the scenario has one, else directly whatever the
+        environment says."""
+        route = (["--pac", self.pac_url] if self.pac_url else
+                 ["--proxy", self.proxy_url] if self.proxy_url else ["--no-proxy"])
         # Isolated, the system's resolver decides: it reads the namespace's own files.
         resolver = [] if self.scenario.isolated else ["--resolver", self.resolver]
         return ["--url", self.url, *resolver, "--ca-bundle", str(self.ca_bundle),
@@ -234,6 +239,8 @@ class Sandbox:
         self._closers.append(listening.close)
         if scenario.proxy is not None:
             await self._serve_proxy(scenario.proxy)
+        if scenario.pac is not None:
+            await self._serve_pac(scenario.pac)
         zone = dnsserver.Zone(HOST, scenario.dns, ipv6=("::1",) if listening.ipv6 else (),
                               aliases=scenario.cname)
         # Isolated, the namespace's resolv.conf names 127.0.0.1, which means port 53.
@@ -280,3 +287,20 @@ class Sandbox:
         server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0)
         self.proxy_port = server.sockets[0].getsockname()[1]
         self._closers.append(server.close)
+
+    async def _serve_pac(self, kind: str) -> None:
+        """The scenario's PAC over plain HTTP on loopback, as corporate networks serve them."""
+        proxy = f"PROXY 127.0.0.1:{self.proxy_port}"
+        # 127.0.0.2 is loopback too, where nothing of the sandbox listens: refused at once.
+        scripts = {
+            "proxy": pacserver.script_returning(f"{proxy}; DIRECT"),
+            "fallback": pacserver.script_returning(
+                f"PROXY 127.0.0.2:{self.proxy_port}; {proxy}; DIRECT"),
+            "broken": b"function FindProxyForURL(url, host) {\n"
+                      b"  throw new Error('pac-broken: the script fails');\n}\n",
+        }
+        replies = {PAC_PATH: pacserver.PacReply(scripts[kind])} if kind in scripts else {}
+        self.pac = pacserver.PacServer(replies)  # no path served: 404, as for "missing"
+        server = await asyncio.start_server(self.pac.handle, "127.0.0.1", 0)
+        self._closers.append(server.close)
+        self.pac_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{PAC_PATH}"
