@@ -39,6 +39,7 @@ from assure_doctor.sandbox import pki
 from assure_doctor.sandbox.pacserver import PacReply, PacServer, script_returning
 from assure_doctor.sandbox.stack import HOST, Sandbox, sandbox_ca
 from tests import netns
+from tests.conftest import FAST, run_cli
 from tests.test_proxy_squid import OPEN, squid  # noqa: F401  (the squid fixture)
 
 API_URL = "https://api.uk2.sheassure.net/v1/ping"
@@ -374,6 +375,40 @@ def test_the_first_route_a_pac_chose_tunnels_through_squid(
     status, head = asyncio.run(through())
     assert status == 200 and head.startswith(b"HTTP/1.1 401 ")  # the API asks for its key
     assert [request["path"] for request in healthy.traffic.requests] == ["/v1/ping"]
+
+
+def test_the_check_goes_through_squid_because_the_pac_said_so(
+        squid: Callable[[str], str], healthy: Sandbox, server: PacServer) -> None:  # noqa: F811
+    """`check --pac`: the PAC, served over HTTP, sends the API (and only the API) through
+    squid after a proxy that is not there; the whole check follows it, one TLS connection."""
+    proxy_url = squid(OPEN)
+    port = int(proxy_url.rpartition(":")[2])
+    # 127.0.0.2 is loopback too, where squid does not listen: refused.
+    rule = f"PROXY 127.0.0.2:{port}; PROXY 127.0.0.1:{port}; DIRECT"
+    script = ("function FindProxyForURL(url, host) {\n"
+              f"  if (host == {json.dumps(HOST)}) return {json.dumps(rule)};\n"
+              "  return 'DIRECT';\n}\n").encode()
+    location = served(server, script)
+    args = [a for a in healthy.check_args() if a != "--no-proxy"]
+    run = run_cli("check", *args, *FAST, "--pac", location.text, "--json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    proxy = run.stage("proxy")
+    assert proxy["status"] == "pass" and proxy["evidence"]["connect_status"] == 200
+    assert proxy["evidence"]["proxy"] == proxy_url and proxy["evidence"]["source"] == "pac"
+    pac = proxy["evidence"]["pac"]
+    assert {key: pac[key] for key in ("source", "url", "rule", "chosen")} == {
+        "source": "--pac", "url": server.url(), "rule": rule,
+        "chosen": f"PROXY 127.0.0.1:{port}"}
+    assert [s["route"] for s in pac["skipped"]] == [f"PROXY 127.0.0.2:{port}"]
+    assert "refused" in pac["skipped"][0]["reason"].lower()
+    assert run.stage("tcp")["evidence"]["address"] == "127.0.0.1"
+    assert run.stage("tcp")["evidence"]["port"] == port
+    assert healthy.traffic.connections == 1  # one TLS connection to the API, through squid
+    assert healthy.traffic.keyed == 1
+    assert [r.path for r in server.requests] == ["/proxy.pac"]  # fetched once
+    human = run_cli("check", *args, *FAST, "--pac", location.text, "--no-history")
+    assert f'returned "{rule}": took PROXY 127.0.0.1:{port}' in human.stdout
+    assert f"passed over PROXY 127.0.0.2:{port}: Connection refused" in human.stdout
 
 
 # --- DNS lookups a PAC makes, in a namespace of our own -----------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +200,38 @@ def test_page_title_is_unescaped_and_sanitised() -> None:
 def test_inspection_products_are_named_from_the_issuer(issuer: str | None,
                                                        product: str | None) -> None:
     assert inspection.product(issuer) == product
+
+
+def test_other_hosts_follow_the_route_a_pac_chose_for_the_api() -> None:
+    """An AIA URL's host is reached the way the PAC's route goes, not the settings' own way."""
+    from assure_doctor.options import CheckOptions
+    from assure_doctor.probes.results import PacChoice
+    from assure_doctor.probes.stage import Context
+    from assure_doctor.proxyconfig import Proxy, ProxyRules, Route
+    from assure_doctor.target import from_url
+
+    rules = ProxyRules(parse("http://static:8080", Source.SYSTEM), pac=(WINDOWS_PAC,))
+    ctx = Context(from_url(f"https://{HOST}/v1/ping"), CheckOptions(proxy=rules), None)
+    assert ctx.route_for("aia.example", 80).proxy == rules.proxy  # no PAC has chosen
+    chosen = Route(Proxy("pac-proxy", 3128, Source.PAC), Source.PAC, "the PAC chose it")
+    ctx.route, ctx.pac = chosen, PacChoice("windows_autoconfig_url", "http://x/p.pac",
+                                           "PROXY pac-proxy:3128", "PROXY pac-proxy:3128")
+    assert ctx.route_for("aia.example", 80) is chosen
+    assert ctx.proxy_source == "the PAC named by the Windows AutoConfigURL setting"
+    assert ctx.base_facts["proxy_source"] == ctx.proxy_source
+
+
+def test_a_monitor_targets_own_pac_wins_over_the_command_lines_proxy(tmp_path: Path) -> None:
+    from assure_doctor.monitor.config import load_file
+    from assure_doctor.options import CheckOptions
+
+    base = CheckOptions(proxy=load("http://cli:3128", False, {}))
+    path = tmp_path / "targets.toml"
+    path.write_text('[[targets]]\nurl = "https://127.0.0.1:9/v1/ping"\nno_ping = true\n'
+                    'pac = "http://wpad.corp.example/proxy.pac"\n\n'
+                    '[[targets]]\nurl = "https://127.0.0.2:9/v1/ping"\nno_ping = true\n')
+    targets, _ = load_file(str(path), base)
+    own, inherited = (watched.options.proxy for watched in targets)
+    assert own.proxy is None and [p.shown for p in own.pac] == [
+        "http://wpad.corp.example/proxy.pac"]
+    assert inherited == base.proxy
