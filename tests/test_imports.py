@@ -51,8 +51,9 @@ def test_an_argument_error_imports_no_heavy_library(tmp_path: Path) -> None:
 def test_check_imports_no_face(tmp_path: Path, healthy: Sandbox) -> None:
     modules = imported(tmp_path, "check", *healthy.check_args(), "--json")
     assert not modules & CHECK_NEVER
-    assert {"httpcore", "dns", "cryptography"} <= modules  # it did run the check
-    assert "httpx" not in modules  # the ping uses httpcore's pool directly
+    assert {"h11", "dns", "cryptography"} <= modules  # it did run the check
+    # The ping frames its request with the one HTTP/1.1 codec (h11): no HTTP client library.
+    assert not modules & {"httpx", "httpcore", "anyio", "trio"}
     assert healthy.traffic.keyed == 1
 
 
