@@ -12,11 +12,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs, proxyconfig, statedir, trust
+from assure_doctor import __version__, apikey, logs
 from assure_doctor.bounds import CUSTOMER_BUDGET, MONITOR_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.kinds import Family
-from assure_doctor.model import Report
 from assure_doctor.options import (
     BOUNDS,
     DEFAULT_MAX_RETRY_AFTER,
@@ -26,10 +25,11 @@ from assure_doctor.options import (
     DEFAULT_TIMEOUT,
     CheckOptions,
 )
-from assure_doctor.target import Target, parse_resolver, resolve_target
 
 if TYPE_CHECKING:
+    from assure_doctor.model import Report
     from assure_doctor.monitor.config import MonitorConfig
+    from assure_doctor.target import Target
 
 PROG = "assure-doctor"
 # Outside 9100-9999, which the Prometheus wiki's default port allocations has given out in full.
@@ -157,6 +157,9 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
     Interactive faces may start without a target, and load the key even with --no-ping
     (the user can switch the ping on later).
     """
+    from assure_doctor import proxyconfig, trust  # not for --help
+    from assure_doctor.target import parse_resolver, resolve_target
+
     if interactive and not (args.stack or args.url):
         target = None
     else:
@@ -186,7 +189,7 @@ def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,
     import asyncio
     from datetime import UTC, datetime
 
-    from assure_doctor import warmup
+    from assure_doctor import statedir, warmup
     from assure_doctor.engine import run_check
     from assure_doctor.history.store import History
     warmup.warm()  # the stage times are then the network's, not the imports'
@@ -296,6 +299,7 @@ def _monitor_config(args: argparse.Namespace
     """The monitor's configuration from the flags and --config (read again at each reload)."""
     from pathlib import Path
 
+    from assure_doctor import statedir
     from assure_doctor.monitor import allow
     from assure_doctor.monitor import config as monitor_config
     from assure_doctor.monitor.web import parse_listen

@@ -7,12 +7,15 @@ Making options does no I/O: the face loads the trust (`trust.load`) and the prox
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assure_doctor.bounds import Bound
 from assure_doctor.kinds import Family
-from assure_doctor.proxyconfig import ProxyRules
-from assure_doctor.target import ResolverAddress
-from assure_doctor.trust import NO_BUNDLE, Trust
+
+if TYPE_CHECKING:  # their modules (ssl among them) are loaded by whoever builds options
+    from assure_doctor.proxyconfig import ProxyRules
+    from assure_doctor.target import ResolverAddress
+    from assure_doctor.trust import Trust
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
@@ -32,6 +35,20 @@ BOUNDS = {
 }
 
 
+# The defaults' modules are imported when a default is first made: `--help` needs the
+# bounds above, not ssl.
+def _direct() -> ProxyRules:
+    from assure_doctor.proxyconfig import ProxyRules
+
+    return ProxyRules()
+
+
+def _no_bundle() -> Trust:
+    from assure_doctor.trust import NO_BUNDLE
+
+    return NO_BUNDLE
+
+
 @dataclass(frozen=True)
 class CheckOptions:
     """Everything about a check except its target and key."""
@@ -45,9 +62,9 @@ class CheckOptions:
     no_ping: bool = False
     family: Family | None = None  # -4 / -6: only this address family, for dns and tcp
     # Direct unless the edge (cli.inputs, the monitor's config) loaded the proxy settings.
-    proxy: ProxyRules = field(default_factory=ProxyRules)
+    proxy: ProxyRules = field(default_factory=_direct)
     # certifi and the system store, plus --ca-bundle when the edge loaded one.
-    trust: Trust = NO_BUNDLE
+    trust: Trust = field(default_factory=_no_bundle)
 
     def __post_init__(self) -> None:
         for name, bound in BOUNDS.items():
