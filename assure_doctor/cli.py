@@ -205,13 +205,15 @@ def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,
 def _check(args: argparse.Namespace) -> int:
     target, options, key = inputs(args)
     assert target is not None
-    from assure_doctor.render import human, json  # after the inputs: bad input loads no engine
-
     configure_logging(args)
     report = _run(target, options, key, not args.no_history)
     if args.json:
+        from assure_doctor.render import json  # the face asked for only
+
         sys.stdout.write(json.render(report) + "\n")
     else:
+        from assure_doctor.render import human
+
         sys.stdout.write(human.render(report, options, colour=human.use_colour(sys.stdout)))
     return 0 if report.ok else 1
 
