@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from assure_doctor import numbers, redact, urls
+from assure_doctor.addresses import host_port
 from assure_doctor.errors import InputError
 
 DEFAULT_PROXY_PORT = 1080  # curl's default for a proxy URL without a port
@@ -45,9 +46,8 @@ class Proxy:
 
     @property
     def masked_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         user = "" if self.username is None else f"{self.username}:****@"
-        return f"http://{user}{host}:{self.port}"
+        return f"http://{user}{host_port(self.host, self.port)}"
 
     @property
     def authorization(self) -> str | None:

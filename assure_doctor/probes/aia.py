@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from cryptography import x509
 
 from assure_doctor import http1, logs, sanitize
+from assure_doctor.addresses import bracketed
 from assure_doctor.kinds import Family
 from assure_doctor.probes import certchain, netclass
 from assure_doctor.probes.connect import connect, handshake
@@ -111,7 +112,7 @@ async def get(ctx: Context, url: str) -> tuple[int, str | None, bytes]:
     parts = urlsplit(url)
     https = parts.scheme.lower() == "https"
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
-    authority = f"[{host}]" if ":" in host else host
+    authority = bracketed(host)
     if parts.port:
         authority += f":{parts.port}"
     stream, proxy = await _open(ctx, host, port, https)
