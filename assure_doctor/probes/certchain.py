@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from assure_doctor import sanitize
@@ -284,12 +283,16 @@ def _pem(data: bytes) -> list[x509.Certificate]:
 
 
 def _pkcs7_der(data: bytes) -> list[x509.Certificate]:
+    from cryptography.hazmat.primitives.serialization import pkcs7  # AIA answers only
+
     return pkcs7.load_der_pkcs7_certificates(data)
 
 
 def _pkcs7_pem(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN PKCS7-----" not in data:
         return []
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
     return pkcs7.load_pem_pkcs7_certificates(data)
 
 

@@ -23,6 +23,7 @@ import ssl
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.x509.verification import Store
@@ -32,7 +33,6 @@ from assure_doctor.kinds import CertKind, ChainLink, Condition, ConnectKind, Fac
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
 from assure_doctor.probes import (
-    aia,
     certchain,
     certinfo,
     chaincheck,
@@ -50,6 +50,9 @@ from assure_doctor.probes.results import (
     TrustVerdicts,
 )
 from assure_doctor.probes.stage import Context
+
+if TYPE_CHECKING:
+    from assure_doctor.probes import aia
 
 NAME = "tls"
 log = logs.get(NAME)
@@ -304,6 +307,8 @@ async def _from_aia(ctx: Context, certs: list[x509.Certificate], judged: certcha
                    ) -> tuple[aia.Issuers | None, list[x509.Certificate] | None]:
     """What the top certificate's caIssuers URL gave (None: it names none), and the chain
     completed with it when that verifies against certifi, the machine's store or the bundle."""
+    from assure_doctor.probes import aia  # a broken chain's: not a healthy check's
+
     top = certs[judged.top]
     urls = certchain.ca_issuers(top)
     if not urls:
