@@ -5,30 +5,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs
-from assure_doctor.bounds import CUSTOMER_BUDGET, MONITOR_BOUNDS
-from assure_doctor.errors import InputError
-from assure_doctor.kinds import Family
-from assure_doctor.options import (
-    BOUNDS,
+from assure_doctor import __version__, apikey
+from assure_doctor.bounds import CHECK_BOUNDS as BOUNDS
+from assure_doctor.bounds import (
+    CUSTOMER_BUDGET,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_SKEW,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_PAUSE,
     DEFAULT_TIMEOUT,
-    CheckOptions,
+    MONITOR_BOUNDS,
 )
+from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 
 if TYPE_CHECKING:
     from assure_doctor.model import Report
     from assure_doctor.monitor.config import MonitorConfig
+    from assure_doctor.options import CheckOptions
     from assure_doctor.target import Target
 
 PROG = "assure-doctor"
@@ -146,8 +146,16 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    logs.configure(logging.INFO if args.verbose else logging.ERROR, args.log_file)
+def configure_logging(args: argparse.Namespace, quiet: str = "ERROR",
+                      log_file: str | None = None) -> None:
+    """A command's logging: INFO and up on stderr with -v, else `quiet` and up; everything
+    in `log_file` or --log-file. (logging is imported here: `--help` sets up none.)"""
+    import logging
+
+    from assure_doctor import logs
+
+    level = logging.INFO if args.verbose else logging.getLevelNamesMapping()[quiet]
+    logs.configure(level, log_file or args.log_file)
 
 
 def inputs(args: argparse.Namespace, *, interactive: bool = False
@@ -158,6 +166,7 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
     (the user can switch the ping on later).
     """
     from assure_doctor import proxyconfig, trust  # not for --help
+    from assure_doctor.options import CheckOptions
     from assure_doctor.target import parse_resolver, resolve_target
 
     if interactive and not (args.stack or args.url):
@@ -227,7 +236,7 @@ def _report(args: argparse.Namespace) -> int:
     assert target is not None
     out = bundle.prepare(args.out)
     log_path = bundle.start_log(out)  # 0600, never through a link, before the logger appends
-    logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
+    configure_logging(args, log_file=str(log_path))
     report = _run(target, options, key, not args.no_history)
     bundle.write(out, report, options)
     sys.stdout.write(f"Support bundle written to {out}/ ({', '.join(bundle.FILES)})\n")
@@ -255,8 +264,10 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _tui(args: argparse.Namespace) -> int:
+    import logging
     from pathlib import Path
 
+    from assure_doctor import logs
     from assure_doctor.tui.app import DoctorApp
 
     export_dir = Path(args.export_dir)
@@ -291,7 +302,7 @@ def _monitor(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{PROG}: the monitor's configuration is valid "
                              f"({len(config.targets)} target(s))\n")
             return 0
-        logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
+        configure_logging(args, quiet="WARNING")
         reload = (lambda: _monitor_config(args)[0]) if args.config else None
         return service.run(config, service.WebSettings(listen, web_file), base, reload)
 

@@ -27,8 +27,8 @@ open(out, "w").write("\\n".join(sorted(after - before)))
 """
 CHECK_NEVER = {"textual", "apscheduler", "prometheus_client"}
 LIGHT_NEVER = CHECK_NEVER | {"httpx", "dns", "cryptography"}
-# --help builds the parser and nothing else: no TLS, no event loop.
-HELP_NEVER = LIGHT_NEVER | {"ssl", "asyncio"}
+# --help builds the parser and nothing else: no TLS, event loop, logging or dataclasses.
+HELP_NEVER = LIGHT_NEVER | {"ssl", "asyncio", "logging", "dataclasses", "inspect"}
 
 
 def imported(tmp_path: Path, *argv: str) -> set[str]:
