@@ -16,7 +16,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from assure_doctor import sanitize
@@ -167,7 +167,7 @@ def links(chain: Sequence[x509.Certificate], anchors: Anchors, host: str, when: 
         return None
     path, anchor, end = _path(certs, anchors)
     problems: list[CertProblem | None] = [window_problem(cert, when) for cert in certs]
-    leaf_info = certinfo.describe(certs[0].public_bytes(serialization.Encoding.DER))
+    leaf_info = certinfo.describe(certs[0])
     if leaf_info is not None and not certinfo.matches_host(leaf_info, host):
         problems[0] = CertProblem.HOSTNAME_MISMATCH
     if end is not End.ANCHORED:

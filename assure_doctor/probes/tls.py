@@ -205,12 +205,11 @@ def _verified(ctx: Context, stream: Stream, context: ssl.SSLContext, only_system
     it, each link is judged against certifi (+ --ca-bundle), which did not."""
     writer = stream[1]
     ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     version = ssl_object.version() if ssl_object else None
     cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None
-    info = certinfo.describe(der) if der else None
     if presented is None:
         presented = chaincheck.presented_chain(ssl_object)
+    info = _leaf(ssl_object, presented)
     judged = _judged(ctx, presented, datetime.now(UTC)) if only_system else None
     found = TlsFound(verified=True, certificate=info, address=ctx.address,
                      tls_version=version, cipher=cipher, verified_with=context,
@@ -397,10 +396,19 @@ async def _presented_certificate(ctx: Context
         log.info("Could not read the presented certificate: %s", netclass.describe(exc))
         return None, []
     ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     chain = chaincheck.presented_chain(ssl_object) or []
     writer.transport.abort()
-    return (certinfo.describe(der) if der else None), chain
+    return _leaf(ssl_object, chain), chain
+
+
+def _leaf(ssl_object: ssl.SSLObject | None, presented: list[x509.Certificate] | None
+          ) -> certinfo.CertInfo | None:
+    """The server's certificate: the presented chain's first (parsed once), else read from
+    the handshake when the chain could not be."""
+    if presented:
+        return certinfo.describe(presented[0])
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    return certinfo.describe(der) if der else None
 
 
 def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:
