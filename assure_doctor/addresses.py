@@ -7,18 +7,19 @@ import ipaddress
 
 
 def is_address(text: str) -> bool:
-    """Whether `text` is an IPv4 or IPv6 address, written bare (`::1`, not `[::1]`)."""
+    """Whether `text` is an IPv4 or IPv6 address, written bare (`::1`, not `[::1]`) and in
+    ASCII (ipaddress takes any zone id after `%`, `fe80::1%é` too)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    return text.isascii()
 
 
 def is_ipv6(text: str) -> bool:
-    """Whether `text` is an IPv6 address, written bare."""
+    """Whether `text` is an IPv6 address, written bare and in ASCII."""
     try:
-        return ipaddress.ip_address(text).version == 6
+        return ipaddress.ip_address(text).version == 6 and text.isascii()
     except ValueError:
         return False
 

@@ -32,3 +32,5 @@ def test_only_a_bare_literal_is_an_address() -> None:
     assert is_address("::1") and is_address("198.18.0.1") and is_ipv6("fd00::1")
     assert not is_address("[::1]") and not is_ipv6("198.18.0.1")
     assert not is_address("1.2.3") and not is_address("") and not is_address("::1:99999")
+    assert is_address("fe80::1%eth0") and not is_address("fe80::1%é")  # a zone id, in ASCII
+    assert not is_ipv6("fe80::1%é")
