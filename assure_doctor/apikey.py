@@ -10,26 +10,43 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-from assure_doctor import localfile, redact, sanitize
 from assure_doctor.errors import ApiKeyError, InputError
 
 ENV_VAR = "ASSURE_API_KEY"
 MAX_LENGTH = 512
-MAX_FILE_SIZE = 4 * localfile.KIB
+MAX_FILE_SIZE = 4 * 1024
 
 
-@dataclass(frozen=True)
 class ApiKey:
-    """A validated API key and the name of its source (never the key)."""
+    """A validated API key and the name of its source (never the key). Read-only, equal by
+    value. (A plain class: `--help` reads ENV_VAR here and must not import dataclasses.)"""
 
-    _secret: str = field(repr=False)
-    source: str
-    path: str | None = None  # the key file it was read from (a path, not a secret)
+    __slots__ = ("_path", "_secret", "_source")
 
-    def __post_init__(self) -> None:
-        redact.register(self._secret)
+    def __init__(self, secret: str, source: str, path: str | None = None) -> None:
+        from assure_doctor import redact  # on first use: --help reads ENV_VAR alone
+
+        redact.register(secret)
+        self._secret = secret
+        self._source = source
+        self._path = path
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def path(self) -> str | None:
+        """The key file it was read from (a path, not a secret)."""
+        return self._path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiKey) and (self._secret, self._source, self._path) == (
+            other._secret, other._source, other._path)
+
+    def __hash__(self) -> int:
+        return hash((self._secret, self._source, self._path))
 
     def reveal(self) -> str:
         """The secret itself, for the `x-api-key` header and nothing else."""
@@ -111,6 +128,8 @@ def from_file(path: str | os.PathLike[str], what: str = "--api-key-file") -> Api
     Errors name `what` (the option or TOML key), never the path: a user may have pasted the
     key itself where the path belongs.
     """
+    from assure_doctor import localfile, sanitize  # on first use, as redact above
+
     try:
         data = localfile.read_regular(path, MAX_FILE_SIZE, what)
     except InputError as exc:

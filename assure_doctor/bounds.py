@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from assure_doctor import numbers
 from assure_doctor.errors import InputError
 
 
-@dataclass(frozen=True)
-class Bound:
-    """`low` to `high` inclusive (`low` excluded when `low_open`); whole numbers if `integer`."""
+class Bound(NamedTuple):
+    """`low` to `high` inclusive (`low` excluded when `low_open`); whole numbers if `integer`.
+    (A named tuple, not a dataclass: `--help` builds its parser from these without importing
+    dataclasses and inspect.)"""
 
     low: float
     high: float
@@ -65,6 +66,22 @@ class Bound:
 
 
 DAY = 86400
+# The check's own numbers: `check`, `tui` and `monitor` flags, the TOML file, CheckOptions.
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
+DEFAULT_RETRY_PAUSE = 2.0
+DEFAULT_MAX_RETRY_AFTER = 30.0
+DEFAULT_MAX_SKEW = 10.0
+MAX_RETRIES = 10
+# Each bound names the flag; the TOML file checks its keys against the same bounds.
+CHECK_BOUNDS = {
+    "timeout": Bound(0, 600, low_open=True),
+    "retries": Bound(0, MAX_RETRIES, integer=True, unit=" (each retry spends from the "
+                     "customer's daily quota)"),
+    "retry_pause": Bound(0, 3600),
+    "max_retry_after": Bound(0, DAY),
+    "max_skew": Bound(0, 365 * DAY, low_open=True),
+}
 DAILY_QUOTA = 10_000  # the customer's key-carrying requests a day (the guide)
 # The monitor's cadences and budget (here, not in monitor.config: `--help` must stay light).
 MONITOR_BOUNDS = {

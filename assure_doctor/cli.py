@@ -5,32 +5,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from assure_doctor import __version__, apikey, logs, proxyconfig, statedir, trust
-from assure_doctor.bounds import CUSTOMER_BUDGET, MONITOR_BOUNDS
-from assure_doctor.errors import InputError
-from assure_doctor.kinds import Family
-from assure_doctor.model import Report
-from assure_doctor.options import (
-    BOUNDS,
+from assure_doctor import __version__, apikey
+from assure_doctor.bounds import CHECK_BOUNDS as BOUNDS
+from assure_doctor.bounds import (
+    CUSTOMER_BUDGET,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_MAX_SKEW,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_PAUSE,
     DEFAULT_TIMEOUT,
-    CheckOptions,
+    MONITOR_BOUNDS,
 )
-from assure_doctor.target import Target, parse_resolver, resolve_target
+from assure_doctor.errors import InputError
+from assure_doctor.kinds import Family
 
 if TYPE_CHECKING:
+    from assure_doctor.model import Report
     from assure_doctor.monitor.config import MonitorConfig
+    from assure_doctor.options import CheckOptions
     from assure_doctor.pac.location import PacLocation
+    from assure_doctor.target import Target
 
 PROG = "assure-doctor"
 # Outside 9100-9999, which the Prometheus wiki's default port allocations has given out in full.
@@ -151,8 +151,16 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    logs.configure(logging.INFO if args.verbose else logging.ERROR, args.log_file)
+def configure_logging(args: argparse.Namespace, quiet: str = "ERROR",
+                      log_file: str | None = None) -> None:
+    """A command's logging: INFO and up on stderr with -v, else `quiet` and up; everything
+    in `log_file` or --log-file. (logging is imported here: `--help` sets up none.)"""
+    import logging
+
+    from assure_doctor import logs
+
+    level = logging.INFO if args.verbose else logging.getLevelNamesMapping()[quiet]
+    logs.configure(level, log_file or args.log_file)
 
 
 def inputs(args: argparse.Namespace, *, interactive: bool = False
@@ -162,6 +170,10 @@ def inputs(args: argparse.Namespace, *, interactive: bool = False
     Interactive faces may start without a target, and load the key even with --no-ping
     (the user can switch the ping on later).
     """
+    from assure_doctor import proxyconfig, trust  # not for --help
+    from assure_doctor.options import CheckOptions
+    from assure_doctor.target import parse_resolver, resolve_target
+
     if interactive and not (args.stack or args.url):
         target = None
     else:
@@ -203,7 +215,7 @@ def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,
     import asyncio
     from datetime import UTC, datetime
 
-    from assure_doctor import warmup
+    from assure_doctor import statedir, warmup
     from assure_doctor.engine import run_check
     from assure_doctor.history.store import History
     warmup.warm()  # the stage times are then the network's, not the imports'
@@ -219,13 +231,15 @@ def _run(target: Target, options: CheckOptions, key: apikey.ApiKey | None,
 def _check(args: argparse.Namespace) -> int:
     target, options, key = inputs(args)
     assert target is not None
-    from assure_doctor.render import human, json  # after the inputs: bad input loads no engine
-
     configure_logging(args)
     report = _run(target, options, key, not args.no_history)
     if args.json:
+        from assure_doctor.render import json  # the face asked for only
+
         sys.stdout.write(json.render(report) + "\n")
     else:
+        from assure_doctor.render import human
+
         sys.stdout.write(human.render(report, options, colour=human.use_colour(sys.stdout)))
     return 0 if report.ok else 1
 
@@ -239,7 +253,7 @@ def _report(args: argparse.Namespace) -> int:
     assert target is not None
     out = bundle.prepare(args.out)
     log_path = bundle.start_log(out)  # 0600, never through a link, before the logger appends
-    logs.configure(logging.INFO if args.verbose else logging.ERROR, str(log_path))
+    configure_logging(args, log_file=str(log_path))
     report = _run(target, options, key, not args.no_history)
     bundle.write(out, report, options)
     sys.stdout.write(f"Support bundle written to {out}/ ({', '.join(bundle.FILES)})\n")
@@ -269,8 +283,10 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
 
 
 def _tui(args: argparse.Namespace) -> int:
+    import logging
     from pathlib import Path
 
+    from assure_doctor import logs
     from assure_doctor.tui.app import DoctorApp
 
     export_dir = Path(args.export_dir)
@@ -305,7 +321,7 @@ def _monitor(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{PROG}: the monitor's configuration is valid "
                              f"({len(config.targets)} target(s))\n")
             return 0
-        logs.configure(logging.INFO if args.verbose else logging.WARNING, args.log_file)
+        configure_logging(args, quiet="WARNING")
         reload = (lambda: _monitor_config(args)[0]) if args.config else None
         return service.run(config, service.WebSettings(listen, web_file), base, reload)
 
@@ -315,6 +331,7 @@ def _monitor_config(args: argparse.Namespace
     """The monitor's configuration from the flags and --config (read again at each reload)."""
     from pathlib import Path
 
+    from assure_doctor import statedir
     from assure_doctor.monitor import allow
     from assure_doctor.monitor import config as monitor_config
     from assure_doctor.monitor.web import parse_listen

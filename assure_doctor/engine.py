@@ -23,7 +23,6 @@ from assure_doctor.options import CheckOptions
 from assure_doctor.probes import pathtrace, registry
 from assure_doctor.probes.results import DnsFound
 from assure_doctor.probes.stage import Context, Probe
-from assure_doctor.ranking import rank
 from assure_doctor.target import Target
 
 # Called with (stage, None) when a stage starts and (stage, result) when its result is known.
@@ -204,6 +203,8 @@ def _result(probe: Probe, ctx: Context, duration_ms: float, weighed: Facts | Non
             facts.update(probe.cross_facts(ctx))
         if weighed:
             facts.update(weighed)
+        from assure_doctor.ranking import rank  # the cause table: a finding's, not a pass's
+
         causes = rank(outcome.condition, facts)
     evidence = (outcome.found or probe.found()).evidence()
     if outcome.fault is not None:

@@ -1,10 +1,10 @@
 """HTTP/1.1 over asyncio streams, framed by h11: the one reader of message heads and bodies.
 
-The proxy stage's CONNECT, the clock stage's GET and the exporter's server all read what a
-peer sent through here. h11 parses (status and request lines, fields, Content-Length,
-chunked coding, keep-alive); this module bounds it: a head may not exceed its limit however
-it arrives (counted here, not only by h11, which checks only incomplete heads), a body is
-capped, and at most a few interim (1xx) answers are skipped. Time is the caller's: one
+The proxy stage's CONNECT, the clock stage's GET, the keyed ping and the exporter's server
+all read what a peer sent through here. h11 parses (status and request lines, fields,
+Content-Length, chunked coding, keep-alive); this module bounds it: a head may not exceed its
+limit however it arrives (counted here, not only by h11, which checks only incomplete heads),
+a body is capped, and at most a few interim (1xx) answers are skipped. Time is the caller's: one
 deadline around the whole exchange (`asyncio.timeout`).
 
 A peer that breaks the protocol raises `Malformed`, one that sends too much `TooLarge`, one

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import sys
 from io import TextIOWrapper
@@ -135,7 +134,7 @@ def write_private(path: str | os.PathLike[str], data: bytes) -> None:
 def _create_beside(target: Path) -> tuple[int, Path]:
     """A new, empty, 0600 file in `target`'s folder, under a name no one could guess."""
     for _ in range(100):
-        temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        temporary = target.parent / f".{target.name}.{os.urandom(6).hex()}.tmp"
         try:
             return os.open(temporary, _CREATE_FLAGS, PRIVATE), temporary
         except FileExistsError:

@@ -56,7 +56,9 @@ def configure(stderr_level: int = logging.WARNING, log_file: str | None = None) 
         root.removeHandler(handler)
         handler.close()
     root.setLevel(FOREIGN_LEVEL)
-    ours.setLevel(logging.DEBUG)
+    # A record below every handler's level is not made at all (a check logs ~15 INFO lines);
+    # warnings and up always are, for handlers others attach (the TUI's pane, a test's).
+    ours.setLevel(min(logging.DEBUG if log_file is not None else stderr_level, logging.WARNING))
     ours.propagate = True
     handlers: list[logging.Handler] = []
     console = logging.StreamHandler(sys.stderr)

@@ -7,29 +7,37 @@ Making options does no I/O: the face loads the trust (`trust.load`) and the prox
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from assure_doctor.bounds import Bound
-from assure_doctor.kinds import Family
-from assure_doctor.proxyconfig import ProxyRules
-from assure_doctor.target import ResolverAddress
-from assure_doctor.trust import NO_BUNDLE, Trust
+from assure_doctor.bounds import CHECK_BOUNDS as BOUNDS
+from assure_doctor.bounds import (
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_MAX_SKEW,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_PAUSE,
+    DEFAULT_TIMEOUT,
+)
 
-DEFAULT_TIMEOUT = 5.0
-DEFAULT_RETRIES = 2  # the guide: at least 3 attempts
-DEFAULT_RETRY_PAUSE = 2.0
-DEFAULT_MAX_RETRY_AFTER = 30.0
-DEFAULT_MAX_SKEW = 10.0
+if TYPE_CHECKING:  # their modules (ssl among them) are loaded by whoever builds options
+    from assure_doctor.kinds import Family
+    from assure_doctor.proxyconfig import ProxyRules
+    from assure_doctor.target import ResolverAddress
+    from assure_doctor.trust import Trust
+
 CERT_WARN_DAYS = 14
-MAX_RETRIES = 10
-# Each bound names the flag; the TOML file checks its keys against the same bounds.
-BOUNDS = {
-    "timeout": Bound(0, 600, low_open=True),
-    "retries": Bound(0, MAX_RETRIES, integer=True, unit=" (each retry spends from the "
-                     "customer's daily quota)"),
-    "retry_pause": Bound(0, 3600),
-    "max_retry_after": Bound(0, 86400),
-    "max_skew": Bound(0, 365 * 86400, low_open=True),
-}
+
+
+# The defaults' modules (ssl among them) are imported when a default is first made.
+def _direct() -> ProxyRules:
+    from assure_doctor.proxyconfig import ProxyRules
+
+    return ProxyRules()
+
+
+def _no_bundle() -> Trust:
+    from assure_doctor.trust import NO_BUNDLE
+
+    return NO_BUNDLE
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,9 @@ class CheckOptions:
     no_ping: bool = False
     family: Family | None = None  # -4 / -6: only this address family, for dns and tcp
     # Direct unless the edge (cli.inputs, the monitor's config) loaded the proxy settings.
-    proxy: ProxyRules = field(default_factory=ProxyRules)
+    proxy: ProxyRules = field(default_factory=_direct)
     # certifi and the system store, plus --ca-bundle when the edge loaded one.
-    trust: Trust = NO_BUNDLE
+    trust: Trust = field(default_factory=_no_bundle)
 
     def __post_init__(self) -> None:
         for name, bound in BOUNDS.items():

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from assure_doctor import numbers, redact, urls
+from assure_doctor.addresses import host_port
 from assure_doctor.errors import InputError
 
 if TYPE_CHECKING:  # the pac package loads only where a PAC is named
@@ -57,9 +58,8 @@ class Proxy:
 
     @property
     def masked_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         user = "" if self.username is None else f"{self.username}:****@"
-        return f"http://{user}{host}:{self.port}"
+        return f"http://{user}{host_port(self.host, self.port)}"
 
     @property
     def authorization(self) -> str | None:

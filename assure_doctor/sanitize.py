@@ -35,7 +35,10 @@ def text(value: object, limit: int | None = DEFAULT_LIMIT, *, keep_newlines: boo
     raw = redact.scrub(str(value))
     if limit is not None and len(raw) > limit * 4:
         raw = raw[: limit * 4]  # bound the work before escaping
-    safe = "".join(_escaped(char, keep_newlines) for char in raw)
+    if raw.isascii() and raw.isprintable():
+        safe = raw  # nothing to escape (most names and bodies): no walk character by character
+    else:
+        safe = "".join(_escaped(char, keep_newlines) for char in raw)
     if limit is not None and len(safe) > limit:
         return safe[: max(limit - 1, 0)] + ELLIPSIS
     return safe

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 
 from assure_doctor import numbers, urls
+from assure_doctor.addresses import bracketed, host_port, is_address
 from assure_doctor.errors import InputError, TargetError, shown
 
 STACK_DOMAIN = "sheassure.net"
@@ -27,13 +28,12 @@ class Target:
     @property
     def host_is_address(self) -> bool:
         """True when the URL names an IP address, so there is nothing to look up."""
-        return _is_address(self.host)
+        return is_address(self.host)
 
     @property
     def host_header(self) -> str:
         """The Host header: the name, bracketed if IPv6, with the port unless it is 443."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == 443 else f"{host}:{self.port}"
+        return bracketed(self.host) if self.port == 443 else host_port(self.host, self.port)
 
     @property
     def label(self) -> str:
@@ -76,7 +76,7 @@ def from_url(url: str, flag: str = "--url") -> Target:
         raise TargetError(f"{flag}: has no host")
     if parts.port == 0:
         raise TargetError(f"{flag}: port 0 is not a port")
-    if not _is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
+    if not is_address(host) and not all(_LABEL.match(label) for label in host.split(".")):
         raise TargetError(f"{flag}: the host is not a valid host name")
     path = parts.path or "/"
     if parts.query:
@@ -105,8 +105,7 @@ class ResolverAddress:
     port: int = 53
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 def parse_resolver(text: str, flag: str = "--resolver") -> ResolverAddress:
@@ -127,7 +126,7 @@ def parse_resolver(text: str, flag: str = "--resolver") -> ResolverAddress:
     elif raw.count(":") > 1 and _ambiguous_ipv6(raw):
         raise TargetError(f"{flag} {shown(text)}: write IPv6 as [ADDRESS]:PORT (or [ADDRESS] for "
                           "port 53): the last group could be a port")
-    if not _is_address(host):
+    if not is_address(host):
         raise TargetError(f"{flag} {shown(text)}: {shown(host)} is not an IP address")
     port = 53
     if port_text:
@@ -142,12 +141,4 @@ def _ambiguous_ipv6(text: str) -> bool:
     """True when `text` without its last `:group` is still an address and that group is a
     decimal number: then it may be ADDRESS:PORT written without brackets."""
     head, _, last = text.rpartition(":")
-    return numbers.whole(last, 0, 10**9) is not None and _is_address(head)
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return numbers.whole(last, 0, 10**9) is not None and is_address(head)

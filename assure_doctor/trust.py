@@ -77,6 +77,31 @@ class Trust:
         context.set_alpn_protocols(_ALPN)
         return context
 
+    @functools.cached_property
+    def certifi_pem(self) -> bytes | None:
+        """certifi's anchors as PEM, for verifying a chain offline (no SSL context built)."""
+        return _read_anchors(certifi.where())
+
+    @functools.cached_property
+    def system_pem(self) -> bytes | None:
+        """The machine's anchors as PEM where OpenSSL reads them whole from one file, for
+        verifying a chain offline; None for an OS store (Windows, macOS) or a hashed
+        directory alone, whose anchors only a handshake can ask."""
+        if sys.platform in ("win32", "darwin"):
+            return None
+        cafile = ssl.get_default_verify_paths().cafile  # None unless the file exists
+        if cafile is None and _default_paths_exist():
+            return None
+        found = cafile or next((path for path in _CA_FILES if os.path.isfile(path)), None)
+        return None if found is None else _read_anchors(found)
+
+
+def _read_anchors(path: str) -> bytes | None:
+    try:
+        return localfile.read_regular(path, MAX_BUNDLE_BYTES, "the trust store")
+    except InputError:
+        return None
+
 
 def _default_paths_exist() -> bool:
     paths = ssl.get_default_verify_paths()

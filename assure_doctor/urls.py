@@ -10,12 +10,12 @@ the port in ASCII digits. Errors name the input (`what`), never a part of the UR
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from assure_doctor import numbers, redact
+from assure_doctor.addresses import is_ipv6
 from assure_doctor.errors import InputError
 
 MAX_LENGTH = 8192
@@ -36,10 +36,6 @@ class Url:
     fragment: str | None = None
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
-
-    @property
-    def host_is_ipv6(self) -> bool:
-        return ":" in self.host
 
 
 def _pieces(text: str) -> tuple[str, str, str, str]:
@@ -84,7 +80,7 @@ def split(text: str, what: str) -> Url:
 def _host_port(hostport: str, what: str) -> tuple[str, int | None]:
     if hostport.startswith("["):
         host, bracket, rest = hostport[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")) or not _is_ipv6(host):
+        if not bracket or (rest and not rest.startswith(":")) or not is_ipv6(host):
             raise InputError(f"{what}: the URL's host is not a valid [IPv6] address")
         port_text = rest[1:] if rest else None
     else:
@@ -105,10 +101,3 @@ def _host_port(hostport: str, what: str) -> tuple[str, int | None]:
         if port is None:
             raise InputError(f"{what}: the URL's port is not a number from 1 to 65535")
     return host.lower(), port
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 6
-    except ValueError:
-        return False

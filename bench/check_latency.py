@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from assure_doctor import apikey, logs
@@ -35,7 +36,10 @@ def whole_process(sandbox: Served, runs: int) -> list[float]:
     return times
 
 
-def engine(sandbox: Served, runs: int) -> list[float]:
+def engine(sandbox: Served, runs: int, between: Callable[[], object] | None = None
+           ) -> list[float]:
+    """The warm engine's time per check; `between` runs after each timed check, untimed (a
+    peer's probe, so that both see the same load on a shared machine)."""
     target, options = from_url(sandbox.url), sandbox.options()
     key = apikey.from_file(sandbox.key_file)
 
@@ -47,6 +51,8 @@ def engine(sandbox: Served, runs: int) -> list[float]:
             report = await run_check(target, options, key)
             times.append(time.perf_counter() - start)
             assert report.ok, report.diagnosis
+            if between is not None:
+                between()
         return times
 
     return asyncio.run(many())

@@ -275,6 +275,7 @@ def test_the_tls_stage_names_the_missing_intermediate(tmp_path: Path) -> None:
     assert paths == ["/ca.crt"]
 
 
+@pytest.mark.slow
 def test_a_slow_aia_server_leaves_the_old_diagnosis_in_time(tmp_path: Path) -> None:
     async def stalls(_path: str, writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()  # never answers; the fetch's deadline ends it

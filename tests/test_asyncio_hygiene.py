@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from assure_doctor import trust
 from assure_doctor.engine import run_check
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes import chaincheck, connect, tls
@@ -61,10 +62,11 @@ def test_the_anchor_set_handshakes_leave_nothing_unretrieved(
         healthy: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the chain cannot be checked offline (the Windows and macOS stores), each anchor set
     is asked with a handshake of its own: two of three fail by design."""
-    monkeypatch.setattr(chaincheck, "store_of", lambda context: None)
+    monkeypatch.setattr(chaincheck, "store_of_pem", lambda pem: None)
     monkeypatch.setattr(tls, "_TRUST_SEEN", {})
     options = CheckOptions(timeout=5.0, resolvers=(parse_resolver(healthy.resolver),),
-                           ca_bundle=str(healthy.ca_bundle), proxy=ProxyRules(forced_direct=True))
+                           trust=trust.load(str(healthy.ca_bundle)),
+                           proxy=ProxyRules(forced_direct=True))
     for _ in range(3):
         report = asyncio.run(run_check(from_url(healthy.url), options, None))
         stage = next(s for s in report.stages if s.name == "tls")

@@ -136,6 +136,7 @@ def test_bad_flags(args: list[str], words: list[str], tmp_path: Path) -> None:
     one_line_exit_2(run_main(*args, env=clean_env(ASSURE_API_KEY=KEY)), *words)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["monitor", *LOOPBACK, "--interval", "inf"], [*MONITOR, "--state-dir", ""],
     ["check", *LOOPBACK, "--api-key", KEY], ["check", *LOOPBACK, "--api-key-file", "/dev/zero"],
@@ -293,6 +294,7 @@ def test_toml_key_file_errors_never_echo_the_path(tmp_path: Path) -> None:
 SECRET = "S3cr/etPW"  # the `/` ends urllib's idea of the host: it then reads "S3cr" as a port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "env", "name"), [
     (["check", *LOOPBACK, "--no-ping", "--proxy", f"http://u:{SECRET}@host:8080"], {},
      "--proxy"),
@@ -326,6 +328,7 @@ def test_fleet_and_listen_errors_name_the_flag_not_the_value(args: list[str], va
     assert value not in line
 
 
+@pytest.mark.slow
 def test_a_listen_host_that_does_not_resolve_is_not_echoed() -> None:
     # In a process of its own: the monitor gets as far as binding, after taking over logging.
     run = run_cli(*MONITOR[:-2], "--listen", "no such host name:1", timeout=30)
@@ -333,6 +336,7 @@ def test_a_listen_host_that_does_not_resolve_is_not_echoed() -> None:
     assert "no such host name" not in line
 
 
+@pytest.mark.slow
 def test_a_no_proxy_port_that_is_no_number_matches_nothing_and_crashes_nothing() -> None:
     env = clean_env(HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="host:², 127.0.0.1:٣, [::1]:²")
     run = run_cli("check", *LOOPBACK, "--no-ping", "--json", "--timeout", "2", env=env,

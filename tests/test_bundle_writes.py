@@ -108,6 +108,7 @@ def test_a_folder_we_cannot_trust_is_refused_in_one_line(
         assert not any(out.iterdir())  # nothing was written
 
 
+@pytest.mark.slow
 def test_the_folder_refusals_through_the_command(tmp_path: Path) -> None:
     one_line_exit_2(report_into(_writable_by_others(tmp_path)), "--out", "others can write")
     one_line_exit_2(report_into(""), "--out", "give a folder")
@@ -138,6 +139,7 @@ def test_a_link_planted_by_another_user_in_a_shared_folder_overwrites_nothing(
     assert untouched(victim) and planted.is_symlink()
 
 
+@pytest.mark.slow
 def test_a_missing_folder_is_created_private(tmp_path: Path) -> None:
     out = tmp_path / "new" / "bundle"
     run = report_into(out)
@@ -187,6 +189,7 @@ def test_write_private_refuses_what_is_not_a_regular_file(
     assert sorted(p.name for p in folder.iterdir()) == [name]  # no temporary left behind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("plant", "name", "words"), [
     (_link_to_victim, "report.md", "report.md"),
     (_dangling_link, "report.json", "report.json"),
@@ -207,6 +210,7 @@ def test_report_refuses_a_planted_name_in_one_line(
     assert untouched(victim) and not (tmp_path / "created-through-a-link").exists()
 
 
+@pytest.mark.slow
 def test_an_existing_bundle_is_replaced_by_rename_never_written_through(
         tmp_path: Path, victim: Path) -> None:
     folder = tmp_path / "bundle"

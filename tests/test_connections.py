@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from assure_doctor import trust
-from assure_doctor.probes import connect, stream_backend
+from assure_doctor.probes import connect, keyed
 from assure_doctor.sandbox.stack import HOST, Sandbox
 from tests.conftest import run_cli
 from tests.hostile import HostileServer, head, sends
@@ -51,7 +51,7 @@ def test_only_a_stream_verified_with_the_checks_context_carries_the_key(healthy:
     async def opened(context: ssl.SSLContext) -> bool:
         stream = await connect.open_tls("127.0.0.1", healthy.port, 5, context, HOST)
         try:
-            return stream_backend.verified(stream, verifying, HOST)
+            return keyed.verified(stream, verifying, HOST)
         finally:
             stream[1].transport.abort()
 

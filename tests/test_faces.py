@@ -69,6 +69,7 @@ def test_demo_diagnoses_its_faults() -> None:
     assert "Result: OK" in run.stdout and "Diagnosis:" in run.stdout
 
 
+@pytest.mark.slow
 def test_demo_refuses_an_unknown_scenario() -> None:
     run = run_cli("demo", "no-such-thing")
     assert run.returncode == 2 and "no-such-thing" in run.stderr

@@ -69,6 +69,7 @@ def test_a_good_site_name_passes() -> None:
     assert fleet.site("eu-west/dc1:rack@2.a_b") == "eu-west/dc1:rack@2.a_b"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "words"), [
     (["--site", "a b"], "--site"),
     (["--ledger", "http://127.0.0.1:9090"], "go together"),
@@ -86,6 +87,7 @@ def test_bad_fleet_flags_are_exit_2(args: list[str], words: str) -> None:
     assert "secretpw" not in run.stderr
 
 
+@pytest.mark.slow
 def test_fleet_settings_in_the_config_file_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "targets.toml"
     # Errors name the TOML key, not the flag.
@@ -151,6 +153,8 @@ def fake_prometheus(body: bytes, queries: list[str]) -> Iterator[str]:
     """A real HTTP server on loopback that answers every query with `body`."""
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # the head and the body are two writes: no 40 ms stall
+
         def do_GET(self) -> None:
             queries.append(parse_qs(urlsplit(self.path).query)["query"][0])
             self.send_response(200)
@@ -162,7 +166,9 @@ def fake_prometheus(body: bytes, queries: list[str]) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, at every test's end.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

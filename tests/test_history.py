@@ -281,6 +281,7 @@ def test_no_history_keeps_nothing(healthy: Sandbox, tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.slow
 def test_proxy_credentials_never_enter_the_history(tmp_path: Path) -> None:
     with Sandbox("proxy-auth-basic") as sandbox:
         from assure_doctor.sandbox import proxyserver
@@ -299,6 +300,7 @@ def test_proxy_credentials_never_enter_the_history(tmp_path: Path) -> None:
     assert apikey.ENV_VAR not in os.environ or os.environ[apikey.ENV_VAR] not in text
 
 
+@pytest.mark.slow
 def test_the_bundle_says_what_changed(tmp_path: Path) -> None:
     """report --out: report.md has the section, report.json the changes."""
     with Sandbox("changed-address") as sandbox:

@@ -24,7 +24,7 @@ QUICK = ["--retry-pause", "0.1"]
 # Runs `check` in this process after the imports, and reports its peak RSS over that floor.
 _MEASURED = """
 import json, resource, sys
-import assure_doctor.cli, assure_doctor.engine, httpx, httpcore, h11
+import assure_doctor.cli, assure_doctor.engine, h11
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = assure_doctor.cli.main(sys.argv[1:])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assure_doctor import apikey
+from assure_doctor.bounds import CHECK_BOUNDS
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.budget import Corrupt, State
 from assure_doctor.monitor.config import BOUNDS, check_label
-from assure_doctor.options import BOUNDS as CHECK_BOUNDS
 from assure_doctor.target import from_stack, from_url, parse_resolver
 
 FAST = settings(max_examples=300, deadline=None)

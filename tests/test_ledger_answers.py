@@ -63,6 +63,7 @@ def test_the_cap_falls_back_to_the_local_budget(body: bytes) -> None:
     assert (cap.daily, cap.customer, cap.view.up) == (7, False, False)
 
 
+@pytest.mark.slow
 def test_a_monitor_fed_deep_json_says_ledger_down_and_keeps_pinging_on_its_own_budget(
         tmp_path: Path) -> None:
     with Sandbox("healthy") as sandbox, fake_prometheus(DEEP, []) as url:

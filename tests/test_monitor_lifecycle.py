@@ -119,6 +119,7 @@ _TLS_OK = (b'"stages": {"tls": {"status": "pass", "duration_ms": 1, "summary": "
     b'{"schema": 2, "label": "prod", ' + _TLS_OK + b"}",  # no figures
     b'{"schema": 1, "label": "prod", ' + _TLS_OK + b', "figures": {}}',  # an older schema
     b" " * (70 * 1024),
+    b"[" * 60000,  # nests deeper than the JSON parser recurses
 ])
 def test_a_corrupt_last_result_is_ignored_with_one_warning(
         tmp_path: Path, content: bytes) -> None:
@@ -137,6 +138,18 @@ def test_a_corrupt_last_result_is_ignored_with_one_warning(
         logger.removeHandler(handler)
     warnings = [r for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "corrupt" in warnings[0].getMessage()
+
+
+def test_a_last_result_behind_a_symlink_is_never_followed(tmp_path: Path) -> None:
+    store = LastState(tmp_path)
+    store.save("prod", {"dns": _stage("dns")}, {"dns": 1.0}, Figures())
+    assert store.load("prod") is not None
+    path = next(store.directory.iterdir())
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(elsewhere)
+    assert store.load("prod") is None
 
 
 def test_start_up_says_each_fact_once_and_sandbox_keeps_no_state(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ import pytest
 from assure_doctor.sandbox import pki
 from tests import netns
 
+pytestmark = pytest.mark.slow  # each test runs a check in network namespaces of its own
+
 HOST = "api.lab.sheassure.net"
 SERVER_IP = "198.18.0.2"
 OTHER_IP = "198.18.0.3"  # the server's too, where nothing listens on 443 (or it is dropped)

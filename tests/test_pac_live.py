@@ -169,6 +169,7 @@ def test_a_compressed_pac_is_bounded_after_decompression(server: PacServer) -> N
     assert found is not None and found.rule == "PROXY 127.0.0.1:3128; DIRECT"
 
 
+@pytest.mark.slow
 def test_a_slow_pac_server_is_cut_at_the_timeout(server: PacServer) -> None:
     location = served(server, CORPORATE, delay=30)
     start = time.monotonic()
@@ -188,6 +189,7 @@ def test_a_pac_server_that_is_not_there_is_a_fetch_error() -> None:
 
 # --- evaluation failures ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_endless_loop_is_cut_at_the_deadline_and_its_process_killed(server: PacServer
                                                                        ) -> None:
     location = served(server, LOOP)
@@ -249,6 +251,7 @@ def test_the_script_sees_neither_our_environment_nor_our_files(
     assert found is not None and found.rule == "PROXY env-clean-file-unread:1"
 
 
+@pytest.mark.slow
 def test_the_scripts_console_cannot_pass_for_a_lookup_or_an_answer(server: PacServer
                                                                    ) -> None:
     talks = b"""function FindProxyForURL(url, host) {
@@ -438,6 +441,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_pac_dns_follows_the_hosts_file_and_a_silent_server_is_named(tmp_path: Path) -> None:
     netns.require()
     with netns.lab() as lab:

@@ -101,6 +101,7 @@ def probe(monitor: MonitorProcess, target: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+@pytest.mark.slow
 def test_probe_refuses_what_is_not_allowed_before_any_connection_or_lookup(
         tmp_path: Path) -> None:
     with listening() as service, listening() as proxy, listening() as allowed, \
@@ -140,6 +141,7 @@ def test_probe_refuses_what_is_not_allowed_before_any_connection_or_lookup(
         assert not attempted(allowed)  # the proxy, not the target, got the allowed probe
 
 
+@pytest.mark.slow
 def test_probe_answers_400_for_what_is_not_a_target(tmp_path: Path) -> None:
     monitor = MonitorProcess(["--url", CONFIGURED, "--no-ping", "--interval", "3600"],
                              tmp_path / "state")

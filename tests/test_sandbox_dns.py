@@ -88,6 +88,7 @@ def test_a_working_chain_passes_and_is_recorded(sandbox_factory: Factory) -> Non
     assert [link["status"] for link in chain] == ["ok", "ok", "ok"]
 
 
+@pytest.mark.slow
 def test_the_sandbox_command_serves_the_pin_and_prints_a_check_that_enters() -> None:
     needs_namespaces()
     server = subprocess.Popen([sys.executable, "-m", "assure_doctor", "sandbox", "--scenario",

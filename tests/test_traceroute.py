@@ -64,6 +64,7 @@ def test_a_closed_port_is_refused_with_a_reset() -> None:
     assert result.end.address == "::1" and result.evidence()["from"] == "::1"
 
 
+@pytest.mark.slow
 @linux_only
 def test_silence_ends_within_the_budget_and_leaves_nothing_open() -> None:
     listener, fillers = silent_listener()

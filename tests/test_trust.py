@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ import pytest
 from assure_doctor import trust
 from assure_doctor.engine import run_check
 from assure_doctor.options import CheckOptions
+from assure_doctor.probes import chaincheck
 from assure_doctor.proxyconfig import ProxyRules
-from assure_doctor.sandbox.stack import Sandbox, inspection_ca, sandbox_ca
+from assure_doctor.sandbox.stack import HOST, Sandbox, inspection_ca, leaf_for, sandbox_ca
 from assure_doctor.target import from_url, parse_resolver
 from tests.conftest import FAST, clean_env, run_cli
 
@@ -106,3 +108,18 @@ def test_unusable_bundles_are_exit_2(kind: str, tmp_path: Path, healthy: Sandbox
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "--ca-bundle" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_anchors_read_from_pem_verify_offline_and_an_odd_one_spoils_nothing() -> None:
+    """The offline trust verdicts read each anchor set's PEM (no SSL context): the sandbox
+    root verifies the sandbox's chain whether or not an unreadable anchor stands beside it."""
+    leaf, sent = leaf_for("valid", datetime.now(UTC))
+    chain = [leaf.cert, *(issued.cert for issued in sent)]
+    garbled = inspection_ca().cert_pem.replace(b"MII", b"MIX", 1)
+    for pem in (sandbox_ca().cert_pem, garbled + sandbox_ca().cert_pem,
+                sandbox_ca().cert_pem.decode("ascii")):
+        store = chaincheck.store_of_pem(pem)
+        assert store is not None and chaincheck.verifies(store, chain, HOST) is True
+    other = chaincheck.store_of_pem(inspection_ca().cert_pem)
+    assert other is not None and chaincheck.verifies(other, chain, HOST) is False
+    assert chaincheck.store_of_pem(garbled) is None and chaincheck.store_of_pem(None) is None

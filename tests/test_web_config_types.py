@@ -64,6 +64,7 @@ def test_a_wrongly_typed_field_is_one_line_naming_it(tmp_path: Path, text: str, 
     assert "\n" not in message and str(tmp_path) not in message
 
 
+@pytest.mark.slow
 def test_a_wrongly_typed_field_stops_the_monitor_at_start(tmp_path: Path) -> None:
     path = tmp_path / "web.yml"
     path.write_text(TLS + "  min_version: [TLS12]\n")

@@ -18,6 +18,8 @@ import pytest
 from assure_doctor.monitor.web import HEAD_TIMEOUT
 from tests.test_web import web
 
+pytestmark = pytest.mark.slow  # each test starts the monitor and waits out its head timeout
+
 ARGS = ["--url", "https://127.0.0.1:9/v1/ping", "--no-ping", "--interval", "3600"]
 PASSWORD = "right-password"
 

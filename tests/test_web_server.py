@@ -66,6 +66,7 @@ def test_an_oversized_head_is_refused_and_closed(server: WebServer) -> None:
     assert answer.startswith(b"HTTP/1.1 431 ") and b"Connection: close" in answer
 
 
+@pytest.mark.slow
 def test_a_dribbled_head_is_dropped_after_the_head_timeout(server: WebServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         start = time.monotonic()

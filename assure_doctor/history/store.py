@@ -8,20 +8,19 @@ certificate facts; the key never reaches the stages' results.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from assure_doctor import localfile, logs, sanitize
+from assure_doctor import logs, sanitize
 from assure_doctor.errors import InputError
 from assure_doctor.history.changes import Change, What
 from assure_doctor.history.fingerprint import CertSummary, Fingerprint
 from assure_doctor.history.record import MAX_CHANGES, Record, advance
 from assure_doctor.model import Report
+from assure_doctor.statefile import Corrupt, LabelFiles, need, number
 
 DIRECTORY = "history"
 SCHEMA = 1
@@ -31,32 +30,22 @@ _LIST = 64  # longest list kept
 log = logs.get("history")
 
 
-class Corrupt(ValueError):
-    """The file is not what this module writes."""
-
-
 class History:
     """Records per target label (the ping URL) in `state_dir/history/`."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.directory = state_dir / DIRECTORY
-
-    def _path(self, label: str) -> Path:
-        return self.directory / (hashlib.sha256(label.encode()).hexdigest()[:24] + ".json")
+        self.files = LabelFiles(state_dir / DIRECTORY, MAX_FILE, "the path history")
+        self.directory = self.files.directory
 
     def load(self, label: str) -> Record:
-        """The target's record; an empty one when there is none or it cannot be trusted."""
-        path = self._path(label)
-        if not path.exists() and not path.is_symlink():
-            return Record()
-        if path.is_symlink():  # not one we made: never followed
-            log.warning("Ignoring the path history %s: a symbolic link", path)
-            return Record()
+        """The target's record; an empty one when there is none or it cannot be trusted (a
+        symbolic link is never followed)."""
         try:
-            data = localfile.read_regular(path, MAX_FILE, "the path history")
-            return _record(json.loads(data), label)
-        except (InputError, Corrupt, ValueError, UnicodeDecodeError, RecursionError) as exc:
-            log.warning("Ignoring the path history %s (%s)", path, sanitize.text(exc, 120))
+            document = self.files.read(label)
+            return Record() if document is None else _record(document, label)
+        except (InputError, ValueError, RecursionError) as exc:  # Corrupt is a ValueError
+            log.warning("Ignoring the path history %s (%s)", self.files.path(label),
+                        sanitize.text(exc, 120))
             return Record()
 
     def save(self, label: str, record: Record) -> None:
@@ -69,8 +58,7 @@ class History:
         if len(data) > MAX_FILE:
             document["changes"] = []
             data = json.dumps(document, separators=(",", ":")).encode()
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        localfile.write_private(self._path(label), data)
+        self.files.write(label, data)
 
     def keep(self, label: str, record: Record, report: Report, at: datetime
              ) -> tuple[Record, tuple[Change, ...]]:
@@ -100,14 +88,8 @@ def _dump(fingerprint: Fingerprint) -> dict[str, Any]:
     return out
 
 
-def _need(value: object, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise Corrupt(f"{what} has the wrong type")
-    return value
-
-
 def _text(value: object, what: str) -> str:
-    text = _need(value, str, what)
+    text = need(value, str, what)
     if len(text) > _TEXT:
         raise Corrupt(f"{what} is too long")
     return sanitize.text(text, _TEXT)
@@ -120,33 +102,28 @@ def _optional_text(value: object, what: str) -> str | None:
 def _texts(value: object, what: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    items = _need(value, list, what)
+    items = need(value, list, what)
     if len(items) > _LIST:
         raise Corrupt(f"{what} is too long")
     return tuple(_text(item, what) for item in items)
 
 
 def _number(value: object, what: str) -> float | None:
-    if value is None:
-        return None
-    number = float(_need(value, (int, float), what))
-    if not math.isfinite(number):
-        raise Corrupt(f"{what} is not finite")
-    return number
+    return None if value is None else number(value, what)
 
 
 def _fingerprint(value: object) -> Fingerprint | None:
     if value is None:
         return None
-    raw = _need(value, dict, "last_good")
+    raw = need(value, dict, "last_good")
     chain = raw.get("chain")
     certificates = None
     if chain is not None:
         certificates = tuple(CertSummary(*(_text(part, "chain") for part in
-                                           _need(item, list, "chain")[:4]))
-                             for item in _need(chain, list, "chain")[:_LIST])
+                                           need(item, list, "chain")[:4]))
+                             for item in need(chain, list, "chain")[:_LIST])
     status = raw.get("ping_status")
-    if status is not None and not 0 <= _need(status, int, "ping_status") <= 999:
+    if status is not None and not 0 <= need(status, int, "ping_status") <= 999:
         raise Corrupt("ping_status is not an HTTP status")
     return Fingerprint(
         addresses=_texts(raw.get("addresses"), "addresses"),
@@ -163,7 +140,7 @@ def _fingerprint(value: object) -> Fingerprint | None:
 
 
 def _change(value: object) -> Change:
-    raw = _need(value, dict, "change")
+    raw = need(value, dict, "change")
     try:
         what = What(raw.get("what"))
     except ValueError:
@@ -174,10 +151,10 @@ def _change(value: object) -> Change:
 
 
 def _record(document: object, label: str) -> Record:
-    top = _need(document, dict, "the document")
+    top = need(document, dict, "the document")
     if top.get("schema") != SCHEMA or top.get("label") != label:
         raise Corrupt("another schema or target")
-    changes = _need(top.get("changes"), list, "changes")
+    changes = need(top.get("changes"), list, "changes")
     if len(changes) > MAX_CHANGES:
         raise Corrupt("too many changes")
     return Record(_optional_text(top.get("last_good_at"), "last_good_at"),

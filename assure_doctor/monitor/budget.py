@@ -27,6 +27,7 @@ from typing import Any
 
 from assure_doctor import filelock, localfile, logs
 from assure_doctor.errors import InputError
+from assure_doctor.statefile import Corrupt
 
 STATE_FILE = "ping-budget.json"
 LOCK_FILE = "ping-budget.lock"
@@ -41,10 +42,6 @@ log = logs.get("budget")
 
 def utc_day(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
-
-
-class Corrupt(ValueError):
-    """The state file cannot be trusted; the message says what is wrong with it."""
 
 
 @dataclass

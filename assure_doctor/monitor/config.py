@@ -18,11 +18,10 @@ from typing import Any
 
 from assure_doctor import apikey, localfile, proxyconfig, trust
 from assure_doctor.apikey import ApiKey
-from assure_doctor.bounds import DAY, MONITOR_BOUNDS, Bound
+from assure_doctor.bounds import CHECK_BOUNDS, DAY, MONITOR_BOUNDS, Bound
 from assure_doctor.errors import InputError, shown
 from assure_doctor.monitor import fleet
 from assure_doctor.monitor.allow import Allowed
-from assure_doctor.options import BOUNDS as CHECK_BOUNDS
 from assure_doctor.options import CheckOptions
 from assure_doctor.proxyconfig import ProxyRules
 from assure_doctor.statedir import default_state_dir, state_directory

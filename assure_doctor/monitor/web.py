@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from assure_doctor import http1, logs, numbers, sanitize
+from assure_doctor.addresses import host_port
 from assure_doctor.errors import InputError
 from assure_doctor.monitor.webconfig import WebConfigFile
 
@@ -145,8 +146,7 @@ class WebServer:
     def url(self) -> str:
         host = self.sock.getsockname()[0]
         scheme = "https" if self.web_config.current().tls else "http"
-        shown = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{shown}:{self.port}/metrics"
+        return f"{scheme}://{host_port(host, self.port)}/metrics"
 
     def start(self) -> None:
         self._thread.start()

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 from cryptography import x509
 
 from assure_doctor import http1, logs, sanitize
+from assure_doctor.addresses import bracketed
 from assure_doctor.probes import certchain, lookup, netclass
 from assure_doctor.probes.connect import connect, handshake
 from assure_doctor.probes.proxy import tunnel
@@ -108,7 +109,7 @@ async def get(ctx: Context, url: str) -> tuple[int, str | None, bytes]:
     parts = urlsplit(url)
     https = parts.scheme.lower() == "https"
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
-    authority = f"[{host}]" if ":" in host else host
+    authority = bracketed(host)
     if parts.port:
         authority += f":{parts.port}"
     stream, proxy = await _open(ctx, host, port, https)

@@ -16,8 +16,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from assure_doctor import sanitize
@@ -168,7 +167,7 @@ def links(chain: Sequence[x509.Certificate], anchors: Anchors, host: str, when: 
         return None
     path, anchor, end = _path(certs, anchors)
     problems: list[CertProblem | None] = [window_problem(cert, when) for cert in certs]
-    leaf_info = certinfo.describe(certs[0].public_bytes(serialization.Encoding.DER))
+    leaf_info = certinfo.describe(certs[0])
     if leaf_info is not None and not certinfo.matches_host(leaf_info, host):
         problems[0] = CertProblem.HOSTNAME_MISMATCH
     if end is not End.ANCHORED:
@@ -284,12 +283,16 @@ def _pem(data: bytes) -> list[x509.Certificate]:
 
 
 def _pkcs7_der(data: bytes) -> list[x509.Certificate]:
+    from cryptography.hazmat.primitives.serialization import pkcs7  # AIA answers only
+
     return pkcs7.load_der_pkcs7_certificates(data)
 
 
 def _pkcs7_pem(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN PKCS7-----" not in data:
         return []
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
     return pkcs7.load_pem_pkcs7_certificates(data)
 
 

@@ -58,14 +58,16 @@ class CertInfo:
         }
 
 
-def describe(der: bytes) -> CertInfo | None:
-    """Parse a DER certificate into CertInfo; None when it cannot be read at all.
+def describe(certificate: bytes | x509.Certificate) -> CertInfo | None:
+    """A DER certificate (or one already parsed: not parsed twice) as CertInfo; None when it
+    cannot be read at all.
 
     Total: any bytes give None or a CertInfo. The server chose every name in it, so subject,
     issuer and names are sanitised here, at the source.
     """
     try:
-        cert = x509.load_der_x509_certificate(der)
+        cert = (certificate if isinstance(certificate, x509.Certificate)
+                else x509.load_der_x509_certificate(certificate))
         subject = cert.subject.rfc4514_string()
         issuer = cert.issuer.rfc4514_string()
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc

@@ -23,6 +23,7 @@ import dns.rcode
 import dns.resolver
 
 from assure_doctor import logs, sanitize
+from assure_doctor.addresses import is_address
 from assure_doctor.kinds import (
     DNS_SEVERITY,
     Condition,
@@ -136,7 +137,7 @@ async def run(ctx: Context) -> Outcome:
         api_found = _found(api)
         api_host = HostLookup(ctx.target.host, api.status.value, api.summary,
                               api_found.addresses)
-        if _is_address(proxy.host):  # then the resolver asked was the API name's
+        if is_address(proxy.host):  # then the resolver asked was the API name's
             found = replace(found, resolver=api_found.resolver or found.resolver)
     else:
         api_host = HostLookup(ctx.target.host, "unknown", "no answer within the grace period "
@@ -162,9 +163,9 @@ def _logged(outcome: Outcome) -> Outcome:
 
 async def _resolve(ctx: Context, host: str, port: int) -> Outcome:
     """One name's lookup: the API host's, or the proxy's."""
-    if _is_address(host):
+    if is_address(host):
         return Outcome(Status.PASS, f"{host} is an address: nothing to look up",
-                       DnsFound((host.strip("[]"),), "none (address given)"))
+                       DnsFound((host,), "none (address given)"))
     if ctx.options.resolvers:
         return await _asking_only_the_resolver(ctx, host)
     return await _as_the_system(ctx, host, port)
@@ -435,14 +436,6 @@ def _rcode_of(exc: dns.resolver.NoNameservers) -> str | None:
 
 def _short(exc: BaseException) -> str:
     return str(exc).split(". ")[0][:200]
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _is_localhost(host: str) -> bool:

@@ -6,6 +6,7 @@ matches whole words of the issuer's RFC 4514 text, most specific first.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # (pattern over the issuer, product name); first match wins.
@@ -41,12 +42,17 @@ PRODUCTS: tuple[tuple[str, str], ...] = (
     (r"fiddler|do_not_trust", "Fiddler"),
     (r"burp", "Burp Suite"),
 )
-_COMPILED = tuple((re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])", re.IGNORECASE), name)
-                  for pattern, name in PRODUCTS)
+
+
+@functools.cache
+def _compiled() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """The table's patterns, compiled when an issuer is first named (not at every import)."""
+    return tuple((re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])", re.IGNORECASE), name)
+                 for pattern, name in PRODUCTS)
 
 
 def product(issuer: str | None) -> str | None:
     """The inspection product an issuer names, or None when it is not recognisable."""
     if not issuer:
         return None
-    return next((name for pattern, name in _COMPILED if pattern.search(issuer)), None)
+    return next((name for pattern, name in _compiled() if pattern.search(issuer)), None)

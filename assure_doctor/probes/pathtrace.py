@@ -10,7 +10,6 @@ from dataclasses import replace
 from assure_doctor import logs, sanitize
 from assure_doctor.kinds import ConnectKind, Facts, HandshakeKind, Kind
 from assure_doctor.model import Outcome, Status
-from assure_doctor.probes import hops, traceroute
 from assure_doctor.probes.results import TcpFound
 from assure_doctor.probes.stage import Context
 
@@ -30,6 +29,8 @@ def wanted(outcome: Outcome) -> bool:
 
 async def follow(ctx: Context, outcome: Outcome) -> Outcome:
     """`outcome` with the path to the address it failed on: through a proxy, to the proxy."""
+    from assure_doctor.probes import hops, traceroute  # a failing check's: not a healthy one's
+
     address = outcome.facts.get("address") or ctx.found(TcpFound).address
     if not address or not wanted(outcome):
         return outcome

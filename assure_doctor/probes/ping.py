@@ -2,8 +2,8 @@
 
 The only stage that sends the key, and only over a connection the tls stage verified (with
 the context that verified it), to the address the earlier stages vetted, with the real host
-name for SNI and Host. The request goes through httpcore's public connection pool over a
-network backend that hands it the verified stream (`stream_backend`).
+name for SNI and Host. The request is framed by the one HTTP/1.1 codec (`http1`) on the
+stream the earlier stages verified (`keyed`), kept between attempts while the server allows.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpcore
-
-from assure_doctor import __version__, httpmsg, logs, sanitize
+from assure_doctor import __version__, http1, httpmsg, logs, sanitize
 from assure_doctor.apikey import ApiKey
 from assure_doctor.kinds import CertKind, Condition, ConnectKind, Facts, HttpKind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import certinfo, clock, netclass, path
+from assure_doctor.probes.keyed import KeyedConnection, NotConnected
 from assure_doctor.probes.results import (
     ClockFound,
     PingAttempt,
@@ -30,11 +29,11 @@ from assure_doctor.probes.results import (
     TlsFound,
 )
 from assure_doctor.probes.stage import Context
-from assure_doctor.probes.stream_backend import HandOverBackend
 
 NAME = "ping"
 log = logs.get(NAME)
 BODY_LIMIT = 2048  # bytes of a response body kept for evidence; reading stops soon after
+HEAD_LIMIT = 65536  # the answer's head
 LOCATION_LIMIT = 500
 ERROR_LIMIT = 300
 REASON = "authenticated connectivity ping"
@@ -85,31 +84,28 @@ async def run(ctx: Context) -> Outcome:
         # The engine runs this stage only with a key, after a verified handshake.
         raise RuntimeError("the ping needs a key and a verified connection")
     answers: list[Answer] = []
-    backend = _backend(ctx, tls.verified_with)
+    connection = _connection(ctx, tls.verified_with)
     try:
-        async with _pool(tls.verified_with, backend) as pool:
-            for number in range(1, ctx.options.attempts + 1):
-                answer = await _attempt(ctx, pool, backend, ctx.key, number)
-                answers.append(answer)
-                if answer.ok or number == ctx.options.attempts:
+        for number in range(1, ctx.options.attempts + 1):
+            answer = await _attempt(ctx, connection, ctx.key, number)
+            answers.append(answer)
+            if answer.ok or number == ctx.options.attempts:
+                break
+            pause = ctx.options.retry_pause
+            if answer.retry_after is not None:
+                if answer.retry_after > ctx.options.max_retry_after:
+                    log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: "
+                                "not retrying", answer.retry_after, ctx.options.max_retry_after)
                     break
-                pause = ctx.options.retry_pause
-                if answer.retry_after is not None:
-                    if answer.retry_after > ctx.options.max_retry_after:
-                        log.warning("Retry-After %.0f s is beyond --max-retry-after %.0f s: "
-                                    "not retrying", answer.retry_after,
-                                    ctx.options.max_retry_after)
-                        break
-                    pause = answer.retry_after  # the API's word overrides ours
-                log.info("Pausing for %.1f seconds. Retry count %d for %s", pause, number,
-                         REASON)
-                await asyncio.sleep(pause)
+                pause = answer.retry_after  # the API's word overrides ours
+            log.info("Pausing for %.1f seconds. Retry count %d for %s", pause, number, REASON)
+            await asyncio.sleep(pause)
     finally:
-        backend.release()
-    return _outcome(ctx, answers, backend)
+        connection.release()
+    return _outcome(ctx, answers, connection)
 
 
-def _backend(ctx: Context, verified_with: ssl.SSLContext) -> HandOverBackend:
+def _connection(ctx: Context, verified_with: ssl.SSLContext) -> KeyedConnection:
     """The clock stage's keep-alive connection first (or the tls stage's, when the clock did
     not run); a fresh verified one, to the same address, only when the server closed it.
     Through a proxy the handed-over stream is the tunnel, and a fresh one is a new tunnel."""
@@ -120,99 +116,95 @@ def _backend(ctx: Context, verified_with: ssl.SSLContext) -> HandOverBackend:
     handed = None
     for connection in (ctx.found(ClockFound).connection, ctx.found(TlsFound).connection):
         handed = handed or (connection.take() if connection else None)
-    return HandOverBackend(handed, opener, verified_with, ctx.target.host)
+    return KeyedConnection(handed, opener, verified_with, ctx.target.host)
 
 
-def _pool(verified_with: ssl.SSLContext, backend: HandOverBackend
-          ) -> httpcore.AsyncConnectionPool:
-    return httpcore.AsyncConnectionPool(ssl_context=verified_with, max_connections=1,
-                                        http1=True, http2=False, retries=0,
-                                        network_backend=backend)
-
-
-async def _attempt(ctx: Context, pool: httpcore.AsyncConnectionPool, backend: HandOverBackend,
-                   key: ApiKey, number: int) -> Answer:
+async def _attempt(ctx: Context, connection: KeyedConnection, key: ApiKey, number: int
+                   ) -> Answer:
     """One keyed GET within one deadline for the whole exchange: connect, head and body."""
     target = ctx.target
     log.info("About to GET %s (reason: %s, attempt %d/%d, address %s); request body: none",
              target.url, REASON, number, ctx.options.attempts, ctx.address)
     start, sent_at = time.perf_counter(), time.time()
-    response: httpcore.Response | None = None
+    stream: Stream | None = None
+    head: http1.ResponseHead | None = None
     sample = httpmsg.BodySample(BODY_LIMIT, None)
     cut = False
     headers_at = 0.0
-    backend.connecting = False
-    timeout = ctx.options.timeout
+    connection.connecting = False
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(ctx.options.timeout):
+            stream = await connection.stream()
+            client = http1.Client(*stream, HEAD_LIMIT)
             # The key goes straight into the request: no variable of ours holds it.
-            async with pool.stream("GET", target.url, headers=_headers(ctx, key), extensions={
-                    "timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
-                    ) as response:
-                headers_at = time.time()
-                sample = httpmsg.BodySample(BODY_LIMIT, _header(response, "content-encoding"))
-                async for chunk in response.aiter_stream():
-                    if sample.feed(chunk):
-                        cut = True  # enough for evidence: stop reading, drop the connection
-                        break
+            client.send_request("GET", target.path, _fields(ctx, key))
+            await stream[1].drain()
+            head = await client.response()
+            headers_at = time.time()
+            sample = httpmsg.BodySample(BODY_LIMIT, head.fields.get("content-encoding"))
+            while (chunk := await client.chunk()) is not None:
+                if sample.feed(chunk):
+                    cut = True  # enough for evidence: stop reading, drop the connection
+                    break
     except TimeoutError:
-        if response is None:
-            return _failed(target.url, _deadline(backend.connecting, start))
+        if head is None:
+            _drop(stream)
+            return _failed(target.url, _deadline(connection.connecting, start))
         cut = True  # the head came, the body did not finish in time: keep what came
-    except httpcore.ConnectionNotAvailable as exc:
-        return _failed(target.url, _from_error(exc, _ms(start)))
-    except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError,
-            httpcore.UnsupportedProtocol) as exc:
-        if response is None:
+    except NotConnected as exc:
+        return _failed(target.url, _not_connected(exc, _ms(start)))
+    except (OSError, http1.HttpError) as exc:
+        if head is None:
+            _drop(stream)
             return _failed(target.url, _from_error(exc, _ms(start)))
         cut = True
     ms = _ms(start)
-    return _answer(ctx, response, sample, cut, ms, (sent_at, headers_at))
+    assert stream is not None and head is not None  # a head was read from a stream
+    if cut or not client.reusable:
+        _drop(stream)
+    else:
+        connection.keep(stream)
+    return _answer(ctx, head, sample, cut, ms, (sent_at, headers_at))
 
 
-def _headers(ctx: Context, key: ApiKey) -> list[tuple[bytes, bytes]]:
-    return [(b"Host", ctx.target.host_header.encode("ascii")),
-            (b"User-Agent", f"assure-doctor/{__version__}".encode("ascii")),
-            (b"Accept", b"application/json"), (b"Accept-Encoding", b"identity"),
-            (b"x-api-key", key.reveal().encode("ascii"))]
+def _drop(stream: Stream | None) -> None:
+    if stream is not None:
+        stream[1].transport.abort()
 
 
-def _header(response: httpcore.Response, name: str) -> str | None:
-    """A response header's value (repeats joined with ", "), as text; None when absent."""
-    wanted = name.encode("ascii")
-    values = [value.decode("latin-1") for field_name, value in response.headers
-              if field_name.lower() == wanted]
-    return ", ".join(values) if values else None
+def _fields(ctx: Context, key: ApiKey) -> list[tuple[str, str]]:
+    return [("Host", ctx.target.host_header), ("User-Agent", f"assure-doctor/{__version__}"),
+            ("Accept", "application/json"), ("Accept-Encoding", "identity"),
+            ("x-api-key", key.reveal())]
 
 
-def _answer(ctx: Context, response: httpcore.Response, sample: httpmsg.BodySample, cut: bool,
+def _answer(ctx: Context, head: http1.ResponseHead, sample: httpmsg.BodySample, cut: bool,
             ms: float, times: tuple[float, float]) -> Answer:
     """What a response means; `times` are when the request went and when its head came."""
     target = ctx.target
-    raw_location = _header(response, "location")
+    raw_location = head.fields.get("location")
     body = sanitize.text(sample.text(), BODY_LIMIT)
     if cut:
         body += f" [cut: {sample.raw_bytes} bytes read, first {len(sample.data)} kept]"
-    condition, facts = classify(response.status, sample.text(), raw_location, target.host)
-    answer = Answer(ms=ms, status_code=response.status, body=body,
+    condition, facts = classify(head.status, sample.text(), raw_location, target.host)
+    answer = Answer(ms=ms, status_code=head.status, body=body,
                     location=None if raw_location is None else sanitize.text(raw_location,
                                                                              LOCATION_LIMIT),
-                    retry_after=retry_after_seconds(_header(response, "retry-after")),
+                    retry_after=retry_after_seconds(head.fields.get("retry-after")),
                     condition=condition, facts=facts,
-                    date=_header(response, "date"), sent_at=times[0], date_at=times[1],
-                    headers=_kept_headers(response))
+                    date=head.fields.get("date"), sent_at=times[0], date_at=times[1],
+                    headers=_kept_headers(head.fields))
     if answer.ok:
-        log.info("%d response in %.0f ms: ping successful", response.status, ms)
+        log.info("%d response in %.0f ms: ping successful", head.status, ms)
     else:
         log.warning("%d response in %.0f ms. Failed GET %s; response body %s; request body: none",
-                    response.status, ms, target.url, body or "(empty)")
+                    head.status, ms, target.url, body or "(empty)")
     return answer
 
 
-def _kept_headers(response: httpcore.Response) -> tuple[tuple[str, str], ...]:
-    kept = ((name.decode("latin-1").lower(), value) for name, value in response.headers)
-    return tuple((name, sanitize.text(value.decode("latin-1"), HEADER_LIMIT))
-                 for name, value in kept if name in HEADER_ALLOW)[:HEADERS_KEPT]
+def _kept_headers(fields: http1.Fields) -> tuple[tuple[str, str], ...]:
+    return tuple((name, sanitize.text(value, HEADER_LIMIT))
+                 for name, value in fields.items if name in HEADER_ALLOW)[:HEADERS_KEPT]
 
 
 def _failed(url: str, answer: Answer) -> Answer:
@@ -272,35 +264,29 @@ def retry_after_seconds(value: str | None) -> float | None:
     return httpmsg.retry_after(value, datetime.now(UTC))
 
 
-def _from_error(exc: httpcore.ConnectionNotAvailable | httpcore.NetworkError
-                | httpcore.TimeoutException | httpcore.ProtocolError
-                | httpcore.UnsupportedProtocol, ms: float) -> Answer:
-    """Map an httpcore error, through its chain of causes, to the most specific condition."""
+def _not_connected(exc: NotConnected, ms: float) -> Answer:
+    """No verified connection for the attempt: the most specific condition its cause shows."""
     root = _root_cause(exc)
-    if isinstance(exc, httpcore.TimeoutException):
-        error = f"{type(exc).__name__}: no answer in time"
-    else:
-        # Protocol errors quote what the server sent: sanitised like any outside text.
-        error = sanitize.text(f"{type(exc).__name__}: {netclass.describe(root) if root else exc}",
-                              ERROR_LIMIT)
+    error = sanitize.text(f"ConnectError: {netclass.describe(root) if root else exc}",
+                          ERROR_LIMIT)
     if isinstance(root, ssl.SSLCertVerificationError):
         kind: CertKind = certinfo.verify_kind(root.verify_code)
         return Answer(ms, error=error, condition=Condition.TLS_CERTIFICATE_ERROR,
                       facts=Facts(kind=kind))
-    if isinstance(exc, httpcore.ConnectTimeout):
-        return Answer(ms, error=error, condition=Condition.CONNECT_TIMEOUT,
-                      facts=Facts(kind=ConnectKind.TIMEOUT))
-    if isinstance(exc, httpcore.ConnectError):
-        if isinstance(root, ssl.SSLError):
-            return Answer(ms, error=error, condition=Condition.TLS_HANDSHAKE_FAILED,
-                          facts=Facts(kind=netclass.handshake_kind(root)))
-        connect = netclass.connect_kind(root) if root else ConnectKind.ERROR
-        return Answer(ms, error=error, condition=netclass.connect_condition(connect),
-                      facts=Facts(kind=connect))
-    if isinstance(exc, httpcore.TimeoutException):
-        return Answer(ms, error=error, condition=Condition.HTTP_TIMEOUT)
-    return Answer(ms, error=error, condition=Condition.HTTP_UNEXPECTED,
-                  facts=Facts(kind=HttpKind.DISCONNECT))
+    if isinstance(root, ssl.SSLError):
+        return Answer(ms, error=error, condition=Condition.TLS_HANDSHAKE_FAILED,
+                      facts=Facts(kind=netclass.handshake_kind(root)))
+    connect = netclass.connect_kind(root) if root else ConnectKind.ERROR
+    return Answer(ms, error=error, condition=netclass.connect_condition(connect),
+                  facts=Facts(kind=connect))
+
+
+def _from_error(exc: OSError | http1.HttpError, ms: float) -> Answer:
+    """The exchange broke before a response head: a reset, a hang-up, or an answer that is
+    not HTTP (described in our words: an HttpError never carries what the peer sent)."""
+    described = str(exc) if isinstance(exc, http1.HttpError) else netclass.describe(exc)
+    return Answer(ms, error=sanitize.text(f"{type(exc).__name__}: {described}", ERROR_LIMIT),
+                  condition=Condition.HTTP_UNEXPECTED, facts=Facts(kind=HttpKind.DISCONNECT))
 
 
 def _root_cause(exc: BaseException) -> BaseException | None:
@@ -312,14 +298,15 @@ def _root_cause(exc: BaseException) -> BaseException | None:
     return root
 
 
-def _outcome(ctx: Context, answers: list[Answer], backend: HandOverBackend) -> Outcome:
+def _outcome(ctx: Context, answers: list[Answer], connection: KeyedConnection
+             ) -> Outcome:
     last = answers[-1]
     dated = next((a for a in reversed(answers) if a.date is not None), None)
     found = PingFound(
         status_code=last.status_code, attempts=len(answers), response_body=last.body,
         history=tuple(answer.attempt() for answer in answers), address=ctx.address,
         # Connections this stage used: reused from the earlier stages, and newly opened.
-        reused=backend.reused, opened=backend.opened,
+        reused=connection.reused, opened=connection.opened,
         clock=None if dated is None else clock.sample(dated.date, dated.sent_at,
                                                       dated.date_at),
         location=last.location, retry_after=last.retry_after, error=last.error,

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from assure_doctor import logs, sanitize
+from assure_doctor.addresses import host_port
 from assure_doctor.kinds import CONNECT_SEVERITY, Condition, ConnectKind, Facts, Family, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CheckOptions
@@ -286,5 +287,4 @@ def _listed(addresses: list[str]) -> str:
 
 
 def _where(a: Attempt) -> str:
-    host = f"[{a.address}]" if ":" in a.address else a.address
-    return f"{host}:{a.port}"
+    return host_port(a.address, a.port)

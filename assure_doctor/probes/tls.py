@@ -23,15 +23,16 @@ import ssl
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.x509.verification import Store
 
 from assure_doctor import logs, trust
 from assure_doctor.kinds import CertKind, ChainLink, Condition, ConnectKind, Facts, HandshakeKind
 from assure_doctor.model import Outcome, Status
 from assure_doctor.options import CERT_WARN_DAYS
 from assure_doctor.probes import (
-    aia,
     certchain,
     certinfo,
     chaincheck,
@@ -49,6 +50,9 @@ from assure_doctor.probes.results import (
     TrustVerdicts,
 )
 from assure_doctor.probes.stage import Context
+
+if TYPE_CHECKING:
+    from assure_doctor.probes import aia
 
 NAME = "tls"
 log = logs.get(NAME)
@@ -133,19 +137,15 @@ def _offline_verdicts(ctx: Context, chain: list[x509.Certificate]) -> TrustVerdi
     """(certifi, system, --ca-bundle) from the chain already received: no new connection.
     None when an anchor set cannot be read, or the offline verdict disagrees with OpenSSL's
     (certifi + bundle verified): then the handshakes ask."""
-    anchors = ctx.options.trust
-    verdicts: list[bool | None] = []
-    for context in (anchors.certifi, anchors.system, anchors.bundle):
-        if context is None:
-            verdicts.append(None)
-            continue
-        found = chaincheck.store_of(context)
-        verdict = None if found is None else chaincheck.verifies(found, chain, ctx.target.host)
-        if verdict is None:
-            return None
-        verdicts.append(verdict)
-    certifi_ok, system_ok, bundle_ok = verdicts
-    if certifi_ok is None or system_ok is None or not (certifi_ok or bundle_ok):
+    def verdict(store: Store | None) -> bool | None:
+        return None if store is None else chaincheck.verifies(store, chain, ctx.target.host)
+
+    certifi, system, bundle = _offline_stores(ctx)
+    certifi_ok, system_ok = verdict(certifi), verdict(system)
+    bundle_ok = None if ctx.options.trust.ca_pem is None else verdict(bundle)
+    if (certifi_ok is None or system_ok is None
+            or (ctx.options.trust.ca_pem is not None and bundle_ok is None)
+            or not (certifi_ok or bundle_ok)):
         return None
     return TrustVerdicts(certifi_ok, system_ok, bundle_ok)
 
@@ -205,12 +205,11 @@ def _verified(ctx: Context, stream: Stream, context: ssl.SSLContext, only_system
     it, each link is judged against certifi (+ --ca-bundle), which did not."""
     writer = stream[1]
     ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     version = ssl_object.version() if ssl_object else None
     cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None
-    info = certinfo.describe(der) if der else None
     if presented is None:
         presented = chaincheck.presented_chain(ssl_object)
+    info = _leaf(ssl_object, presented)
     judged = _judged(ctx, presented, datetime.now(UTC)) if only_system else None
     found = TlsFound(verified=True, certificate=info, address=ctx.address,
                      tls_version=version, cipher=cipher, verified_with=context,
@@ -307,6 +306,8 @@ async def _from_aia(ctx: Context, certs: list[x509.Certificate], judged: certcha
                    ) -> tuple[aia.Issuers | None, list[x509.Certificate] | None]:
     """What the top certificate's caIssuers URL gave (None: it names none), and the chain
     completed with it when that verifies against certifi, the machine's store or the bundle."""
+    from assure_doctor.probes import aia  # a broken chain's: not a healthy check's
+
     top = certs[judged.top]
     urls = certchain.ca_issuers(top)
     if not urls:
@@ -355,12 +356,17 @@ def _missing_intermediate(ctx: Context, found: TlsFound, facts: Facts, judged: c
 def _verifies_anywhere(ctx: Context, chain: list[x509.Certificate]) -> bool:
     """Whether the chain verifies, offline, against certifi, the machine's store (where it
     can be read as a list) or --ca-bundle."""
+    return any(store is not None and chaincheck.verifies(store, chain, ctx.target.host)
+               for store in _offline_stores(ctx))
+
+
+def _offline_stores(ctx: Context) -> tuple[Store | None, Store | None, Store | None]:
+    """certifi's, the machine's (where it is one file) and --ca-bundle's anchors, read from
+    their PEM: building SSL contexts only to list their anchors cost ~40 ms a process."""
     anchors = ctx.options.trust
-    for context in (anchors.certifi, anchors.system, anchors.bundle):
-        store = None if context is None else chaincheck.store_of(context)
-        if store is not None and chaincheck.verifies(store, chain, ctx.target.host):
-            return True
-    return False
+    return (chaincheck.store_of_pem(anchors.certifi_pem),
+            chaincheck.store_of_pem(anchors.system_pem),
+            chaincheck.store_of_pem(anchors.ca_pem))
 
 
 def _only_system(info: certinfo.CertInfo, found: TlsFound) -> Outcome:
@@ -390,10 +396,19 @@ async def _presented_certificate(ctx: Context
         log.info("Could not read the presented certificate: %s", netclass.describe(exc))
         return None, []
     ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     chain = chaincheck.presented_chain(ssl_object) or []
     writer.transport.abort()
-    return (certinfo.describe(der) if der else None), chain
+    return _leaf(ssl_object, chain), chain
+
+
+def _leaf(ssl_object: ssl.SSLObject | None, presented: list[x509.Certificate] | None
+          ) -> certinfo.CertInfo | None:
+    """The server's certificate: the presented chain's first (parsed once), else read from
+    the handshake when the chain could not be."""
+    if presented:
+        return certinfo.describe(presented[0])
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    return certinfo.describe(der) if der else None
 
 
 def _connect_failure(ctx: Context, exc: BaseException) -> Outcome:

@@ -8,11 +8,11 @@ shell, so a hostile value cannot run as a command.
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from urllib.parse import urlsplit, urlunsplit
 
 from assure_doctor import apikey, sanitize
+from assure_doctor.addresses import bracketed, is_address
 from assure_doctor.model import Report
 from assure_doctor.options import CheckOptions
 from assure_doctor.target import Target
@@ -52,7 +52,7 @@ def render(report: Report, options: CheckOptions) -> str:
 def _address(report: Report) -> str | None:
     tcp = report.stage("tcp")
     address = tcp.evidence.get("address") if tcp else None
-    return str(address) if address and _is_ip(str(address)) else None
+    return str(address) if address and is_address(str(address)) else None
 
 
 def _proxy_url(report: Report) -> str | None:
@@ -63,28 +63,16 @@ def _proxy_url(report: Report) -> str | None:
         return None
     parts = urlsplit(str(shown))
     host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
+    netloc = bracketed(host)
     netloc += f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme or "http", netloc, "", "", ""))
-
-
-def _bracketed(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def curl(target: Target, options: CheckOptions, address: str | None, proxy: str | None) -> str:
     args = ["curl", "--silent", "--show-error", "--max-time", f"{options.timeout:g}",
             "--write-out", CURL_STATUS]
     if address and not target.host_is_address and proxy is None:
-        args += ["--resolve", f"{target.host}:{target.port}:{_bracketed(address)}"]
+        args += ["--resolve", f"{target.host}:{target.port}:{bracketed(address)}"]
     if options.ca_bundle:
         args += ["--cacert", options.ca_bundle]
     if proxy:
@@ -112,7 +100,7 @@ def python(target: Target, options: CheckOptions, address: str | None, proxy: st
     """A script that sends the ping to the same address with the same SNI and trust."""
     pinned = address if address and not target.host_is_address and proxy is None else None
     port = "" if target.port == 443 else f":{target.port}"
-    url = f"https://{_bracketed(pinned or target.host)}{port}{target.path}"
+    url = f"https://{bracketed(pinned or target.host)}{port}{target.path}"
     lines = [
         "import os, ssl",
         "import certifi, httpx",
@@ -152,7 +140,7 @@ def network(report: Report, options: CheckOptions, address: str | None) -> list[
     pinned = address or host
     lines += ["# TCP", f"Test-NetConnection {_ps(pinned)} -Port {port}",
               shlex.join(["nc", "-vz", "-w", f"{options.timeout:g}", pinned, port])]
-    openssl = ["openssl", "s_client", "-connect", f"{_bracketed(pinned)}:{port}", "-brief"]
+    openssl = ["openssl", "s_client", "-connect", f"{bracketed(pinned)}:{port}", "-brief"]
     if not target.host_is_address:
         openssl += ["-servername", host]
     if options.ca_bundle:

@@ -62,6 +62,13 @@ def make_ca(common_name: str, issuer: Issued | None = None,
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                        critical=False)
     )
+    return _signed(builder, key, issuer, ca_issuers)
+
+
+def _signed(builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey,
+            issuer: Issued | None, ca_issuers: str | None) -> Issued:
+    """The certificate signed by `issuer` (naming its key) or by its own key, published where
+    its issuer is when `ca_issuers` is given."""
     if issuer is not None:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
@@ -105,11 +112,4 @@ def make_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False)
-    if ca_issuers is not None:
-        builder = builder.add_extension(_aia(ca_issuers), critical=False)
-    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
-    return _issued(cert, key)
+    return _signed(builder, key, issuer, ca_issuers)

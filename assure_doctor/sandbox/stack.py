@@ -253,15 +253,20 @@ class Sandbox:
         """The scenario's change, once its first request was answered: later handshakes get
         a certificate from the inspection CA, or DNS answers an address nothing listens on."""
         if self.scenario.changes == "issuer" and self._tls is not None:
-            real_now = datetime.now(UTC)
-            leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
-                                 real_now - timedelta(days=1), real_now + timedelta(days=30))
-            cert_file, key_file = self.workdir / "changed.pem", self.workdir / "changed.key"
-            cert_file.write_bytes(leaf.cert_pem)
-            key_file.write_bytes(leaf.key_pem)
-            self._tls.load_cert_chain(cert_file, key_file)
+            self._tls.load_cert_chain(*self._inspected_leaf("changed"))
         elif self.scenario.changes == "address" and self._dns is not None:
             self._dns.zone = replace(self._dns.zone, ipv4=(MOVED_TO,), ipv6=())
+
+    def _inspected_leaf(self, stem: str) -> tuple[Path, Path]:
+        """The API's name re-signed by the inspection CA, as a TLS-inspecting proxy presents
+        it: (certificate file, key file) in the workdir."""
+        real_now = datetime.now(UTC)
+        leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
+                             real_now - timedelta(days=1), real_now + timedelta(days=30))
+        cert_file, key_file = self.workdir / f"{stem}.pem", self.workdir / f"{stem}.key"
+        cert_file.write_bytes(leaf.cert_pem)
+        key_file.write_bytes(leaf.key_pem)
+        return cert_file, key_file
 
     async def _serve_issuer(self) -> str:
         """The sandbox CA's plain-HTTP publication point, on loopback: its URL."""
@@ -275,14 +280,8 @@ class Sandbox:
     async def _serve_proxy(self, kind: str) -> None:
         intercept = None
         if kind == "intercept":
-            real_now = datetime.now(UTC)
-            leaf = pki.make_leaf([HOST, "127.0.0.1", "::1"], inspection_ca(),
-                                 real_now - timedelta(days=1), real_now + timedelta(days=30))
-            cert_file, key_file = self.workdir / "inspect.pem", self.workdir / "inspect.key"
-            cert_file.write_bytes(leaf.cert_pem)
-            key_file.write_bytes(leaf.key_pem)
             intercept = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            intercept.load_cert_chain(cert_file, key_file)
+            intercept.load_cert_chain(*self._inspected_leaf("inspect"))
         self.proxy = proxyserver.SandboxProxy(kind, self.port, intercept)
         server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0)
         self.proxy_port = server.sockets[0].getsockname()[1]
