@@ -260,9 +260,10 @@ def _tui(args: argparse.Namespace) -> int:
         target, options, key = inputs(args, interactive=True)
         # Only the log file: lines on stderr would tear the screen.
         logs.configure(logging.CRITICAL + 10, args.log_file)
-        DoctorApp(target, options, key, export_dir=export_dir,
-                  watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
-    return 0
+        app = DoctorApp(target, options, key, export_dir=export_dir,
+                        watch_interval=args.watch_interval, ping_interval=args.ping_interval)
+        app.run()
+    return app.return_code or 0  # 1 when it stopped on an error of its own
 
 
 def _monitor(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.dom import DOMNode
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 from textual.worker import Worker, WorkerState
@@ -37,15 +39,11 @@ from assure_doctor.probes.results import DnsFound, PingFound, TcpFound
 from assure_doctor.redact import RedactingFilter
 from assure_doctor.render import bundle, markdown, words
 from assure_doctor.target import Target
-from assure_doctor.tui import present
+from assure_doctor.tui import guard, present
+from assure_doctor.tui.guard import crash_line, guarded
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
 LOG_KEEP = 5000  # debug lines kept for the export's assure-doctor.log
-
-
-def crash_line(error: BaseException) -> str:
-    """One sanitised line for an error: never a traceback, never a frame's locals."""
-    return f"{type(error).__name__}: {sanitize.text(error, 200)}"
 
 
 class _PaneHandler(logging.Handler):
@@ -137,6 +135,7 @@ class DoctorApp(App[None]):
         yield Static(id="status")
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
         self.ui_loop = asyncio.get_running_loop()
@@ -167,12 +166,14 @@ class DoctorApp(App[None]):
         else:  # after the first paint: its work would slow the first stages down
             self.call_after_refresh(self.start_check)
 
+    @guarded
     def on_unmount(self) -> None:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
         with contextlib.suppress(RuntimeError):
             self._stop_check()  # quitting does not wait for a running check's timeouts
 
     # --- running -------------------------------------------------------------------------
+    @guarded
     def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
         """Run a check in a thread with its own event loop, so that painting the screen is
         never timed as a stage; results come back to the UI's loop in order."""
@@ -211,14 +212,28 @@ class DoctorApp(App[None]):
 
     def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:
         """Run `call` on the UI's loop, unless a newer check has started since."""
-
-        def current() -> None:
-            if generation == self.generation:
-                call(*args)
-
         with contextlib.suppress(RuntimeError):  # the app has closed: nobody to tell
-            self.ui_loop.call_soon_threadsafe(current, context=self.ui_context)
+            self.ui_loop.call_soon_threadsafe(self._deliver, generation, call, args,
+                                              context=self.ui_context)
 
+    @guarded
+    def _deliver(self, generation: int, call: Callable[..., None], args: tuple[object, ...]
+                 ) -> None:
+        if generation == self.generation:
+            call(*args)
+
+    async def run_action(self, action: str | ActionParseResult,
+                         default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """Every key's action (the app's and the screens'): an error in one stops the app
+        with one line."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as error:
+            guard.stop(self, error)
+            return True
+
+    @guarded
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A check that raised: one line in the log and a notice, never a traceback."""
         if event.state is not WorkerState.ERROR or event.worker.error is None:
@@ -230,15 +245,6 @@ class DoctorApp(App[None]):
                 self._show(name, "pending", None)
         self.write_log(f"the check stopped: {line}")
         self.notify(sanitize.markup(f"The check stopped: {line}"), severity="error")
-
-    def _handle_exception(self, error: Exception) -> None:
-        """Textual's crash report prints every frame's locals, where a key or a hostile
-        string may sit: stop with one sanitised line instead."""
-        self._return_code = 1
-        if self._exception is None:  # Pilot re-raises the first error in tests
-            self._exception = error
-            self._exception_event.set()
-        self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
 
     def _finish(self, report: Report, network_only: bool) -> None:
         ping, found = report.stage("ping"), report.found(PingFound)
@@ -278,6 +284,7 @@ class DoctorApp(App[None]):
         if name == self.selected:
             self._refresh_detail()
 
+    @guarded
     def _touch_table(self) -> None:
         self.table.update_cell(STAGES[0], "stage", TITLES[STAGES[0]])
 
@@ -287,6 +294,7 @@ class DoctorApp(App[None]):
         self.table.move_cursor(row=self.table.get_row_index(name))
         self._refresh_detail()
 
+    @guarded
     def _spin(self) -> None:
         self._frame += 1
         for name, state in self.states.items():
@@ -324,9 +332,11 @@ class DoctorApp(App[None]):
                   f"(the customer's quota: {DAILY_QUOTA:,} a day)")
         self.status_view.update(Text(status))
 
+    @guarded
     def write_log(self, line: str) -> None:
         self.log_view.write(Text(sanitize.text(line, 4000)))
 
+    @guarded
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value
         if name in STAGES and name != self.selected:
@@ -357,6 +367,7 @@ class DoctorApp(App[None]):
             self._watch_timer = None
         self._refresh_header()
 
+    @guarded
     def _watch_tick(self) -> None:
         if any(state == "running" for state in self.states.values()):
             return
@@ -373,6 +384,7 @@ class DoctorApp(App[None]):
     def action_edit_target(self) -> None:
         self.push_screen(TargetScreen(self.target, self.options), self._apply_settings)
 
+    @guarded
     def _apply_settings(self, settings: Settings | None) -> None:
         if settings is None:
             return
