@@ -1,5 +1,6 @@
 """Chains in the Diagnosis pane: the certificate chain, the CNAME chain and the path to the
-server read link by link, one a line, the broken link marked, as the human report says them."""
+server read link by link, one a line, the broken link marked, as the human report says them;
+what changed reads one change a line whatever the pane's width."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from assure_doctor.history.changes import Change, What
 from assure_doctor.kinds import CauseId, Condition
 from assure_doctor.model import Cause, Report, StageResult, Status
 from assure_doctor.probes.hops import Hop, HopKind, Trace, hop_lines
@@ -139,3 +141,42 @@ def test_a_skipped_path_says_why_in_one_line() -> None:
     trace = Trace.skipped("203.0.113.9", 443, "TCP traceroute needs Linux here", 16)
     text = rendered(present.detail(_failed_connect(trace), "TCP"))
     assert "path: TCP traceroute needs Linux here" in lines_of(text)
+
+
+def _changed(*texts: str) -> Report:
+    at = "2026-12-07T09:14:00+00:00"
+    changes = tuple(Change(What.ADDRESS, "was", "now", at, text) for text in texts)
+    return Report(from_url("https://api.uk2.sheassure.net/v1/ping"), (),
+                  "2026-12-08T10:00:00+00:00", "system", changes=changes, last_good_at=at)
+
+
+def test_each_change_is_one_item_whatever_the_width() -> None:
+    """The human report wraps each change at 96 columns; the pane shows each as one item,
+    wrapped at its own width under its first word, every word kept."""
+    long = ("api.uk2.sheassure.net now resolves to 203.0.113.9 from the hosts file "
+            "(/etc/hosts line 3) (was 18.130.1.2, 18.130.1.3, 18.130.1.4, 18.130.1.5 and 2 "
+            "more from DNS): the hosts file pins an address that DNS no longer gives")
+    short = "HTTPS_PROXY is now set (http://proxy:8080): the check goes through a proxy"
+    report = _changed(long, short)
+    stage = StageResult("dns", Status.PASS, 3.0, "resolved")
+    for width in (50, 300):
+        text = rendered(present.detail(stage, "DNS", present.changes(report)), width)
+        assert "Changed since the last good check (2026-12-07 09:14 UTC):" in " ".join(
+            text.split())
+        listed = [line for line in text.split("UTC):")[1].splitlines() if line.strip()]
+        starts = [n for n, line in enumerate(listed) if line.startswith("  - ")]
+        assert all(re.match(r"    \S", line) for n, line in enumerate(listed)
+                   if n not in starts), listed
+        items = [" ".join(" ".join(listed[a:b]).split())[2:]
+                 for a, b in zip(starts, [*starts[1:], len(listed)], strict=True)]
+        assert items == [long, short]
+        assert len(listed) == 2 or width < len(long)  # wide enough: a line each
+    assert present.changes(None) == []
+    assert present.changes(Report(report.target, (), report.started_at, "system")) == []
+
+
+def test_nothing_changed_is_said_once() -> None:
+    report = _changed()
+    text = rendered(Group(*present.changes(report)))
+    said = lines_of("\n".join(human.changes_section(report)))
+    assert lines_of(text) == said

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -31,6 +31,8 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import DAILY_QUOTA
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
+from assure_doctor.history.record import Record
+from assure_doctor.history.store import History
 from assure_doctor.model import KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
@@ -97,17 +99,21 @@ class DoctorApp(App[None]):
 
     def __init__(self, target: Target | None, options: CheckOptions, key: ApiKey | None, *,
                  export_dir: Path | None = None, watch_interval: float = 15.0,
-                 ping_interval: float = 300.0) -> None:
+                 ping_interval: float = 300.0, history: History | None = None) -> None:
+        """`history`: where each check is compared with the target's last good one and moved
+        on (as `check` does); None keeps no history (--no-history)."""
         super().__init__()
         self.target = target
         self.options = options
         self.key = key
+        self.history = history
         self.export_dir = export_dir or Path.cwd()
         self.watch_interval = watch_interval
         self.ping_interval = ping_interval
         self.results: dict[str, StageResult | None] = dict.fromkeys(STAGES)
         self.states: dict[str, str] = dict.fromkeys(STAGES, "pending")
         self.report: Report | None = None
+        self.latest: Report | None = None  # the latest check's, once it ended (its changes)
         self.last_ping: StageResult | None = None  # the last ping that really ran
         self.selected = "dns"
         self.follow = True  # select the failing stage, until the user moves
@@ -182,6 +188,7 @@ class DoctorApp(App[None]):
         with contextlib.suppress(RuntimeError):  # its loop may have just closed
             self._stop_check()  # a thread cannot be cancelled: its check can
         self.generation += 1
+        self.latest = None
         for name in STAGES[STAGES.index(start_at):]:
             self._show(name, "pending", None)
         options = replace(self.options, no_ping=True) if network_only else self.options
@@ -192,22 +199,27 @@ class DoctorApp(App[None]):
 
     def _check(self, generation: int, target: Target, options: CheckOptions,
                resume: Report | None, start_at: str, network_only: bool) -> None:
-        """The worker thread: one check; every result is posted to the UI, never waited on."""
+        """The worker thread: one check; every result is posted to the UI, never waited on.
+        The path history is read and kept here too, off the UI's loop."""
 
         def on_stage(name: str, result: StageResult | None) -> None:
             self._post(generation, self._on_stage, name, result)
 
-        async def check() -> Report:
+        async def check(record: Record | None) -> Report:
             task, loop = asyncio.current_task(), asyncio.get_running_loop()
             assert task is not None
             self._stop_check = partial(loop.call_soon_threadsafe, task.cancel)
             return await run_check(target, options, self.key, on_stage=on_stage,
-                                   resume=resume, start_at=start_at)
+                                   resume=resume, start_at=start_at, history=record)
 
+        history = self.history
+        record = None if history is None else history.load(target.url)
         try:
-            report = asyncio.run(check())
+            report = asyncio.run(check(record))
         except asyncio.CancelledError:  # a newer check replaced this one
             return
+        if history is not None and record is not None:
+            history.keep(target.url, record, report, datetime.now(UTC))
         self._post(generation, self._finish, report, network_only)
 
     def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:
@@ -255,9 +267,10 @@ class DoctorApp(App[None]):
         if network_only and self.last_ping is not None and report.ok:
             # The watch skipped the ping to spare the quota: show the last real one.
             self._show("ping", self.last_ping.status.value, self.last_ping)
-        self.report = report
+        self.report = self.latest = report
         self.finished = self.generation
         self._refresh_header()
+        self._refresh_detail()  # with what changed since the last good check
 
     def _on_stage(self, name: str, result: StageResult | None) -> None:
         if result is None:
@@ -304,7 +317,8 @@ class DoctorApp(App[None]):
     # --- what is shown -------------------------------------------------------------------
     def _refresh_detail(self) -> None:
         self.detail_view.update(present.detail(self.results[self.selected],
-                                               TITLES[self.selected]))
+                                               TITLES[self.selected],
+                                               present.changes(self.latest)))
 
     def _refresh_header(self) -> None:
         target = self.target

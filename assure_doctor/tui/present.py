@@ -1,11 +1,12 @@
 """What the TUI shows, as pure functions of the engine's results (no Textual here).
 
-Chains and the path read as the human report words them (render.human), one link or hop
-per line, indented as blocks so that wrapped lines keep their indent.
+Chains, the path and what changed read as the human report words them (render.human), one
+link, hop or change per line, indented as blocks so that wrapped lines keep their indent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -13,7 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from assure_doctor.model import StageResult, Status
+from assure_doctor.model import Report, StageResult, Status
 from assure_doctor.render import human, words
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -43,8 +44,10 @@ def outside(value: object, limit: int = 300) -> Text:
     return Text(words.outside(value, limit))
 
 
-def detail(stage: StageResult | None, name: str) -> Group:
-    """The detail pane: the finding, causes most likely first with advice, then evidence."""
+def detail(stage: StageResult | None, name: str, changed: Sequence[RenderableType] = ()
+           ) -> Group:
+    """The detail pane: the finding, what changed since the last good check (`changed`, from
+    `changes`), causes most likely first with advice, then evidence."""
     head = Text()
     head.append(f"{name.upper()}\n", style="bold")
     if stage is None:
@@ -58,6 +61,7 @@ def detail(stage: StageResult | None, name: str) -> Group:
         condition.append(f"{words.title(stage.condition, stage.status)} ", style="bold")
         condition.append(f"[{stage.condition}]")
         parts.append(condition)
+    parts += changed
     if stage.causes:
         parts.append(Text("\nLikely causes, most likely first:", style="bold"))
         causes = Table.grid(padding=(0, 1, 0, 0))  # number | title and advice, wrapped
@@ -70,6 +74,31 @@ def detail(stage: StageResult | None, name: str) -> Group:
     if evidence:
         parts += [Text("\nEvidence:", style="bold"), *evidence]
     return Group(*parts)
+
+
+def changes(report: Report | None) -> list[RenderableType]:
+    """The report's "Changed since the last good check (TIME)" section, in the human report's
+    words, one change per item (its lines are wrapped for 96 columns: joined again here, for
+    the pane to wrap); nothing without a path history."""
+    if report is None:
+        return []
+    lines = [line for line in human.changes_section(report) if line.strip()]
+    if not lines:
+        return []
+    heading, *rest = lines
+    items: list[str] = []
+    for line in rest:
+        if line.startswith("    ") and items:  # a wrapped item's next line
+            items[-1] += " " + line.strip()
+        else:
+            items.append(line.strip().removeprefix("- "))
+    section: list[RenderableType] = [Text(f"\n{heading}", style="bold")]
+    if not report.changes:  # the one line that says nothing changed
+        return [*section, *(Padding(Text(item), (0, 0, 0, 2)) for item in items)]
+    listed = Table.grid(padding=(0, 1, 0, 0))  # bullet | the change, wrapped
+    for item in items:
+        listed.add_row(Text("-"), Text(item))
+    return [*section, Padding(listed, (0, 0, 0, 2))]
 
 
 def _evidence(stage: StageResult) -> list[RenderableType]:
