@@ -284,21 +284,29 @@ def sandbox_as_target(args: argparse.Namespace) -> Iterator[None]:
 
 def _tui(args: argparse.Namespace) -> int:
     import logging
+    import tempfile
     from pathlib import Path
 
-    from assure_doctor import logs
+    from assure_doctor import logs, statedir
+    from assure_doctor.history.store import History
     from assure_doctor.tui.app import DoctorApp
 
     export_dir = Path(args.export_dir)
     if not args.export_dir.strip() or (export_dir.exists() and not export_dir.is_dir()):
         raise InputError("--export-dir: give a directory")
-    with sandbox_as_target(args):
+    with sandbox_as_target(args), contextlib.ExitStack() as cleanup:
         target, options, key = inputs(args, interactive=True)
         # Only the log file: lines on stderr would tear the screen.
         logs.configure(logging.CRITICAL + 10, args.log_file)
-        DoctorApp(target, options, key, export_dir=export_dir,
-                  watch_interval=args.watch_interval, ping_interval=args.ping_interval).run()
-    return 0
+        history = None  # --no-history
+        if not args.no_history:  # as `check`; a throwaway sandbox's only for the session
+            history = History(Path(cleanup.enter_context(tempfile.TemporaryDirectory(
+                prefix="assure-tui-"))) if args.sandbox else statedir.default_state_dir())
+        app = DoctorApp(target, options, key, export_dir=export_dir,
+                        watch_interval=args.watch_interval, ping_interval=args.ping_interval,
+                        history=history)
+        app.run()
+    return app.return_code or 0  # 1 when it stopped on an error of its own
 
 
 def _monitor(args: argparse.Namespace) -> int:

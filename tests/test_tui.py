@@ -9,9 +9,9 @@ import io
 import json
 import re
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import pytest
 from rich.console import Console, RenderableType
@@ -24,11 +24,13 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.model import Report, StageResult
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
-from assure_doctor.render import bundle
+from assure_doctor.render import bundle, markdown
 from assure_doctor.sandbox.stack import Sandbox
 from assure_doctor.target import from_url, parse_resolver
 from assure_doctor.tui import app as app_module
+from assure_doctor.tui import present
 from assure_doctor.tui.app import DoctorApp
+from tests.conftest import FAST
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow  # the TUI on a sandbox, driven by Pilot, and its snapshots
@@ -82,6 +84,21 @@ def drive(app: DoctorApp, steps: Callable[[Pilot[None]], Awaitable[None]]) -> No
             await steps(pilot)
 
     asyncio.run(main())
+
+
+def tui_command(monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                steps: Callable[[Pilot[Any]], Coroutine[Any, Any, None]]) -> int:
+    """`assure-doctor tui ARGV` in this process, headless, driven by `steps` (Textual's
+    auto-pilot); its exit code."""
+    from textual.app import App
+
+    from assure_doctor import cli
+
+    def headless(app: DoctorApp) -> None:
+        App.run(app, headless=True, size=SIZE, auto_pilot=steps)
+
+    monkeypatch.setattr(DoctorApp, "run", headless)
+    return cli.main(["tui", *argv])
 
 
 def detail_text(app: DoctorApp) -> str:
@@ -480,20 +497,31 @@ def test_a_failing_check_is_one_line_and_the_tui_keeps_running(
     drive(app, steps)
 
 
-def test_a_crash_prints_one_sanitised_line_without_locals(
-        healthy: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    app = make_app(healthy)
+@pytest.mark.parametrize("where", ["showing a stage", "a key's action"])
+def test_an_error_of_its_own_stops_the_tui_with_one_sanitised_line(
+        where: str, healthy: Sandbox, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`assure-doctor tui` stops on an error in its own code: exit 1, one line on stderr,
+    never a traceback (Textual's would print every frame's locals)."""
     secret_local = healthy.key  # a traceback with locals would print this  # noqa: F841
 
-    def crash() -> None:
+    def broken(*args: object, **kwargs: object) -> NoReturn:
         raise ValueError(f"bad \x1b]0;title\x07 value {healthy.key}")
 
-    async def steps(pilot: Pilot[None]) -> None:
-        app.call_later(crash)
-        await pilot.pause()
+    if where == "showing a stage":  # a result posted from the check's thread
+        monkeypatch.setattr(present, "detail", broken)
+    else:
+        monkeypatch.setattr(markdown, "render", broken)  # `c` copies the report
 
-    with pytest.raises(ValueError):  # Pilot re-raises it for the test; a user sees stderr
-        drive(app, steps)
+    async def steps(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        if where == "a key's action":
+            await settle(pilot)
+            assert app.return_code is None
+            await pilot.press("c")
+        await until(lambda: app.return_code is not None, 30, "the TUI to stop", pilot.pause)
+
+    assert tui_command(monkeypatch, [*healthy.check_args(), *FAST], steps) == 1
     printed = capsys.readouterr().err.strip()
     assert printed.count("\n") == 0, printed
     assert printed.startswith("assure-doctor tui stopped: ValueError: bad \\x1b]0;title\\x07")

@@ -9,17 +9,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual.actions import ActionParseResult
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.dom import DOMNode
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 from textual.worker import Worker, WorkerState
@@ -29,6 +31,8 @@ from assure_doctor.apikey import ApiKey
 from assure_doctor.bounds import DAILY_QUOTA
 from assure_doctor.engine import run_check
 from assure_doctor.errors import InputError
+from assure_doctor.history.record import Record
+from assure_doctor.history.store import History
 from assure_doctor.model import KeyInfo, Report, StageResult, Status
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import STAGE_NAMES as STAGES
@@ -37,15 +41,11 @@ from assure_doctor.probes.results import DnsFound, PingFound, TcpFound
 from assure_doctor.redact import RedactingFilter
 from assure_doctor.render import bundle, markdown, words
 from assure_doctor.target import Target
-from assure_doctor.tui import present
+from assure_doctor.tui import guard, present
+from assure_doctor.tui.guard import crash_line, guarded
 from assure_doctor.tui.screens import HelpScreen, Settings, TargetScreen
 
 LOG_KEEP = 5000  # debug lines kept for the export's assure-doctor.log
-
-
-def crash_line(error: BaseException) -> str:
-    """One sanitised line for an error: never a traceback, never a frame's locals."""
-    return f"{type(error).__name__}: {sanitize.text(error, 200)}"
 
 
 class _PaneHandler(logging.Handler):
@@ -99,17 +99,21 @@ class DoctorApp(App[None]):
 
     def __init__(self, target: Target | None, options: CheckOptions, key: ApiKey | None, *,
                  export_dir: Path | None = None, watch_interval: float = 15.0,
-                 ping_interval: float = 300.0) -> None:
+                 ping_interval: float = 300.0, history: History | None = None) -> None:
+        """`history`: where each check is compared with the target's last good one and moved
+        on (as `check` does); None keeps no history (--no-history)."""
         super().__init__()
         self.target = target
         self.options = options
         self.key = key
+        self.history = history
         self.export_dir = export_dir or Path.cwd()
         self.watch_interval = watch_interval
         self.ping_interval = ping_interval
         self.results: dict[str, StageResult | None] = dict.fromkeys(STAGES)
         self.states: dict[str, str] = dict.fromkeys(STAGES, "pending")
         self.report: Report | None = None
+        self.latest: Report | None = None  # the latest check's, once it ended (its changes)
         self.last_ping: StageResult | None = None  # the last ping that really ran
         self.selected = "dns"
         self.follow = True  # select the failing stage, until the user moves
@@ -137,6 +141,7 @@ class DoctorApp(App[None]):
         yield Static(id="status")
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         self.ui_thread = threading.get_ident()
         self.ui_loop = asyncio.get_running_loop()
@@ -167,12 +172,14 @@ class DoctorApp(App[None]):
         else:  # after the first paint: its work would slow the first stages down
             self.call_after_refresh(self.start_check)
 
+    @guarded
     def on_unmount(self) -> None:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(self._handler)
         with contextlib.suppress(RuntimeError):
             self._stop_check()  # quitting does not wait for a running check's timeouts
 
     # --- running -------------------------------------------------------------------------
+    @guarded
     def start_check(self, start_at: str = "dns", network_only: bool = False) -> None:
         """Run a check in a thread with its own event loop, so that painting the screen is
         never timed as a stage; results come back to the UI's loop in order."""
@@ -181,6 +188,7 @@ class DoctorApp(App[None]):
         with contextlib.suppress(RuntimeError):  # its loop may have just closed
             self._stop_check()  # a thread cannot be cancelled: its check can
         self.generation += 1
+        self.latest = None
         for name in STAGES[STAGES.index(start_at):]:
             self._show(name, "pending", None)
         options = replace(self.options, no_ping=True) if network_only else self.options
@@ -191,34 +199,53 @@ class DoctorApp(App[None]):
 
     def _check(self, generation: int, target: Target, options: CheckOptions,
                resume: Report | None, start_at: str, network_only: bool) -> None:
-        """The worker thread: one check; every result is posted to the UI, never waited on."""
+        """The worker thread: one check; every result is posted to the UI, never waited on.
+        The path history is read and kept here too, off the UI's loop."""
 
         def on_stage(name: str, result: StageResult | None) -> None:
             self._post(generation, self._on_stage, name, result)
 
-        async def check() -> Report:
+        async def check(record: Record | None) -> Report:
             task, loop = asyncio.current_task(), asyncio.get_running_loop()
             assert task is not None
             self._stop_check = partial(loop.call_soon_threadsafe, task.cancel)
             return await run_check(target, options, self.key, on_stage=on_stage,
-                                   resume=resume, start_at=start_at)
+                                   resume=resume, start_at=start_at, history=record)
 
+        history = self.history
+        record = None if history is None else history.load(target.url)
         try:
-            report = asyncio.run(check())
+            report = asyncio.run(check(record))
         except asyncio.CancelledError:  # a newer check replaced this one
             return
+        if history is not None and record is not None:
+            history.keep(target.url, record, report, datetime.now(UTC))
         self._post(generation, self._finish, report, network_only)
 
     def _post(self, generation: int, call: Callable[..., None], *args: object) -> None:
         """Run `call` on the UI's loop, unless a newer check has started since."""
-
-        def current() -> None:
-            if generation == self.generation:
-                call(*args)
-
         with contextlib.suppress(RuntimeError):  # the app has closed: nobody to tell
-            self.ui_loop.call_soon_threadsafe(current, context=self.ui_context)
+            self.ui_loop.call_soon_threadsafe(self._deliver, generation, call, args,
+                                              context=self.ui_context)
 
+    @guarded
+    def _deliver(self, generation: int, call: Callable[..., None], args: tuple[object, ...]
+                 ) -> None:
+        if generation == self.generation:
+            call(*args)
+
+    async def run_action(self, action: str | ActionParseResult,
+                         default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """Every key's action (the app's and the screens'): an error in one stops the app
+        with one line."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as error:
+            guard.stop(self, error)
+            return True
+
+    @guarded
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A check that raised: one line in the log and a notice, never a traceback."""
         if event.state is not WorkerState.ERROR or event.worker.error is None:
@@ -231,15 +258,6 @@ class DoctorApp(App[None]):
         self.write_log(f"the check stopped: {line}")
         self.notify(sanitize.markup(f"The check stopped: {line}"), severity="error")
 
-    def _handle_exception(self, error: Exception) -> None:
-        """Textual's crash report prints every frame's locals, where a key or a hostile
-        string may sit: stop with one sanitised line instead."""
-        self._return_code = 1
-        if self._exception is None:  # Pilot re-raises the first error in tests
-            self._exception = error
-            self._exception_event.set()
-        self.panic(Text(f"assure-doctor tui stopped: {crash_line(error)}"))
-
     def _finish(self, report: Report, network_only: bool) -> None:
         ping, found = report.stage("ping"), report.found(PingFound)
         if ping is not None and found is not None and found.attempts:
@@ -249,9 +267,10 @@ class DoctorApp(App[None]):
         if network_only and self.last_ping is not None and report.ok:
             # The watch skipped the ping to spare the quota: show the last real one.
             self._show("ping", self.last_ping.status.value, self.last_ping)
-        self.report = report
+        self.report = self.latest = report
         self.finished = self.generation
         self._refresh_header()
+        self._refresh_detail()  # with what changed since the last good check
 
     def _on_stage(self, name: str, result: StageResult | None) -> None:
         if result is None:
@@ -278,6 +297,7 @@ class DoctorApp(App[None]):
         if name == self.selected:
             self._refresh_detail()
 
+    @guarded
     def _touch_table(self) -> None:
         self.table.update_cell(STAGES[0], "stage", TITLES[STAGES[0]])
 
@@ -287,6 +307,7 @@ class DoctorApp(App[None]):
         self.table.move_cursor(row=self.table.get_row_index(name))
         self._refresh_detail()
 
+    @guarded
     def _spin(self) -> None:
         self._frame += 1
         for name, state in self.states.items():
@@ -296,7 +317,8 @@ class DoctorApp(App[None]):
     # --- what is shown -------------------------------------------------------------------
     def _refresh_detail(self) -> None:
         self.detail_view.update(present.detail(self.results[self.selected],
-                                               TITLES[self.selected]))
+                                               TITLES[self.selected],
+                                               present.changes(self.latest)))
 
     def _refresh_header(self) -> None:
         target = self.target
@@ -324,9 +346,11 @@ class DoctorApp(App[None]):
                   f"(the customer's quota: {DAILY_QUOTA:,} a day)")
         self.status_view.update(Text(status))
 
+    @guarded
     def write_log(self, line: str) -> None:
         self.log_view.write(Text(sanitize.text(line, 4000)))
 
+    @guarded
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value
         if name in STAGES and name != self.selected:
@@ -357,6 +381,7 @@ class DoctorApp(App[None]):
             self._watch_timer = None
         self._refresh_header()
 
+    @guarded
     def _watch_tick(self) -> None:
         if any(state == "running" for state in self.states.values()):
             return
@@ -373,6 +398,7 @@ class DoctorApp(App[None]):
     def action_edit_target(self) -> None:
         self.push_screen(TargetScreen(self.target, self.options), self._apply_settings)
 
+    @guarded
     def _apply_settings(self, settings: Settings | None) -> None:
         if settings is None:
             return

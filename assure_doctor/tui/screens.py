@@ -16,6 +16,7 @@ from assure_doctor.errors import InputError
 from assure_doctor.options import CheckOptions
 from assure_doctor.probes.registry import TITLES
 from assure_doctor.target import Target, parse_resolver, resolve_target
+from assure_doctor.tui.guard import guarded
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class TargetScreen(ModalScreen[Settings | None]):
                 yield Button("Apply", variant="primary", id="apply")
                 yield Button("Cancel", id="cancel")
 
+    @guarded
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel":
             self.dismiss(None)
@@ -74,6 +76,7 @@ class TargetScreen(ModalScreen[Settings | None]):
         except InputError as exc:
             self.query_one("#target-error", Static).update(str(exc))
 
+    @guarded
     def on_input_submitted(self) -> None:
         self.query_one("#apply", Button).press()
 
