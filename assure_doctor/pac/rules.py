@@ -9,13 +9,13 @@ at all are kept as `INVALID` with theirs.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 from assure_doctor import numbers, sanitize
+from assure_doctor.addresses import host_port, is_ipv6
 from assure_doctor.pac.errors import PacEvalError
 from assure_doctor.pac.location import PacSource
 
@@ -79,8 +79,7 @@ class PacRoute:
         """`host:port` (`[v6]:port`), or None for DIRECT and invalid entries."""
         if self.host is None or self.port is None:
             return None
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def to_proxy(self, source: str = "pac") -> Proxy:
         """The HTTP proxy of a usable PROXY / HTTP entry, for the proxy stage."""
@@ -139,7 +138,7 @@ def _host_port(text: str, default_port: int) -> tuple[str, int] | str:
     port_text: str | None
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
-        if not bracket or not _is_ipv6(host):
+        if not bracket or not is_ipv6(host):
             return "not an IPv6 address in brackets"
         if rest and not rest.startswith(":"):
             return "text after the IPv6 address"
@@ -157,14 +156,6 @@ def _host_port(text: str, default_port: int) -> tuple[str, int] | str:
     if port is None:
         return "the port is not a number from 1 to 65535"
     return host.lower(), port
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return text.isascii()
 
 
 def _is_host_name(text: str) -> bool:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 
 from assure_doctor import http1, logs, sanitize
+from assure_doctor.addresses import host_port
 from assure_doctor.kinds import Condition, Facts, ProxyKind, ProxyStep
 from assure_doctor.model import Outcome, Status
 from assure_doctor.probes import netclass
@@ -134,7 +135,7 @@ def _unreachable(ctx: Context, proxy: Proxy, exc: BaseException) -> Outcome:
 async def tunnel(stream: Stream, host: str, port: int, proxy: Proxy, timeout: float) -> Answer:
     """Send CONNECT over `stream` and read the answer, bounded in time and size."""
     reader, writer = stream
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    authority = host_port(host, port)
     fields = [("Host", authority), ("User-Agent", "assure-doctor (proxy check)"),
               ("Proxy-Connection", "keep-alive")]
     if proxy.authorization:

@@ -126,10 +126,10 @@ def _evidence_lines(stage: StageResult) -> list[str]:
             continue
         if stage.name == "tls" and key in ("chain", "anchor"):
             if key == "chain":
-                lines += _certificate_chain(value, stage.evidence.get("anchor"))
+                lines += certificate_chain(value, stage.evidence.get("anchor"))
             continue
         lines.append(f"    {key}: {_shown(value)}")
-    return lines + _path_lines(stage)
+    return lines + path_lines(stage)
 
 
 _PROBLEM_WORDS = {None: "ok", "expired": "EXPIRED", "not_yet_valid": "NOT YET VALID",
@@ -138,7 +138,7 @@ _PROBLEM_WORDS = {None: "ok", "expired": "EXPIRED", "not_yet_valid": "NOT YET VA
 _SUBJECT_LIMIT = 120
 
 
-def _certificate_chain(chain: Any, anchor: Any) -> list[str]:
+def certificate_chain(chain: Any, anchor: Any) -> list[str]:
     """The presented chain, one line per certificate, leaf first, each with its problem;
     then the trust anchor it ends at when the server did not send it."""
     if not isinstance(chain, list):
@@ -158,7 +158,7 @@ def _certificate_chain(chain: Any, anchor: Any) -> list[str]:
     return lines
 
 
-def _path_lines(stage: StageResult) -> list[str]:
+def path_lines(stage: StageResult) -> list[str]:
     """The TCP traceroute, as traceroute prints it."""
     trace = stage.path
     if not isinstance(trace, hops.Trace):
@@ -171,12 +171,12 @@ def _path_lines(stage: StageResult) -> list[str]:
 
 
 def _shown(value: Any) -> str:
-    if _is_cname_chain(value):
+    if is_cname_chain(value):
         return cname_chain(value)
     return words.value(value, EVIDENCE_LIMIT)
 
 
-def _is_cname_chain(value: Any) -> bool:
+def is_cname_chain(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(
         isinstance(link, dict) and set(link) == {"name", "target", "status"} for link in value)
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
+from assure_doctor import httpmsg
+
 PAC_TYPE = "application/x-ns-proxy-autoconfig"
 _HEAD_LIMIT = 16384
 _REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 403: "Forbidden",
@@ -158,11 +160,7 @@ class PacServer:
 
 
 def _parse(head: bytes) -> Request:
-    start, *lines = head.decode("latin-1").split("\r\n")
-    method, path = [*start.split(" "), "", ""][:2]
-    headers = {}
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
+    """The request's method, path and fields, read by the one HTTP parser (h11)."""
+    start, headers = httpmsg.split_head(head)
+    method, path = [*start, "", ""][:2]
     return Request(method, path, headers)

@@ -111,18 +111,18 @@ def _evidence(stage: StageResult) -> list[RenderableType]:
         if stage.name == "tls" and key in ("chain", "anchor"):
             if key == "chain":  # the anchor it ends at is its last line
                 shown += _certificate_chain(value, stage.evidence.get("anchor"))
-        elif human._is_cname_chain(value):
+        elif human.is_cname_chain(value):
             shown += _cname_chain(key, value)
         else:
             shown.append(Padding(_keyed(words.outside(key, 40), words.value(value, 400)),
                                  (0, 0, 0, 2)))
-    path = human._path_lines(stage)
+    path = human.path_lines(stage)
     return shown + [_human_head(line) for line in path[:1]] + [_human(line) for line in path[1:]]
 
 
 def _certificate_chain(chain: Any, anchor: Any) -> list[RenderableType]:
     """The human report's chain, leaf first: a line per certificate, ending in its problem."""
-    head, *links = human._certificate_chain(chain, anchor)
+    head, *links = human.certificate_chain(chain, anchor)
     return [_human_head(head), *(_human(line, "default" if line.endswith(_CHAIN_OK)
                                         else BROKEN) for line in links)]
 
