@@ -15,11 +15,14 @@ APP = "assure-doctor"
 _NOT_STATE = ("/proc", "/sys", "/dev")
 
 
-def default_state_dir(platform: str = sys.platform, environ: Mapping[str, str] | None = None
-                      ) -> Path:
-    """Where the platform keeps per-user state: %LOCALAPPDATA% on Windows, ~/Library/
-    Application Support on macOS, $XDG_STATE_HOME (~/.local/state) elsewhere."""
-    env = os.environ if environ is None else environ
+def default_state_dir() -> Path:
+    """This machine's per-user state directory (`state_dir_for` this platform)."""
+    return state_dir_for(sys.platform, os.environ)
+
+
+def state_dir_for(platform: str, env: Mapping[str, str]) -> Path:
+    """Where `platform` keeps per-user state: %LOCALAPPDATA% on Windows, ~/Library/
+    Application Support on macOS, $XDG_STATE_HOME (~/.local/state) elsewhere. Pure."""
     if platform == "win32":
         base = env.get("LOCALAPPDATA") or str(PureWindowsPath(Path.home(), "AppData", "Local"))
         return Path(str(PureWindowsPath(base, APP)))

@@ -13,7 +13,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from assure_doctor.monitor.budget import PingBudget
-from assure_doctor.statedir import default_state_dir
+from assure_doctor.statedir import state_dir_for
 
 DAY = 86400.0
 MIDNIGHT = 20_000 * DAY  # 2024-10-04 00:00 UTC
@@ -173,13 +173,13 @@ def test_state_files_are_private(tmp_path: Path) -> None:
 ])
 def test_default_state_dir_follows_the_platform(platform: str, environ: dict[str, str],
                                                 expected: str) -> None:
-    assert str(default_state_dir(platform, environ)) == expected
+    assert str(state_dir_for(platform, environ)) == expected
 
 
 def test_default_state_dir_fallbacks() -> None:
     home = Path.home()
-    assert default_state_dir("linux", {}) == home / ".local" / "state" / "assure-doctor"
-    assert default_state_dir("darwin", {}) == \
+    assert state_dir_for("linux", {}) == home / ".local" / "state" / "assure-doctor"
+    assert state_dir_for("darwin", {}) == \
         home / "Library" / "Application Support" / "assure-doctor"
-    windows = PureWindowsPath(str(default_state_dir("win32", {})))
+    windows = PureWindowsPath(str(state_dir_for("win32", {})))
     assert windows.parts[-3:] == ("AppData", "Local", "assure-doctor")
