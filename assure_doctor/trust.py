@@ -64,17 +64,17 @@ class Trust:
         """The machine's trust store: Windows CryptoAPI and macOS Security through truststore;
         elsewhere OpenSSL's default paths (SSL_CERT_FILE / SSL_CERT_DIR), which is what
         truststore uses there too, but read once instead of at every handshake (~100 ms)."""
-        if sys.platform in ("win32", "darwin"):
-            import truststore  # only where the OS store is not a list of files
+        return _system()
 
-            context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        else:
-            context = ssl.create_default_context()
-            if not _default_paths_exist():
-                found = next((path for path in _CA_FILES if os.path.isfile(path)), None)
-                if found is not None:
-                    context.load_verify_locations(cafile=found)
-        context.set_alpn_protocols(_ALPN)
+    @functools.cached_property
+    def local(self) -> ssl.SSLContext:
+        """The machine's store plus --ca-bundle: what the system's own HTTP stack trusts. A
+        PAC is fetched by that stack (WinHTTP, CFNetwork), from a server an internal CA signed
+        as often as not."""
+        if self.ca_pem is None:
+            return self.system
+        context = _system()
+        context.load_verify_locations(cadata=self.ca_pem)
         return context
 
     @functools.cached_property
@@ -107,6 +107,21 @@ def _default_paths_exist() -> bool:
     paths = ssl.get_default_verify_paths()
     return bool(paths.cafile) or bool(paths.capath and os.path.isdir(paths.capath)
                                       and os.listdir(paths.capath))
+
+
+def _system() -> ssl.SSLContext:
+    if sys.platform in ("win32", "darwin"):
+        import truststore  # only where the OS store is not a list of files
+
+        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.create_default_context()
+        if not _default_paths_exist():
+            found = next((path for path in _CA_FILES if os.path.isfile(path)), None)
+            if found is not None:
+                context.load_verify_locations(cafile=found)
+    context.set_alpn_protocols(_ALPN)
+    return context
 
 
 def _certifi() -> ssl.SSLContext:

@@ -207,3 +207,37 @@ def test_a_check_with_a_pac_loads_the_evaluator_only_in_its_own_process(
     loaded = modules_after(tmp_path, "check", *args, "--pac", server.url(), "--json")
     assert "assure_doctor.probes.pacroute" in loaded and healthy.traffic.keyed == 1
     assert not {"pypac", "dukpy"} & {name.split(".")[0] for name in loaded}
+
+
+def test_a_pac_over_https_is_trusted_as_the_systems_own_stack_trusts_it(
+        sandbox_factory: Callable[[str], Sandbox], tmp_path: Path) -> None:
+    """The PAC's server has a certificate from an internal CA that only the machine's store
+    holds (SSL_CERT_FILE here; the Windows or macOS store there): the system fetches the PAC
+    with it, and so does the check, though neither certifi nor --ca-bundle knows that CA."""
+    import ssl
+    from datetime import UTC, datetime, timedelta
+
+    from assure_doctor.sandbox import pki
+
+    sandbox = sandbox_factory("healthy")
+    internal = pki.make_ca("Internal PAC CA 42")
+    now = datetime.now(UTC)
+    leaf = pki.make_leaf(["127.0.0.1"], internal, now - timedelta(days=1),
+                         now + timedelta(days=30))
+    (tmp_path / "cert.pem").write_bytes(leaf.cert_pem)
+    (tmp_path / "key.pem").write_bytes(leaf.key_pem)
+    (tmp_path / "store.pem").write_bytes(internal.cert_pem)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with PacServer(tls=tls) as server:
+        server.set("/proxy.pac", PacReply(script_returning("DIRECT")))
+        args = [a for a in sandbox.check_args() if a != "--no-proxy"]
+        trusted = run_cli("check", *args, *FAST, "--pac", server.url(), "--json",
+                          env=clean_env(SSL_CERT_FILE=str(tmp_path / "store.pem")))
+        untrusted = run_cli("check", *args, *FAST, "--pac", server.url(), "--json")
+    proxy = stages(trusted.json())["proxy"]
+    assert trusted.returncode == 0, proxy
+    assert proxy["evidence"]["pac"]["rule"] == "DIRECT"  # type: ignore[index]
+    refused = stages(untrusted.json())["proxy"]
+    assert refused["condition"] == "proxy_connect_failed"
+    assert "certificate" in refused["evidence"]["pac"]["error"]  # type: ignore[index]

@@ -64,7 +64,7 @@ class Chooser:
         ctx, locations = self.ctx, self.ctx.options.proxy.pac
         try:
             decision = await decide(locations, ctx.target.url, timeout=ctx.options.timeout,
-                                    ssl_context=ctx.options.trust.strict)
+                                    ssl_context=ctx.options.trust.local)
         except PacError as exc:
             self._failed(exc)
             return
