@@ -219,6 +219,8 @@ class Sandbox:
                     asyncio.gather(*tasks, return_exceptions=True), 5))
             for close in self._closers:
                 close()  # type: ignore[operator]
+            # A transport closes its socket on the loop's next turn: give it that turn.
+            loop.run_until_complete(asyncio.sleep(0))
             loop.close()
 
     async def _serve(self) -> None:
