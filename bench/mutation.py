@@ -10,6 +10,15 @@ the tests fail on is killed; one they pass on survived: the tests would not have
 that wrong diagnosis. Prose (titles, advice sentences) is not mutated; the placeholders in it
 are.
 
+Decorators are not mutated: their options (a dataclass's `frozen`, a cache's size) are
+declarations that mypy holds the code to, not behaviour. A number or a boolean given as a
+keyword argument is described with its keyword (`timeout=1.0 -> 2.0`).
+
+Some mutants cannot change behaviour (a cache's key that only changes what is cached, the
+same text reached two ways): EQUIVALENT names each, by module, description and source line,
+with the reason. They are listed apart and left out of the survival rate; a named one that
+the tests kill, or that no longer exists, is reported as a stale entry.
+
 The worktree is never written: each worker has its own copy of the package and the tests.
 """
 
@@ -33,19 +42,55 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Each module and the fast unit tests of it (a mutant runs only its module's tests).
+# Each module and the fast unit tests of it (a mutant runs only its module's tests): test
+# files or pytest node ids (`file::test`), in-process only, so that a mutant takes seconds.
 RANKING_TESTS = ("tests/test_ranking_full.py", "tests/test_ranking.py", "tests/test_advice.py")
 TESTS: dict[str, tuple[str, ...]] = {
     "assure_doctor/ranking.py": RANKING_TESTS,
     "assure_doctor/causes.py": RANKING_TESTS,
     "assure_doctor/probes/netclass.py": ("tests/test_netclass.py", "tests/test_pure.py"),
     "assure_doctor/probes/certinfo.py": ("tests/test_certinfo.py", "tests/test_pure.py"),
+    "assure_doctor/probes/dns.py": ("tests/test_dns_diagnosis.py",),
+    "assure_doctor/probes/tcp.py": ("tests/test_families.py",),
+    "assure_doctor/probes/proxy.py": ("tests/test_proxy_pure.py",),
+    "assure_doctor/probes/tls.py": ("tests/test_asyncio_hygiene.py::"
+                                    "test_a_failed_handshake_leaves_no_error_behind",),
+    "assure_doctor/probes/clock.py": ("tests/test_parsers.py", "tests/test_pure.py"),
+    "assure_doctor/probes/ping.py": ("tests/test_parsers.py", "tests/test_pure.py"),
+    "assure_doctor/monitor/budget.py": ("tests/test_budget.py", "tests/test_budget_state.py",
+                                        "tests/test_mutants_budget.py"),
+    "assure_doctor/monitor/ledger.py": ("tests/test_ledger_answers.py",),
 }
 TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
 
+# Mutants that cannot change behaviour: module -> (description, its source line, stripped)
+# -> why not. Listed apart from the survivors and left out of the survival rate.
+_LAYOUT = ("the file's layout: JSON reads back the same however it is indented or ordered, and "
+           "the check for a change renders both sides with the same to_json")
+EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
+    "assure_doctor/monitor/budget.py": {
+        ("10 -> 11", "_ALL_SPENT = 10**9"): "any count at or above every daily budget reads "
+        "as all spent (--ping-budget is at most 10,000): 11**9 does too",
+        ("9 -> 10", "_ALL_SPENT = 10**9"): "any count at or above every daily budget reads as "
+        "all spent (--ping-budget is at most 10,000): 10**10 does too",
+        ("drop indent=1 from ()", "return json.dumps(document, indent=1, sort_keys=True).encode()"):
+            _LAYOUT,
+        ("indent=1 -> 2", "return json.dumps(document, indent=1, sort_keys=True).encode()"):
+            _LAYOUT,
+        ("drop sort_keys=True from ()",
+         "return json.dumps(document, indent=1, sort_keys=True).encode()"): _LAYOUT,
+        ("sort_keys=True -> False",
+         "return json.dumps(document, indent=1, sort_keys=True).encode()"): _LAYOUT,
+        ("unused <= 0: LtE -> Lt", "if unused <= 0:"): "a refund of 0 then goes on to subtract "
+        "nothing: every count stays as it was",
+        ("0 -> 1", "spent = state.spent.get(key_id, 0)"): "unused is at least 1 there, so "
+        "max(0, 1 - unused) is 0, as max(0, 0 - unused) is",
+    },
+}
+
 _ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum", "Flag", "IntFlag"})
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")  # a name, not a count (\d{4})
 _FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
     ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot,
@@ -61,9 +106,20 @@ class Mutant:
     line: int
     description: str
     source: str
+    where: str = ""  # the (first) source line it changes, stripped
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.description}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What names it in EQUIVALENT, whatever line it moves to: (description, where)."""
+        return re.sub(r" \(line \d+\)\Z", "", self.description), self.where
+
+    @property
+    def equivalent(self) -> str | None:
+        """Why it cannot change behaviour, when it is named as equivalent."""
+        return EQUIVALENT.get(self.path, {}).get(self.key)
 
 
 # A mutation replaces fields of the node it was found on: field name -> new value.
@@ -121,6 +177,9 @@ def _skipped(tree: ast.AST) -> set[int]:
             under(node.annotation)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             under(node.returns)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:  # declarations (frozen, maxsize)
+                under(decorator)
         if isinstance(node, ast.JoinedStr):
             under(node)
         if isinstance(node, ast.Tuple | ast.List) and len(node.elts) > 1 \
@@ -270,15 +329,20 @@ def _branch_edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
 def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
     """Every mutant of one module, in source order."""
     source = (root / path).read_text()
+    lines = source.splitlines()
     tree = ast.parse(source)
     skip = _skipped(tree)
     scope = scope_of(tree, root)
+    keywords = {id(node.value): node.arg for node in ast.walk(tree)
+                if isinstance(node, ast.keyword) and node.arg is not None}
     unchanged = ast.unparse(tree)
     found: list[Mutant] = []
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         for description, edit in list(_edits(node, scope)):
+            if isinstance(node, ast.Constant) and id(node) in keywords:
+                description = f"{keywords[id(node)]}={description}"
             saved = {field: getattr(node, field) for field in edit}
             for field, value in edit.items():
                 setattr(node, field, value)
@@ -287,8 +351,9 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
                 setattr(node, field, value)
             if text != unchanged:
                 line = re.search(r"\(line (\d+)\)\Z", description)
-                found.append(Mutant(path, int(line[1]) if line else getattr(node, "lineno", 0),
-                                    description, text))
+                number = int(line[1]) if line else getattr(node, "lineno", 0)
+                where = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+                found.append(Mutant(path, number, description, text, where))
     return sorted(found, key=lambda mutant: mutant.line)
 
 
@@ -300,7 +365,10 @@ class Workspace:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(root / "assure_doctor", self.dir / "assure_doctor", ignore=ignore)
         (self.dir / "tests").mkdir()
-        for test in tests:
+        # The tests' helpers (tests.waiting, tests.conftest's functions), then the tests.
+        helpers = [p.relative_to(root).as_posix() for p in (root / "tests").glob("*.py")
+                   if not p.name.startswith("test_")]
+        for test in {*helpers, *(test.split("::")[0] for test in tests)}:
             shutil.copy2(root / test, self.dir / test)
 
     def passes(self, tests: Sequence[str], mutant: Mutant | None = None) -> bool:
@@ -314,7 +382,7 @@ class Workspace:
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                 "--noconftest", "--rootdir", str(self.dir), *tests],
+                 "--noconftest", "-m", "not slow", "--rootdir", str(self.dir), *tests],
                 cwd=self.dir, env=env, capture_output=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             return False
@@ -389,36 +457,61 @@ def main() -> None:
     everything = [mutant for path in args.files for mutant in mutants_of(path)]
     if args.list:
         for mutant in everything:
-            print(mutant)
+            print(f"{mutant}  [{mutant.where}]")
         return
     start = time.perf_counter()
     progress = Progress(len(everything))
 
-    def tests_of(mutant: Mutant) -> Sequence[str]:
-        return args.tests or TESTS.get(mutant.path) or everything_tests
+    def tests_of(path: str) -> Sequence[str]:
+        return args.tests or TESTS.get(path) or sorted(
+            {test for tests in TESTS.values() for test in tests})
 
     def run(mutant: Mutant) -> bool:
-        dead = killed(pool, mutant, tests_of(mutant))
+        dead = killed(pool, mutant, tests_of(mutant.path))
         progress.tick()
         return dead
 
-    everything_tests = args.tests or sorted({test for tests in TESTS.values() for test in tests})
-    with workspaces(args.workers, everything_tests) as pool, \
+    needed = sorted({test for path in args.files for test in tests_of(path)})
+    with workspaces(args.workers, needed) as pool, \
             ThreadPoolExecutor(args.workers) as executor:
         outcomes = list(executor.map(run, everything))
     seconds = time.perf_counter() - start
-    survivors = [mutant for mutant, dead in zip(everything, outcomes, strict=True) if not dead]
-    for path in args.files:
-        mine = [dead for mutant, dead in zip(everything, outcomes, strict=True)
-                if mutant.path == path]
-        print(f"{path:36}: {len(mine):4} mutants, {len(mine) - sum(mine):3} survived")
-    print(f"mutants {len(everything)}, killed {len(everything) - len(survivors)}, "
-          f"survived {len(survivors)}")
-    for mutant in survivors:
-        print(f"  survived  {mutant}")
-    rate = len(survivors) / len(everything) if everything else 0.0
-    print(f"survival rate: {rate:.1%} (aim: under 10%) in {seconds:.0f} s "
-          f"with {args.workers} workers")
+    print(report(args.files, list(zip(everything, outcomes, strict=True))))
+    print(f"in {seconds:.0f} s with {args.workers} workers")
+
+
+def report(files: Sequence[str], outcomes: Sequence[tuple[Mutant, bool]]) -> str:
+    """Per module: mutants, killed, survived and named equivalent; the survivors, the
+    equivalents with their reasons, stale EQUIVALENT entries, and the survival rate (of the
+    mutants not named equivalent)."""
+    lines = []
+    survivors = [m for m, dead in outcomes if not dead and m.equivalent is None]
+    equivalents = [m for m, dead in outcomes if not dead and m.equivalent is not None]
+    for path in files:
+        mine = [(m, dead) for m, dead in outcomes if m.path == path]
+        alive = sum(1 for m, dead in mine if not dead and m.equivalent is None)
+        same = sum(1 for m, dead in mine if not dead and m.equivalent is not None)
+        counted = len(mine) - same
+        rate = alive / counted if counted else 0.0
+        lines.append(f"{path:36}: {len(mine):4} mutants, {len(mine) - alive - same:4} killed, "
+                     f"{alive:3} survived, {same:3} equivalent ({rate:.1%})")
+    counted = len(outcomes) - len(equivalents)
+    lines.append(f"mutants {len(outcomes)}, killed {counted - len(survivors)}, survived "
+                 f"{len(survivors)}, equivalent {len(equivalents)}")
+    lines.extend(f"  survived    {m}  [{m.where}]" for m in survivors)
+    lines.extend(f"  equivalent  {m}: {m.equivalent}" for m in equivalents)
+    seen = {(m.path, m.key) for m, _ in outcomes}
+    for m, dead in outcomes:
+        if dead and m.equivalent is not None:
+            lines.append(f"  stale: named equivalent, but the tests kill it: {m}")
+    for path in files:
+        for key in EQUIVALENT.get(path, {}):
+            if (path, key) not in seen:
+                lines.append(f"  stale: named equivalent, but no such mutant: {path} {key}")
+    rate = len(survivors) / counted if counted else 0.0
+    lines.append(f"survival rate: {rate:.1%} of {counted} mutants not named equivalent "
+                 "(aim: under 10%)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
