@@ -7,7 +7,8 @@ import re
 import pytest
 
 from assure_doctor.kinds import CauseId, Condition
-from bench.mutation import ROOT, Workspace, mutants_of
+from bench import mutation
+from bench.mutation import ROOT, Mutant, Workspace, mutants_of
 
 pytestmark = pytest.mark.slow  # the mutation runner: every mutant of three modules, and test runs
 
@@ -58,3 +59,37 @@ def test_an_enum_member_is_replaced_by_the_next_of_its_own_enum() -> None:
         if match := re.fullmatch(r"(C|K)\.(\w+) -> (C|K)\.(\w+)", text):
             alias, before, same, after = match.groups()
             assert alias == same and {before, after} <= members[alias], text
+
+
+def test_decorators_are_not_mutated_and_keyword_constants_are_named() -> None:
+    descriptions = {m.description for m in mutants_of("assure_doctor/probes/dns.py")}
+    assert not any("frozen" in text or "maxsize" in text for text in descriptions)
+    assert "search=False -> True" in descriptions
+    assert "raise_on_no_answer=False -> True" in descriptions
+
+
+def test_a_count_in_a_regular_expression_is_no_placeholder() -> None:
+    descriptions = {m.description for m in mutants_of("assure_doctor/monitor/budget.py")}
+    assert not any(text.startswith("placeholder {4}") for text in descriptions)
+
+
+def test_equivalents_are_listed_apart_and_left_out_of_the_rate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = "assure_doctor/x.py"
+    same = Mutant(path, 3, "1 -> 2", "", "LIMIT = 1")
+    alive = Mutant(path, 4, "Eq -> NotEq", "", "if a == b:")
+    dead = Mutant(path, 5, "delete the branch `if c:` (line 5)", "", "if c:")
+    stale = Mutant(path, 6, "True -> False", "", "FLAG = True")
+    monkeypatch.setitem(mutation.EQUIVALENT, path, {
+        same.key: "one more changes nothing", stale.key: "claimed, but the tests kill it",
+        ("gone", "no such line"): "a mutant that no longer exists"})
+    assert dead.key == ("delete the branch `if c:`", "if c:")  # no line number in the key
+    text = mutation.report([path], [(same, False), (alive, False), (dead, True),
+                                    (stale, True)])
+    assert f"{path:36}:    4 mutants,    2 killed,   1 survived,   1 equivalent (33.3%)" in text
+    assert f"  survived    {alive}  [if a == b:]" in text
+    assert f"  equivalent  {same}: one more changes nothing" in text
+    assert f"stale: named equivalent, but the tests kill it: {stale}" in text
+    assert "stale: named equivalent, but no such mutant: assure_doctor/x.py ('gone'" in text
+    assert text.endswith("survival rate: 33.3% of 3 mutants not named equivalent "
+                         "(aim: under 10%)")
