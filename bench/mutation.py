@@ -63,7 +63,8 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_http1.py::test_a_superscript_status_is_not_http_not_a_crash",
         "tests/test_http1.py::test_five_thousand_schemes_are_cut_to_a_readable_few",
         "tests/test_http1.py::test_an_error_page_title_is_read_within_its_caps"),
-    "assure_doctor/probes/tls.py": ("tests/test_mutants_tls.py",),
+    "assure_doctor/probes/tls.py": ("tests/test_mutants_tls.py",
+                                    "tests/test_reset_after_accept.py"),
     "assure_doctor/probes/clock.py": (
         "tests/test_pure.py", "tests/test_mutants_clock.py",
         "tests/test_parsers.py::test_any_date_gives_a_clock_sample_or_none"),
@@ -98,9 +99,138 @@ _SPLIT = "a split's maxsplit one larger: the first part, the only one read, is t
 _MS = ("a duration in ms 0.1% longer (x 1001 / 1000): no test can tell it from the timer's "
        "own jitter")
 _MEMBERS = "the order of a tuple only asked whether it holds a value (`in`, `except`)"
+_NEVER_COMPARED = "Lookups are never compared with each other: only their fields are read"
+_KINDED = ("unreachable: every lookup without addresses carries its kind, so `or "
+           "DnsKind.ERROR` is never taken")
+_GRACE_CUT = ("a lookup cut by the grace exists only beside one with addresses, whose chain "
+              "decides: the cut one's error and chain are never read")
+_NO_CRL = ("unreachable: the strict context (certifi + bundle, OpenSSL) checks no CRL, so no "
+           "handshake fails with code 23 (revoked)")
+_VERIFIED = ("a handshake that completed has its ssl_object, a certificate (which certinfo "
+             "reads) and a cipher: the other branch is never taken")
+_NO_ANCHOR = ("only the machine's store verified: certifi (+ --ca-bundle), which the links are "
+              "judged against, holds no anchor for this chain, so its anchor is None either way")
+_READABLE = "certificates that were read once are read again: the None branch is never taken"
+_ANY = "whether any store verifies: the order they are asked in does not matter"
 _LAYOUT = ("the file's layout: JSON reads back the same however it is indented or ordered, and "
            "the check for a change renders both sides with the same to_json")
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
+    "assure_doctor/probes/dns.py": {
+        ("drop compare=False from field()",
+         "chain: tuple[CnameLink, ...] = field(default=(), compare=False)"): _NEVER_COMPARED,
+        ("compare=False -> True",
+         "chain: tuple[CnameLink, ...] = field(default=(), compare=False)"): _NEVER_COMPARED,
+        ("outcome.found if isinstance(outcome.found, DnsF...: always the if branch",
+         "return outcome.found if isinstance(outcome.found, DnsFound) else DnsFound()"):
+            "every outcome _resolve returns carries a DnsFound",
+        ("DnsKind.ERROR -> DnsKind.NODATA",
+         "return _failure(ctx, host, failed.kind or DnsKind.ERROR, found)"): _KINDED,
+        ("DnsKind.ERROR -> DnsKind.NODATA",
+         'said = _DNS_SAID.get(detail.failed.kind or DnsKind.ERROR, "an error")'): _KINDED,
+        ("DnsKind.ERROR -> DnsKind.NODATA", "kind = failed.kind or DnsKind.ERROR"): _KINDED,
+        **dict.fromkeys(((f"swap DnsKind.{a} and DnsKind.{b}", "definitive = (DnsKind.NXDOMAIN, "
+                          "DnsKind.NODATA, DnsKind.SERVFAIL, DnsKind.REFUSED,")
+                         for a, b in (("NXDOMAIN", "NODATA"), ("NODATA", "SERVFAIL"),
+                                      ("SERVFAIL", "REFUSED"), ("REFUSED", "TIMEOUT"))),
+                        _MEMBERS),
+        ("drop error='no answer within the grace period' from Lookup()",
+         "return [found.get(rdtype) or Lookup(rdtype, kind=DnsKind.TIMEOUT,"): _GRACE_CUT,
+        ("drop chain=cname.links(host, None, DnsKind.TIMEOUT) from Lookup()",
+         "return [found.get(rdtype) or Lookup(rdtype, kind=DnsKind.TIMEOUT,"): _GRACE_CUT,
+        ("DnsKind.TIMEOUT -> DnsKind.ERROR", "chain=cname.links(host, None, DnsKind.TIMEOUT))"):
+            _GRACE_CUT,
+        ("'system' -> 'systemX'", 'described = found.resolver or "system"'):
+            "every DnsFound the stage makes names its resolver",
+        ("pin is not None and found.hosts_file is not None: And -> Or",
+         "if pin is not None and found.hosts_file is not None:"): "a pin exists exactly when "
+        "the hosts file decided, and then hosts_file is set: both are true or both false",
+        ("cname.broken_alias(found.chain) if kind in _BRO...: always the if branch",
+         "broken = cname.broken_alias(found.chain) if kind in _BROKEN_ALIAS else None"):
+            "only NXDOMAIN and NODATA answers carry a chain that can break past the name "
+            "typed; other failures have no answer to read one from",
+        ("None if ctx.options.resolvers else _system_stamp(): always the else branch",
+         "None if ctx.options.resolvers else _system_stamp())"): "a --resolver resolver "
+        "built again when resolv.conf changes is built the same",
+        ("swap info.st_mtime_ns and info.st_size", "return info.st_mtime_ns, info.st_size"):
+            "the order of a cache key's parts",
+        ("'none' -> 'noneX'",
+         'servers = ", ".join(str(ns) for ns in resolver.nameservers) or "none"'): "dnspython "
+        "raises NoResolverConfiguration rather than build a resolver with no server",
+        ("error[-1] if isinstance(error, tuple) else None: always the if branch",
+         "response = error[-1] if isinstance(error, tuple) else None"): "dnspython lists "
+        "each server's error as a tuple",
+        ("200 -> 201", 'return str(exc).split(". ")[0][:200]'): _CAP,
+    },
+    "assure_doctor/probes/tls.py": {
+        ("delete entry CertKind.REVOKED: 'the certificate has been revoked'", "_VERIFY_TEXT = {"):
+            _NO_CRL,
+        ("CertKind.REVOKED -> CertKind.OTHER",
+         'CertKind.REVOKED: "the certificate has been revoked",'): _NO_CRL,
+        **dict.fromkeys(((description, "_ISSUER_NOT_FOUND = frozenset({2, 20, 21})")
+                         for description in ("delete 2", "delete 21", "2 -> 3", "21 -> 22")),
+                        "OpenSSL 3 reports 20 for every issuer not found in our handshakes "
+                        "(leaf only, leaf and intermediate); 2 and 21 are the same fault as "
+                        "other chains and versions report it, which no handshake here makes"),
+        ("64 -> 65", "_TRUST_SEEN_MAX = 64"): _CAP,
+        ("drop presented=chain from _verified()", "outcome = _verified(ctx, stream, "
+         "anchors.strict, only_system=False, presented=chain)"): "the same chain is read again "
+        "from the same handshake",
+        ("None if chain is None else _offline_verdicts(ct...: always the else branch",
+         "offline = None if chain is None else _offline_verdicts(ctx, chain)"): _VERIFIED,
+        ("outcome.found.certificate if isinstance(outcome...: always the if branch",
+         "certificate = outcome.found.certificate if isinstance(outcome.found, TlsFound) "
+         "else None"): _VERIFIED,
+        ("swap target.host and target.port", "key = (anchors, target.host, target.port, "
+         "certificate.sha256 if certificate else None)"): "the order of a cache key's parts",
+        ("certificate.sha256 if certificate else None: always the if branch", "key = (anchors, "
+         "target.host, target.port, certificate.sha256 if certificate else None)"): _VERIFIED,
+        ("time.monotonic() - known[0] < _TRUST_TTL: Lt -> LtE",
+         "if known is not None and time.monotonic() - known[0] < _TRUST_TTL:"): "two clock "
+        "readings exactly 60.0 s apart: a float equality no run meets",
+        ("outcome.found if isinstance(outcome.found, TlsF...: always the if branch",
+         "found = outcome.found if isinstance(outcome.found, TlsFound) else TlsFound()"):
+            "every outcome the stage makes carries a TlsFound",
+        ("ssl_object.getpeercert(binary_form=True) if ssl...: always the if branch",
+         "der = ssl_object.getpeercert(binary_form=True) if ssl_object else None"): _VERIFIED,
+        ("ssl_object.version() if ssl_object else None: always the if branch",
+         "version = ssl_object.version() if ssl_object else None"): _VERIFIED,
+        ("ssl_object.cipher()[0] if ssl_object and ssl_ob...: always the if branch",
+         "cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None"):
+            _VERIFIED,
+        ("ssl_object and ssl_object.cipher(): And -> Or",
+         "cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None"):
+            _VERIFIED,
+        ("certinfo.describe(der) if der else None: always the if branch",
+         "info = certinfo.describe(der) if der else None"): _VERIFIED,
+        ("drop anchor=judged.anchor if judged else None from TlsFound()",
+         "found = TlsFound(verified=True, certificate=info, address=ctx.address,"): _NO_ANCHOR,
+        ("judged.anchor if judged else None: always the else branch",
+         "anchor=judged.anchor if judged else None,"): _NO_ANCHOR,
+        ("delete the branch `if info is None:`", "if info is None:"): _VERIFIED,
+        ("Status.PASS -> Status.WARN", 'return Outcome(Status.PASS, f"verified {version}", '
+         "found)"): _VERIFIED,
+        ("days < CERT_WARN_DAYS: Lt -> LtE", "if days < CERT_WARN_DAYS:"): "days left measured "
+        "to the microsecond equal to exactly 14: a float equality no run meets",
+        ("delete the branch `if not presented:`", "if not presented:"): "certchain.links "
+        "returns None for no certificate too",
+        ("delete the branch `if not urls:`", "if not urls:"): "aia.issuers finds no URL "
+        "either and returns None",
+        ("fetched is not None and fetched.certificates: And -> Or",
+         "if fetched is not None and fetched.certificates:"): "an AIA answer without "
+        "certificates carries its error; the chain then completed is the presented one, which "
+        "does not verify, and that error stays",
+        ("missing.subject if missing else '?': always the if branch",
+         'subject = missing.subject if missing else "?"'): _READABLE,
+        ("relinked.anchor if relinked else None: always the if branch",
+         "anchor=relinked.anchor if relinked else None,"): _READABLE,
+        ("swap anchors.certifi and anchors.system",
+         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
+        ("swap anchors.system and anchors.bundle",
+         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
+        # (the same key names the same line of _presented_certificate too)
+        ("certinfo.describe(der) if der else None: always the if branch",
+         "return (certinfo.describe(der) if der else None), chain"): _VERIFIED,
+    },
     "assure_doctor/probes/clock.py": {
         ("65536 -> 65537", "HEAD_LIMIT = 65536  # the answer's head"): _CAP,
         ("100 -> 101", 'sanitize.text(date or "none", 100))'): _CAP,

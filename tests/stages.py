@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import shutil
 import socket
 import ssl
 import struct
@@ -98,6 +99,7 @@ class TlsServer:
         # How the next connections are met: "tls" (as above), "stall" (accepted, then not a
         # byte), "plain" (an HTTP answer where the handshake should be).
         self.mode = "tls"
+        self.limit: int | None = None  # connections served; later ones are cut at once
         self.requests: list[bytes] = []
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -132,6 +134,7 @@ class TlsServer:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _run(self) -> None:
         loop = self._loop
@@ -170,6 +173,8 @@ class TlsServer:
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                         ) -> None:
+        if self.limit is not None and self.connections > self.limit:
+            return
         if self.mode == "plain":  # the ClientHello first, as a plain HTTP server reads it
             await reader.read(1)
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")

@@ -8,6 +8,7 @@ resolve. The resolver's answer read from dnspython's errors.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.message
+import dns.name
 import dns.rcode
 import dns.resolver
 import pytest
@@ -53,27 +55,37 @@ class Looked:
 
 
 class Server(dnsserver.DnsServer):
-    """The sandbox's DNS server; names in `silent_for` get no answer at all."""
+    """The sandbox's DNS server; names in `silent_for` get no answer at all, and with `rcode`
+    every query is answered with that rcode alone."""
 
-    def __init__(self, zone: dnsserver.Zone, silent_for: Sequence[str] = ()) -> None:
+    def __init__(self, zone: dnsserver.Zone, silent_for: Sequence[str] = (),
+                 rcode: dns.rcode.Rcode | None = None) -> None:
         super().__init__(zone)
         self.silent_for = set(silent_for)
+        self.rcode = rcode
 
     def _answer(self, query: dns.message.Message, name: str, rdtype: int
                 ) -> dns.message.Message | None:
-        return None if name in self.silent_for else super()._answer(query, name, rdtype)
+        if name in self.silent_for:
+            return None
+        if self.rcode is not None:
+            response = dns.message.make_response(query)
+            response.set_rcode(self.rcode)
+            return response
+        return super()._answer(query, name, rdtype)
 
 
 def look(behaviour: str = "answer", url: str = f"https://{HOST}/v1/ping",
          ipv4: tuple[str, ...] = ("192.0.2.10",), ipv6: tuple[str, ...] = ("2001:db8::10",),
          aliases: tuple[str, ...] = (), zone_host: str = HOST, silent_for: Sequence[str] = (),
-         proxy: str | None = None, **options: object) -> Looked:
+         proxy: str | None = None, rcode: dns.rcode.Rcode | None = None,
+         **options: object) -> Looked:
     """The dns stage of a check of `url`, asking only our server (--resolver)."""
     async def go() -> Looked:
         loop = asyncio.get_running_loop()
         zone = dnsserver.Zone(zone_host, behaviour, ipv4, ipv6, aliases)
         transport, server = await loop.create_datagram_endpoint(
-            lambda: Server(zone, silent_for), local_addr=("127.0.0.1", 0))
+            lambda: Server(zone, silent_for, rcode), local_addr=("127.0.0.1", 0))
         try:
             resolver = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
             made = CheckOptions(timeout=1.0, resolvers=(parse_resolver(resolver),),
@@ -156,6 +168,37 @@ def test_each_failure_of_the_resolver_is_named(behaviour: str, kind: DnsKind, rc
         assert looked.found.error and facts["error"] == looked.found.error
     else:
         assert looked.found.error is None and looked.found.rcode == rcode
+    assert looked.found.chain == (CnameLink(HOST, None, str(kind)),)  # where it failed
+
+
+@pytest.mark.parametrize(("rcode", "error"), [
+    (dns.rcode.NOTIMP, "All nameservers failed to answer the query"),
+    (dns.rcode.YXDOMAIN, "The DNS query name is too long after DNAME substitution"),
+])
+def test_any_other_failure_of_the_resolver_is_an_error_naming_it(
+        rcode: dns.rcode.Rcode, error: str) -> None:
+    looked = look(rcode=rcode)
+    facts = looked.outcome.facts
+    assert facts["kind"] is DnsKind.ERROR
+    assert error in facts["error"]
+    assert looked.outcome.summary == f"lookup of {HOST} failed: {facts['error']}"
+    assert looked.found.chain == (CnameLink(HOST, None, "error"),)
+    if rcode == dns.rcode.NOTIMP:
+        assert facts["rcode"] == looked.found.rcode == "NOTIMP"
+
+
+def test_a_failed_lookup_is_logged_once_and_a_good_one_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "assure_doctor.dns"):
+        look("nxdomain")
+        look()
+    [failed] = [r for r in caplog.records if r.getMessage().startswith("DNS lookup failed: ")]
+    assert failed.name == "assure_doctor.dns" and "NXDOMAIN" in failed.getMessage()
+
+
+def test_a_sinkhole_address_beside_a_real_one_is_no_sinkhole() -> None:
+    looked = look(ipv4=("0.0.0.0", "192.0.2.10"), family=Family.IPV4)
+    assert looked.outcome.status is Status.PASS
 
 
 def test_nodata_for_one_family_names_that_family() -> None:
@@ -207,8 +250,8 @@ def test_a_dangling_alias_names_the_link_that_broke(behaviour: str, summary: str
     assert looked.outcome.summary == summary.format(host=HOST, gw=GATEWAY, resolver=resolver)
     assert facts["alias_broken"] is True and facts["broken_link"] == GATEWAY
     assert facts["chain_text"].startswith(f"{HOST} → {GATEWAY}")
-    assert looked.found.chain[0] == CnameLink(HOST, GATEWAY, "ok")
-    assert looked.found.chain[-1].name == GATEWAY and looked.found.chain[-1].status != "ok"
+    assert looked.found.chain == (CnameLink(HOST, GATEWAY, "ok"),
+                                  CnameLink(GATEWAY, None, behaviour))
 
 
 def test_a_chain_of_aliases_that_resolves_is_evidence() -> None:
@@ -313,25 +356,31 @@ def system(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> System:
 
 
 def as_the_system(monkeypatch: pytest.MonkeyPatch, behaviour: str = "answer",
-                  host: str = HOST, no_dns: bool = False, **zone: object) -> Looked:
-    """The dns stage without --resolver; "the system's DNS" is our server (or none)."""
+                  host: str = HOST, no_dns: bool = False, timeout: float = 5.0,
+                  rcode: dns.rcode.Rcode | None = None, search: str | None = None,
+                  zone_host: str = HOST, **zone: object) -> Looked:
+    """The dns stage without --resolver; "the system's DNS" is our server (or none), with
+    `search` as its resolv.conf's search domain."""
     async def go() -> Looked:
         loop = asyncio.get_running_loop()
-        made = dnsserver.Zone(HOST, behaviour, **zone)  # type: ignore[arg-type]
+        made = dnsserver.Zone(zone_host, behaviour, **zone)  # type: ignore[arg-type]
         transport, server = await loop.create_datagram_endpoint(
-            lambda: Server(made), local_addr=("127.0.0.1", 0))
+            lambda: Server(made, rcode=rcode), local_addr=("127.0.0.1", 0))
         address = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
 
         def resolver(ctx: Context) -> tuple[object, str]:
             if no_dns:
                 raise dns.resolver.NoResolverConfiguration("none")  # type: ignore[no-untyped-call]
             built, _ = dns_stage._built((parse_resolver(address),), ctx.options.timeout, None)
+            if search is not None:
+                built = copy.copy(built)  # the cached one stays as it was
+                built.search = [dns.name.from_text(search)]
             return built, f"system ({address})"
 
         monkeypatch.setattr(dns_stage, "_resolver", resolver)
         try:
             ctx = Context(from_url(f"https://{host}/v1/ping"),
-                          CheckOptions(timeout=5.0, proxy=load_proxy(None, True, {})), None)
+                          CheckOptions(timeout=timeout, proxy=load_proxy(None, True, {})), None)
             start = time.monotonic()
             outcome = await dns_stage.run(ctx)
             return Looked(outcome, list(server.queries), time.monotonic() - start)
@@ -394,6 +443,56 @@ def test_dns_failing_where_the_system_answers_is_said(
     looked = as_the_system(monkeypatch, behaviour)
     assert looked.outcome.status is Status.PASS and looked.found.dns_agrees is False
     assert looked.outcome.summary.endswith(f" line 1; DNS answers {said})")
+
+
+@pytest.mark.parametrize(("behaviour", "rcode", "said"), [
+    ("silent", None, "nothing in time"), ("answer", dns.rcode.NOTIMP, "an error")])
+def test_dns_failing_otherwise_is_said_too(system: System, monkeypatch: pytest.MonkeyPatch,
+                                           behaviour: str, rcode: dns.rcode.Rcode | None,
+                                           said: str) -> None:
+    system.hosts.write_text(f"198.18.0.66 {HOST}\n")
+    system.answer = OsAnswer(("198.18.0.66",))
+    looked = as_the_system(monkeypatch, behaviour, timeout=0.5, rcode=rcode)
+    assert looked.outcome.summary.endswith(f" line 1; DNS answers {said})")
+
+
+def test_an_alias_the_system_followed_is_evidence(system: System,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    system.answer = OsAnswer(("192.0.2.10",))
+    looked = as_the_system(monkeypatch, aliases=(GATEWAY,), ipv4=("192.0.2.10",), ipv6=())
+    assert looked.found.chain == (CnameLink(HOST, GATEWAY, "ok"),
+                                  CnameLink(GATEWAY, None, "ok"))
+
+
+def test_a_search_domain_never_stands_in_for_the_name(system: System,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS has api...net.corp.test, not the name asked: that is no answer for it."""
+    system.answer = OsAnswer(failure=OsFailure.NO_NAME, error="EAI_NONAME: not known")
+    looked = as_the_system(monkeypatch, search="corp.test", zone_host=f"{HOST}.corp.test")
+    assert looked.outcome.facts["kind"] is DnsKind.NXDOMAIN
+    assert looked.found.dns_addresses == ()
+
+
+@pytest.mark.parametrize(("behaviour", "kind"), [
+    ("nxdomain", DnsKind.NXDOMAIN), ("servfail", DnsKind.SERVFAIL), ("silent", DnsKind.TIMEOUT)])
+def test_the_system_failing_takes_dns_s_own_telling_answer(
+        system: System, monkeypatch: pytest.MonkeyPatch, behaviour: str, kind: DnsKind) -> None:
+    system.answer = OsAnswer(failure=OsFailure.TEMPORARY, error="EAI_AGAIN: try again")
+    looked = as_the_system(monkeypatch, behaviour, timeout=0.5)
+    found = looked.found
+    assert looked.outcome.facts["kind"] is kind
+    if kind is DnsKind.NXDOMAIN:
+        assert found.rcode == "NXDOMAIN" and found.error is None
+    else:
+        assert found.error and found.error != "EAI_AGAIN: try again"
+    assert found.os_error == "EAI_AGAIN: try again"
+
+
+def test_a_system_failure_of_no_known_kind_is_other(system: System,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    system.answer = OsAnswer()  # no address, and no failure named
+    looked = as_the_system(monkeypatch, ipv4=("192.0.2.10",), ipv6=())
+    assert looked.outcome.facts["os_failure"] is OsFailure.OTHER
 
 
 def test_an_unreadable_hosts_file_is_a_note(system: System, monkeypatch: pytest.MonkeyPatch
@@ -490,6 +589,27 @@ def test_a_resolver_waits_its_lifetime_with_one_retransmission() -> None:
     assert described == "127.0.0.1:5353"
     short, _ = dns_stage._built((parse_resolver("127.0.0.1:5353"),), 0.6, None)
     assert short.timeout == 0.5  # never less than half a second a try
+
+
+def test_a_resolver_given_needs_no_resolv_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without resolv.conf (a container, say): --resolver still works."""
+    def missing(self: object, filename: object) -> None:
+        raise dns.resolver.NoResolverConfiguration("no resolv.conf")  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(dns.resolver.BaseResolver, "read_resolv_conf", missing)
+    assert look().outcome.status is Status.PASS
+
+
+def test_the_systems_resolver_is_described_by_its_servers() -> None:
+    conf = Path("/etc/resolv.conf")
+    if not conf.is_file():
+        pytest.skip("no /etc/resolv.conf here to build the system's resolver from")
+    servers = [line.split()[1] for line in conf.read_text().splitlines()
+               if line.startswith("nameserver ") and len(line.split()) > 1]
+    if not servers:
+        pytest.skip("resolv.conf names no server here")
+    _, described = dns_stage._built((), 2.0, (0, 0))
+    assert described.startswith("system (") and all(s in described for s in servers)
 
 
 def test_the_systems_resolver_is_built_again_when_its_file_changes(

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from assure_doctor import trust
 from assure_doctor.kinds import CertKind, ChainLink, Condition, ConnectKind, HandshakeKind
@@ -66,8 +71,12 @@ def minute(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+_ANCHORS = tempfile.TemporaryDirectory(prefix="assure-anchors-")  # removed at exit
+_written = itertools.count()
+
+
 def pem_file(*issued: pki.Issued) -> str:
-    path = Path(tempfile.mkdtemp(prefix="assure-anchors-")) / "anchors.pem"
+    path = Path(_ANCHORS.name) / f"anchors-{next(_written)}.pem"
     path.write_bytes(b"".join(i.cert_pem for i in issued))
     return str(path)
 
@@ -78,25 +87,26 @@ def test_a_verified_handshake_reports_its_certificate_and_chain_and_hands_the_co
     with sandbox("healthy") as api:
         ctx = context(api)
 
-        async def go() -> tuple[Outcome, bytes]:
+        async def go() -> tuple[Outcome, bytes, bool]:
             try:
                 outcome = await stages(ctx, "dns", "tcp", "proxy", "tls")
+                tcp_left = ctx.found(TcpFound).connection
+                taken = tcp_left is not None and tcp_left.take() is None  # by the tls stage
                 handed = found(outcome).connection
                 assert handed is not None
                 stream = handed.take()
                 assert stream is not None
                 reader, writer = stream
                 writer.write(f"GET /v1/ping HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-                return outcome, await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+                return outcome, await asyncio.wait_for(reader.readuntil(b"\r\n"), 5), taken
             finally:
                 ctx.close_streams()
 
-        outcome, status_line = asyncio.run(go())
-        tcp_left = ctx.found(TcpFound).connection
+        outcome, status_line, taken = asyncio.run(go())
         connections = api.traffic.connections
     assert status_line.startswith(b"HTTP/1.1 401")  # over TLS, keyless: the API itself
     assert connections == 1  # the tcp stage's connection, upgraded; trust judged offline
-    assert tcp_left is not None and tcp_left.take() is None  # taken by the tls stage
+    assert taken  # the tcp stage's connection is the one upgraded
     tls_found = found(outcome)
     certificate = tls_found.certificate
     assert outcome.status is Status.PASS and outcome.condition is None
@@ -134,22 +144,32 @@ NAMES = f"{HOST}, 127.0.0.1, ::1"
 LEAF_SUBJECT = subject_of(leaf())
 
 
-@pytest.mark.parametrize(("scenario", "kind", "summary", "names"), [
-    ("tls-expired", CertKind.EXPIRED, "the certificate has expired", NAMES),
-    ("tls-not-yet-valid", CertKind.NOT_YET_VALID, "the certificate is not yet valid", NAMES),
+@pytest.mark.parametrize(("scenario", "kind", "summary", "names", "said", "problem"), [
+    ("tls-expired", CertKind.EXPIRED, "the certificate has expired", NAMES,
+     "certificate has expired", CertProblem.EXPIRED),
+    ("tls-not-yet-valid", CertKind.NOT_YET_VALID, "the certificate is not yet valid", NAMES,
+     "certificate is not yet valid", CertProblem.NOT_YET_VALID),
     ("tls-hostname-mismatch", CertKind.HOSTNAME_MISMATCH, f"the certificate is not for {HOST}",
-     "portal.example.net"),
+     "portal.example.net", "Hostname mismatch", CertProblem.HOSTNAME_MISMATCH),
     ("tls-unknown-issuer", CertKind.UNKNOWN_ISSUER,
      f"the certificate's issuer is not trusted ({subject_of(proxy_ca())})",
-     NAMES),
+     NAMES, "unable to get local issuer certificate", CertProblem.UNTRUSTED),
     ("tls-self-signed", CertKind.SELF_SIGNED, f"the certificate is self-signed ({LEAF_SUBJECT})",
-     NAMES),
+     NAMES, "self-signed certificate", CertProblem.SELF_SIGNED),
 ])
 def test_each_verification_failure_says_what_is_wrong_with_the_certificate(
-        scenario: str, kind: CertKind, summary: str, names: str) -> None:
+        scenario: str, kind: CertKind, summary: str, names: str, said: str,
+        problem: CertProblem) -> None:
     with sandbox(scenario) as api:
         outcome = run(context(api), "dns", "tcp", "tls")
     tls_found, facts = found(outcome), outcome.facts
+    assert tls_found.verify_error is not None and tls_found.verify_error.startswith(said)
+    assert tls_found.chain[0].problem is problem  # judged link by link
+    # the chain ends at the sandbox's root (not sent) where the issuer is the sandbox's
+    anchored = problem in (CertProblem.EXPIRED, CertProblem.NOT_YET_VALID,
+                           CertProblem.HOSTNAME_MISMATCH)
+    assert (tls_found.anchor.subject if tls_found.anchor else None) == (
+        subject_of(sandbox_ca()) if anchored else None)
     info = tls_found.certificate
     assert info is not None
     assert outcome.status is Status.FAIL
@@ -200,6 +220,103 @@ def test_a_date_failure_names_the_certificate_of_the_chain_whose_dates_fail(
             f"the intermediate certificate {failing.subject} has expired (valid "
             f"{minute(intermediate.not_valid_before_utc)} to "
             f"{minute(intermediate.not_valid_after_utc)})")
+
+
+def test_an_intermediate_not_yet_valid_is_named() -> None:
+    now = datetime.now(UTC)
+    future = pki.make_ca("assure-doctor sandbox Issuing CA 2", sandbox_ca(),
+                         now + timedelta(days=5), now + timedelta(days=400))
+    with TlsServer(leaf(issuer=future), future) as server:
+        outcome = asyncio.run(tls.run(tls_context(server.port, trust.load(str(server.bundle)))))
+    failing = found(outcome).failing
+    assert outcome.facts["kind"] is CertKind.NOT_YET_VALID
+    assert outcome.facts["link"] is ChainLink.INTERMEDIATE
+    assert failing is not None and failing.subject == subject_of(future)
+    assert outcome.summary == (
+        f"the intermediate certificate {failing.subject} is not yet valid (valid "
+        f"{minute(future.cert.not_valid_before_utc)} to {minute(future.cert.not_valid_after_utc)})")
+
+
+def test_a_certificate_that_cannot_be_looked_at_again_is_still_named_by_its_error() -> None:
+    """The server takes the first handshake only: the look-only one gets nothing."""
+    with TlsServer(leaf(issuer=proxy_ca())) as server:
+        server.limit = 1
+        outcome = asyncio.run(tls.run(tls_context(server.port, trust.load(str(server.bundle)))))
+    tls_found = found(outcome)
+    assert outcome.facts["kind"] is CertKind.UNKNOWN_ISSUER
+    assert outcome.summary == "the certificate's issuer is not trusted (?)"
+    assert tls_found.certificate is None and tls_found.chain == () and tls_found.anchor is None
+
+
+def test_an_expired_certificate_naming_its_issuers_url_is_not_completed_from_it() -> None:
+    """Only a missing issuer sends us to the AIA URL: an expired chain is complete."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/issuer.crt"
+        now = datetime.now(UTC)
+        old = pki.make_leaf([HOST], sandbox_intermediate(), now - timedelta(days=90),
+                            now - timedelta(days=10), ca_issuers=url)
+        with TlsServer(old, sandbox_intermediate()) as server:
+            outcome = asyncio.run(tls.run(tls_context(server.port,
+                                                      trust.load(str(server.bundle)))))
+    assert outcome.facts["kind"] is CertKind.EXPIRED
+    assert found(outcome).aia_url is None and found(outcome).aia_error is None
+
+
+def test_an_inspecting_proxys_certificate_nobody_trusts_names_the_product() -> None:
+    with TlsServer(leaf(issuer=inspection_ca())) as server:
+        outcome = asyncio.run(tls.run(tls_context(server.port, trust.load(str(server.bundle)))))
+    assert outcome.facts["kind"] is CertKind.UNKNOWN_ISSUER
+    assert outcome.summary.endswith(": Zscaler TLS inspection")
+    assert found(outcome).inspection_product == "Zscaler"
+
+
+def der_answer(issued: pki.Issued) -> bytes:
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: "
+            + str(len(der)).encode() + b"\r\n\r\n" + der)
+
+
+def test_an_issuer_fetched_that_does_not_complete_the_chain_is_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """It issued the certificate, but no store trusts the root above it."""
+    root = pki.make_ca("Nobody's Root")
+    issuing = pki.make_ca("Nobody's Issuing CA", root)
+    with TlsServer(None, answer=der_answer(issuing)) as aia:
+        url = f"http://127.0.0.1:{aia.port}/issuer.crt"
+        with TlsServer(leaf(issuer=issuing, ca_issuers=url)) as server, \
+                caplog.at_level(logging.INFO, "assure_doctor.tls"):
+            outcome = asyncio.run(tls.run(tls_context(server.port,
+                                                      trust.load(str(server.bundle)))))
+    assert outcome.facts["kind"] is CertKind.UNKNOWN_ISSUER
+    assert found(outcome).aia_url == url
+    assert found(outcome).aia_error == "the chain completed with it does not verify either"
+    assert any(r.getMessage().startswith(f"The issuer named at {url} did not tell: ")
+               for r in caplog.records)
+
+
+def test_an_issuers_url_that_does_not_answer_in_time() -> None:
+    with TlsServer(None, answer=None) as aia:
+        url = f"http://127.0.0.1:{aia.port}/issuer.crt"
+        with TlsServer(leaf(ca_issuers=url)) as server:
+            outcome = asyncio.run(tls.run(tls_context(
+                server.port, trust.load(str(server.bundle)), timeout=0.5)))
+    assert (found(outcome).aia_url, found(outcome).aia_error) == (url, "timed out")
+
+
+@pytest.mark.parametrize("trusted_by", ["system", "certifi"])
+def test_a_chain_completed_from_its_aia_url_may_verify_in_any_store(
+        monkeypatch: pytest.MonkeyPatch, trusted_by: str) -> None:
+    """No bundle: the root is in the machine's store only, or in certifi only."""
+    with TlsServer(None, answer=der_answer(sandbox_intermediate())) as aia, \
+            system_store(monkeypatch, sandbox_ca() if trusted_by == "system"
+                         else inspection_ca()):
+        url = f"http://127.0.0.1:{aia.port}/issuer.crt"
+        anchors = certifi_trusting(sandbox_ca()) if trusted_by == "certifi" else trust.Trust()
+        with TlsServer(leaf(ca_issuers=url)) as server:
+            outcome = asyncio.run(tls.run(tls_context(server.port, anchors)))
+    assert outcome.facts["kind"] is CertKind.MISSING_INTERMEDIATE
+    assert found(outcome).trust == TrustVerdicts(False, False, None)
 
 
 def test_a_chain_sent_without_its_intermediate_is_completed_from_its_aia_url() -> None:
@@ -342,6 +459,7 @@ def test_a_handshake_that_passes_only_in_small_segments_is_a_path_mtu_black_hole
         sizes = list(path.sizes)
     tls_found, facts = found(outcome), outcome.facts
     assert len(sizes) == 2 and sizes[1] <= 500 < sizes[0]  # once as usual, then clamped
+    assert outcome.status is Status.FAIL
     assert outcome.condition is Condition.TLS_HANDSHAKE_FAILED
     assert facts["kind"] is HandshakeKind.MTU and tls_found.handshake is HandshakeKind.MTU
     assert tls_found.small_mss_retry == "completed" and facts["mss"] == 500
@@ -361,6 +479,12 @@ def test_a_server_gone_between_the_tcp_stage_and_this_one_is_a_connect_failure()
     assert tls_found.verified is False and tls_found.address == "127.0.0.1"
     assert tls_found.error == tls_found.verify_error == facts["error"]
     assert tls_found.trust is None  # no handshake: no verdict on the anchors
+
+
+def test_a_connect_failure_on_the_default_port_says_so() -> None:
+    outcome = asyncio.run(tls.run(tls_context(443, trust.NO_BUNDLE)))  # nothing on 443 here
+    assert outcome.facts["default_port"] is True
+    assert outcome.facts["kind"] is ConnectKind.REFUSED
 
 
 # --- only the machine's store trusts it ---------------------------------------------------------
@@ -431,6 +555,38 @@ def test_the_verdicts_come_from_the_chain_received_each_set_in_its_place(
     assert outcome.status is Status.PASS
     assert found(outcome).trust == TrustVerdicts(certifi=False, system=True, ca_bundle=True)
     assert connections == 1
+
+
+def without_authority_key_id(issuer: pki.Issued) -> pki.Issued:
+    """A server certificate OpenSSL verifies but the offline verifier refuses (it wants the
+    Authority Key Identifier every public leaf has)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+            .issuer_name(issuer.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(issuer.key, hashes.SHA256()))
+    return pki.Issued(cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), cert, key)
+
+
+def test_verdicts_the_offline_check_cannot_agree_on_are_asked_by_handshakes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenSSL verified it with certifi + bundle; offline neither does: handshakes decide."""
+    with system_store(monkeypatch, inspection_ca()), TlsServer(
+            without_authority_key_id(sandbox_intermediate()), sandbox_intermediate()) as server:
+        outcome = asyncio.run(tls.run(tls_context(server.port, trust.load(str(server.bundle)))))
+        connections = server.connections
+    assert outcome.status is Status.PASS
+    assert found(outcome).trust == TrustVerdicts(certifi=False, system=False, ca_bundle=True)
+    assert connections == 4  # the stage's, then each anchor set's
 
 
 def certifi_trusting(*anchors: pki.Issued) -> trust.Trust:
@@ -510,6 +666,20 @@ def test_a_bundle_that_does_not_verify_the_api_alone_is_said_so(
                      if "Verification with" in r.getMessage())
     assert refused == ["Verification with the --ca-bundle anchors",
                        "Verification with the system anchors"]
+
+
+def test_a_bundle_that_cannot_be_read_as_a_list_is_asked_by_a_handshake(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with system_store(monkeypatch, inspection_ca()), TlsServer(
+            leaf(), sandbox_intermediate()) as server:
+        anchors = trust.load(str(server.bundle))
+        anchors.__dict__["certifi"] = certifi_trusting(sandbox_ca()).certifi
+        readable = chaincheck.store_of
+        monkeypatch.setattr(chaincheck, "store_of",
+                            lambda context: None if context is anchors.bundle else readable(
+                                context))
+        outcome = asyncio.run(tls.run(tls_context(server.port, anchors)))
+    assert found(outcome).trust == TrustVerdicts(certifi=True, system=False, ca_bundle=True)
 
 
 @pytest.mark.usefixtures("unreadable_stores")

@@ -123,6 +123,8 @@ def test_a_reset_right_after_accept_is_the_tls_stages_in_every_run(
         assert tls.status == "fail", (run, tls.summary)
         assert tls.condition == "tls_handshake_failed", (run, tls.summary)
         assert tls.evidence["handshake"] == "reset", (run, tls.evidence)
+        # no certificate came: no anchor set verified it
+        assert tls.evidence["trust"] == {"certifi": False, "system": False, "ca_bundle": None}
         assert tls.causes[0].id == "firewall"
         assert report.diagnosis is not None and report.diagnosis.name == "tls"
         attempts = stages["tcp"].evidence["attempts"]
