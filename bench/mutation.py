@@ -14,10 +14,12 @@ Decorators are not mutated: their options (a dataclass's `frozen`, a cache's siz
 declarations that mypy holds the code to, not behaviour. A number or a boolean given as a
 keyword argument is described with its keyword (`timeout=1.0 -> 2.0`).
 
-Some mutants cannot change behaviour (a cache's key that only changes what is cached, the
-same text reached two ways): EQUIVALENT names each, by module, description and source line,
-with the reason. They are listed apart and left out of the survival rate; a named one that
-the tests kill, or that no longer exists, is reported as a stale entry.
+Some mutants cannot change behaviour (the order of a cache key's parts, a branch no input
+takes); some change what the fast tests cannot reach (a route loopback lacks, a race no test
+can hold still). bench/equivalents.py names each (EQUIVALENT, UNREACHED), by module,
+description and source line, with the reason. They are listed apart; the equivalent are left
+out of the survival rate, the unreached count as survivors in its strict figure. A named one
+that the tests kill, or that no longer exists, is reported as stale.
 
 The worktree is never written: each worker has its own copy of the package and the tests.
 """
@@ -38,8 +40,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from bench.equivalents import EQUIVALENT, UNREACHED
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each module and the fast unit tests of it (a mutant runs only its module's tests): test
@@ -90,216 +94,6 @@ TESTS: dict[str, tuple[str, ...]] = {
 }
 TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
 
-# Mutants that cannot change behaviour: module -> (description, its source line, stripped)
-# -> why not. Listed apart from the survivors and left out of the survival rate.
-# A cap on outside text or evidence one larger (a reason cut at 81 characters, not 80): still
-# a cap, and no reader could tell. The tests pin that each cap holds, not its last unit.
-_CAP = "a cap on outside text or evidence, one larger: as bounded, and no reader could tell"
-_SPLIT = "a split's maxsplit one larger: the first part, the only one read, is the same"
-_MS = ("a duration in ms 0.1% longer (x 1001 / 1000): no test can tell it from the timer's "
-       "own jitter")
-_MEMBERS = "the order of a tuple only asked whether it holds a value (`in`, `except`)"
-_NEVER_COMPARED = "Lookups are never compared with each other: only their fields are read"
-_KINDED = ("unreachable: every lookup without addresses carries its kind, so `or "
-           "DnsKind.ERROR` is never taken")
-_GRACE_CUT = ("a lookup cut by the grace exists only beside one with addresses, whose chain "
-              "decides: the cut one's error and chain are never read")
-_NO_CRL = ("unreachable: the strict context (certifi + bundle, OpenSSL) checks no CRL, so no "
-           "handshake fails with code 23 (revoked)")
-_VERIFIED = ("a handshake that completed has its ssl_object, a certificate (which certinfo "
-             "reads) and a cipher: the other branch is never taken")
-_NO_ANCHOR = ("only the machine's store verified: certifi (+ --ca-bundle), which the links are "
-              "judged against, holds no anchor for this chain, so its anchor is None either way")
-_READABLE = "certificates that were read once are read again: the None branch is never taken"
-_ANY = "whether any store verifies: the order they are asked in does not matter"
-_LAYOUT = ("the file's layout: JSON reads back the same however it is indented or ordered, and "
-           "the check for a change renders both sides with the same to_json")
-EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
-    "assure_doctor/probes/dns.py": {
-        ("drop compare=False from field()",
-         "chain: tuple[CnameLink, ...] = field(default=(), compare=False)"): _NEVER_COMPARED,
-        ("compare=False -> True",
-         "chain: tuple[CnameLink, ...] = field(default=(), compare=False)"): _NEVER_COMPARED,
-        ("outcome.found if isinstance(outcome.found, DnsF...: always the if branch",
-         "return outcome.found if isinstance(outcome.found, DnsFound) else DnsFound()"):
-            "every outcome _resolve returns carries a DnsFound",
-        ("DnsKind.ERROR -> DnsKind.NODATA",
-         "return _failure(ctx, host, failed.kind or DnsKind.ERROR, found)"): _KINDED,
-        ("DnsKind.ERROR -> DnsKind.NODATA",
-         'said = _DNS_SAID.get(detail.failed.kind or DnsKind.ERROR, "an error")'): _KINDED,
-        ("DnsKind.ERROR -> DnsKind.NODATA", "kind = failed.kind or DnsKind.ERROR"): _KINDED,
-        **dict.fromkeys(((f"swap DnsKind.{a} and DnsKind.{b}", "definitive = (DnsKind.NXDOMAIN, "
-                          "DnsKind.NODATA, DnsKind.SERVFAIL, DnsKind.REFUSED,")
-                         for a, b in (("NXDOMAIN", "NODATA"), ("NODATA", "SERVFAIL"),
-                                      ("SERVFAIL", "REFUSED"), ("REFUSED", "TIMEOUT"))),
-                        _MEMBERS),
-        ("drop error='no answer within the grace period' from Lookup()",
-         "return [found.get(rdtype) or Lookup(rdtype, kind=DnsKind.TIMEOUT,"): _GRACE_CUT,
-        ("drop chain=cname.links(host, None, DnsKind.TIMEOUT) from Lookup()",
-         "return [found.get(rdtype) or Lookup(rdtype, kind=DnsKind.TIMEOUT,"): _GRACE_CUT,
-        ("DnsKind.TIMEOUT -> DnsKind.ERROR", "chain=cname.links(host, None, DnsKind.TIMEOUT))"):
-            _GRACE_CUT,
-        ("'system' -> 'systemX'", 'described = found.resolver or "system"'):
-            "every DnsFound the stage makes names its resolver",
-        ("pin is not None and found.hosts_file is not None: And -> Or",
-         "if pin is not None and found.hosts_file is not None:"): "a pin exists exactly when "
-        "the hosts file decided, and then hosts_file is set: both are true or both false",
-        ("cname.broken_alias(found.chain) if kind in _BRO...: always the if branch",
-         "broken = cname.broken_alias(found.chain) if kind in _BROKEN_ALIAS else None"):
-            "only NXDOMAIN and NODATA answers carry a chain that can break past the name "
-            "typed; other failures have no answer to read one from",
-        ("None if ctx.options.resolvers else _system_stamp(): always the else branch",
-         "None if ctx.options.resolvers else _system_stamp())"): "a --resolver resolver "
-        "built again when resolv.conf changes is built the same",
-        ("swap info.st_mtime_ns and info.st_size", "return info.st_mtime_ns, info.st_size"):
-            "the order of a cache key's parts",
-        ("'none' -> 'noneX'",
-         'servers = ", ".join(str(ns) for ns in resolver.nameservers) or "none"'): "dnspython "
-        "raises NoResolverConfiguration rather than build a resolver with no server",
-        ("error[-1] if isinstance(error, tuple) else None: always the if branch",
-         "response = error[-1] if isinstance(error, tuple) else None"): "dnspython lists "
-        "each server's error as a tuple",
-        ("200 -> 201", 'return str(exc).split(". ")[0][:200]'): _CAP,
-    },
-    "assure_doctor/probes/tls.py": {
-        ("delete entry CertKind.REVOKED: 'the certificate has been revoked'", "_VERIFY_TEXT = {"):
-            _NO_CRL,
-        ("CertKind.REVOKED -> CertKind.OTHER",
-         'CertKind.REVOKED: "the certificate has been revoked",'): _NO_CRL,
-        **dict.fromkeys(((description, "_ISSUER_NOT_FOUND = frozenset({2, 20, 21})")
-                         for description in ("delete 2", "delete 21", "2 -> 3", "21 -> 22")),
-                        "OpenSSL 3 reports 20 for every issuer not found in our handshakes "
-                        "(leaf only, leaf and intermediate); 2 and 21 are the same fault as "
-                        "other chains and versions report it, which no handshake here makes"),
-        ("64 -> 65", "_TRUST_SEEN_MAX = 64"): _CAP,
-        ("drop presented=chain from _verified()", "outcome = _verified(ctx, stream, "
-         "anchors.strict, only_system=False, presented=chain)"): "the same chain is read again "
-        "from the same handshake",
-        ("None if chain is None else _offline_verdicts(ct...: always the else branch",
-         "offline = None if chain is None else _offline_verdicts(ctx, chain)"): _VERIFIED,
-        ("outcome.found.certificate if isinstance(outcome...: always the if branch",
-         "certificate = outcome.found.certificate if isinstance(outcome.found, TlsFound) "
-         "else None"): _VERIFIED,
-        ("swap target.host and target.port", "key = (anchors, target.host, target.port, "
-         "certificate.sha256 if certificate else None)"): "the order of a cache key's parts",
-        ("certificate.sha256 if certificate else None: always the if branch", "key = (anchors, "
-         "target.host, target.port, certificate.sha256 if certificate else None)"): _VERIFIED,
-        ("time.monotonic() - known[0] < _TRUST_TTL: Lt -> LtE",
-         "if known is not None and time.monotonic() - known[0] < _TRUST_TTL:"): "two clock "
-        "readings exactly 60.0 s apart: a float equality no run meets",
-        ("outcome.found if isinstance(outcome.found, TlsF...: always the if branch",
-         "found = outcome.found if isinstance(outcome.found, TlsFound) else TlsFound()"):
-            "every outcome the stage makes carries a TlsFound",
-        ("ssl_object.getpeercert(binary_form=True) if ssl...: always the if branch",
-         "der = ssl_object.getpeercert(binary_form=True) if ssl_object else None"): _VERIFIED,
-        ("ssl_object.version() if ssl_object else None: always the if branch",
-         "version = ssl_object.version() if ssl_object else None"): _VERIFIED,
-        ("ssl_object.cipher()[0] if ssl_object and ssl_ob...: always the if branch",
-         "cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None"):
-            _VERIFIED,
-        ("ssl_object and ssl_object.cipher(): And -> Or",
-         "cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None"):
-            _VERIFIED,
-        ("certinfo.describe(der) if der else None: always the if branch",
-         "info = certinfo.describe(der) if der else None"): _VERIFIED,
-        ("drop anchor=judged.anchor if judged else None from TlsFound()",
-         "found = TlsFound(verified=True, certificate=info, address=ctx.address,"): _NO_ANCHOR,
-        ("judged.anchor if judged else None: always the else branch",
-         "anchor=judged.anchor if judged else None,"): _NO_ANCHOR,
-        ("delete the branch `if info is None:`", "if info is None:"): _VERIFIED,
-        ("Status.PASS -> Status.WARN", 'return Outcome(Status.PASS, f"verified {version}", '
-         "found)"): _VERIFIED,
-        ("days < CERT_WARN_DAYS: Lt -> LtE", "if days < CERT_WARN_DAYS:"): "days left measured "
-        "to the microsecond equal to exactly 14: a float equality no run meets",
-        ("delete the branch `if not presented:`", "if not presented:"): "certchain.links "
-        "returns None for no certificate too",
-        ("delete the branch `if not urls:`", "if not urls:"): "aia.issuers finds no URL "
-        "either and returns None",
-        ("fetched is not None and fetched.certificates: And -> Or",
-         "if fetched is not None and fetched.certificates:"): "an AIA answer without "
-        "certificates carries its error; the chain then completed is the presented one, which "
-        "does not verify, and that error stays",
-        ("missing.subject if missing else '?': always the if branch",
-         'subject = missing.subject if missing else "?"'): _READABLE,
-        ("relinked.anchor if relinked else None: always the if branch",
-         "anchor=relinked.anchor if relinked else None,"): _READABLE,
-        ("swap anchors.certifi and anchors.system",
-         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
-        ("swap anchors.system and anchors.bundle",
-         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
-        # (the same key names the same line of _presented_certificate too)
-        ("certinfo.describe(der) if der else None: always the if branch",
-         "return (certinfo.describe(der) if der else None), chain"): _VERIFIED,
-    },
-    "assure_doctor/probes/clock.py": {
-        ("65536 -> 65537", "HEAD_LIMIT = 65536  # the answer's head"): _CAP,
-        ("100 -> 101", 'sanitize.text(date or "none", 100))'): _CAP,
-        ("300 -> 301", "error = sanitize.text(error, 300)"): _CAP,
-    },
-    "assure_doctor/probes/proxy.py": {
-        ("16384 -> 16385", "BODY_LIMIT = 16384  # enough of an error page to find its <title>"):
-            _CAP,
-        ("20 -> 21", "MAX_SCHEMES = 20  # Proxy-Authenticate schemes kept in the evidence"):
-            _CAP,
-        ("1000 -> 1001", "ms = (time.perf_counter() - start) * 1000"): _MS,
-        ("ProxyKind.ERROR -> ProxyKind.ANSWERABLE",
-         'facts["kind"] = answer.kind or ProxyKind.ERROR'): "unreachable: every answer "
-        "without a status that tunnel() returns names its kind",
-        ("1 -> 2", 'first = client.sample.split(b"\\r\\n", 1)[0].decode("latin-1")'): _SPLIT,
-        ("80 -> 81", "answer = Answer(head.status, sanitize.text(head.reason, 80),"): _CAP,
-        ("len(body) < BODY_LIMIT: Lt -> LtE",
-         "while len(body) < BODY_LIMIT and _TITLE.search(body) is None:"): "at exactly "
-        "BODY_LIMIT bytes one more piece is read, then cut off: the title is looked for in "
-        "the same BODY_LIMIT bytes",
-        ("1 -> 2", 'first = part.strip().split(" ", 1)[0]'): _SPLIT,
-        ("40 -> 41", "schemes.append(sanitize.text(first, 40))"): _CAP,
-        ("120 -> 121", "return sanitize.text(title, 120) or None"): _CAP,
-    },
-    "assure_doctor/monitor/ledger.py": {
-        ("256 -> 257", "MAX_BODY = 256 * 1024  # one row per spender of this key: a few hundred "
-         "bytes each"): _CAP,
-        ("1024 -> 1025", "MAX_BODY = 256 * 1024  # one row per spender of this key: a few "
-         "hundred bytes each"): _CAP,
-        ("64 -> 65", 'text = handle.read(64).decode("ascii", "replace").strip()'): _CAP,
-        ("drop encoding='ascii' from ()", 'with os.fdopen(fd, "w", encoding="ascii") as handle:'):
-            "16 hex digits and a newline are the same bytes in any encoding Python's text "
-            "files default to (UTF-8, or the locale's, ASCII-compatible)",
-        ("500 -> 501", "500))"): _CAP,
-        ("drop timeout=self.timeout from ()", "httpx.AsyncClient(trust_env=False, "
-         "timeout=self.timeout, verify=self._tls,"): "asyncio.timeout(self.timeout) around the "
-        "whole query ends it first: httpx's own (5 s by default) is never reached",
-        ("drop follow_redirects=False from ()", "httpx.AsyncClient(trust_env=False, "
-         "timeout=self.timeout, verify=self._tls,"): "httpx follows no redirect unless told "
-        "to: False is its default",
-        ("swap httpx.HTTPError and httpx.InvalidURL",
-         "except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:"): _MEMBERS,
-        ("200 -> 201",
-         'raise LedgerError(sanitize.text(f"{type(exc).__name__}: {exc}", 200)) from None'): _CAP,
-        ("1000 -> 1001", "(time.monotonic() - started) * 1000, len(body))"): _MS,
-        ("500 -> 501", 'sanitize.text(body.decode("utf-8", "replace"), 500))'): _CAP,
-        ("swap b'[' and b'{'", 'depth += 1 if bracket.group() in (b"[", b"{") else -1'):
-            _MEMBERS,
-    },
-    "assure_doctor/monitor/budget.py": {
-        ("10 -> 11", "_ALL_SPENT = 10**9"): "any count at or above every daily budget reads "
-        "as all spent (--ping-budget is at most 10,000): 11**9 does too",
-        ("9 -> 10", "_ALL_SPENT = 10**9"): "any count at or above every daily budget reads as "
-        "all spent (--ping-budget is at most 10,000): 10**10 does too",
-        ("drop indent=1 from ()", "return json.dumps(document, indent=1, sort_keys=True).encode()"):
-            _LAYOUT,
-        ("indent=1 -> 2", "return json.dumps(document, indent=1, sort_keys=True).encode()"):
-            _LAYOUT,
-        ("drop sort_keys=True from ()",
-         "return json.dumps(document, indent=1, sort_keys=True).encode()"): _LAYOUT,
-        ("sort_keys=True -> False",
-         "return json.dumps(document, indent=1, sort_keys=True).encode()"): _LAYOUT,
-        ("unused <= 0: LtE -> Lt", "if unused <= 0:"): "a refund of 0 then goes on to subtract "
-        "nothing: every count stays as it was",
-        ("0 -> 1", "spent = state.spent.get(key_id, 0)"): "unused is at least 1 there, so "
-        "max(0, 1 - unused) is 0, as max(0, 0 - unused) is",
-    },
-}
-
 _ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum", "Flag", "IntFlag"})
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")  # a name, not a count (\d{4})
@@ -332,6 +126,11 @@ class Mutant:
     def equivalent(self) -> str | None:
         """Why it cannot change behaviour, when it is named as equivalent."""
         return EQUIVALENT.get(self.path, {}).get(self.key)
+
+    @property
+    def unreached(self) -> str | None:
+        """Why the fast tests cannot reach what it changes, when it is named so."""
+        return UNREACHED.get(self.path, {}).get(self.key)
 
 
 # A mutation replaces fields of the node it was found on: field name -> new value.
@@ -566,7 +365,14 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
                 number = int(line[1]) if line else getattr(node, "lineno", 0)
                 where = lines[number - 1].strip() if 0 < number <= len(lines) else ""
                 found.append(Mutant(path, number, description, text, where))
-    return sorted(found, key=lambda mutant: mutant.line)
+    found.sort(key=lambda mutant: mutant.line)  # stable: a line's mutants in walk order
+    # The same change written the same way twice (`range(1, n + 1)`): the second is "(#2)".
+    seen: dict[tuple[str, str], int] = {}
+    for index, mutant in enumerate(found):
+        seen[mutant.key] = count = seen.get(mutant.key, 0) + 1
+        if count > 1:
+            found[index] = replace(mutant, description=f"{mutant.description} (#{count})")
+    return found
 
 
 class Workspace:
@@ -693,35 +499,43 @@ def main() -> None:
 
 
 def report(files: Sequence[str], outcomes: Sequence[tuple[Mutant, bool]]) -> str:
-    """Per module: mutants, killed, survived and named equivalent; the survivors, the
-    equivalents with their reasons, stale EQUIVALENT entries, and the survival rate (of the
-    mutants not named equivalent)."""
-    lines = []
-    survivors = [m for m, dead in outcomes if not dead and m.equivalent is None]
-    equivalents = [m for m, dead in outcomes if not dead and m.equivalent is not None]
-    for path in files:
-        mine = [(m, dead) for m, dead in outcomes if m.path == path]
-        alive = sum(1 for m, dead in mine if not dead and m.equivalent is None)
-        same = sum(1 for m, dead in mine if not dead and m.equivalent is not None)
+    """Per module: mutants, killed, survived, unreached and equivalent (bench/equivalents.py);
+    the survivors, the named ones with their reasons, stale names, and the survival rate of the
+    mutants not equivalent, strict (the unreached survive too) and of the tests' reach."""
+    def tally(mine: Sequence[tuple[Mutant, bool]]) -> tuple[int, int, int, int, str]:
+        alive = sum(1 for m, dead in mine if not dead and not (m.equivalent or m.unreached))
+        unreached = sum(1 for m, dead in mine if not dead and m.unreached)
+        same = sum(1 for m, dead in mine if not dead and m.equivalent)
         counted = len(mine) - same
-        rate = alive / counted if counted else 0.0
-        lines.append(f"{path:36}: {len(mine):4} mutants, {len(mine) - alive - same:4} killed, "
-                     f"{alive:3} survived, {same:3} equivalent ({rate:.1%})")
-    counted = len(outcomes) - len(equivalents)
-    lines.append(f"mutants {len(outcomes)}, killed {counted - len(survivors)}, survived "
-                 f"{len(survivors)}, equivalent {len(equivalents)}")
-    lines.extend(f"  survived    {m}  [{m.where}]" for m in survivors)
-    lines.extend(f"  equivalent  {m}: {m.equivalent}" for m in equivalents)
-    seen = {(m.path, m.key) for m, _ in outcomes}
-    for m, dead in outcomes:
-        if dead and m.equivalent is not None:
-            lines.append(f"  stale: named equivalent, but the tests kill it: {m}")
+        strict = (alive + unreached) / counted if counted else 0.0
+        reach = alive / (counted - unreached) if counted - unreached else 0.0
+        return (len(mine) - alive - unreached - same, alive, unreached, same,
+                f"{strict:.1%}, {reach:.1%} in reach")
+
+    lines = []
     for path in files:
-        for key in EQUIVALENT.get(path, {}):
+        killed, alive, unreached, same, rates = tally([o for o in outcomes if o[0].path == path])
+        lines.append(f"{path:36}: {killed + alive + unreached + same:4} mutants, {killed:4} "
+                     f"killed, {alive:3} survived, {unreached:2} unreached, {same:3} "
+                     f"equivalent ({rates})")
+    killed, alive, unreached, same, rates = tally(outcomes)
+    lines.append(f"mutants {len(outcomes)}, killed {killed}, survived {alive}, unreached "
+                 f"{unreached}, equivalent {same}")
+    for m, dead in outcomes:
+        if not dead and not (m.equivalent or m.unreached):
+            lines.append(f"  survived    {m}  [{m.where}]")
+    lines.extend(f"  unreached   {m}: {m.unreached}" for m, dead in outcomes
+                 if not dead and m.unreached)
+    lines.extend(f"  equivalent  {m}: {m.equivalent}" for m, dead in outcomes
+                 if not dead and m.equivalent)
+    lines.extend(f"  stale: named, but the tests kill it: {m}" for m, dead in outcomes
+                 if dead and (m.equivalent or m.unreached))
+    seen = {(m.path, m.key) for m, _ in outcomes}
+    for path in files:
+        for key in (*EQUIVALENT.get(path, {}), *UNREACHED.get(path, {})):
             if (path, key) not in seen:
-                lines.append(f"  stale: named equivalent, but no such mutant: {path} {key}")
-    rate = len(survivors) / counted if counted else 0.0
-    lines.append(f"survival rate: {rate:.1%} of {counted} mutants not named equivalent "
+                lines.append(f"  stale: named, but no such mutant: {path} {key}")
+    lines.append(f"survival rate: {rates} of {len(outcomes) - same} mutants not equivalent "
                  "(aim: under 10%)")
     return "\n".join(lines)
 

@@ -88,7 +88,7 @@ class TlsServer:
     and chain it is given (`serve` changes them). Without `answer` it answers nothing; with
     it, it keeps each request's head and answers every request with those very bytes, keeping
     the connection open (or closing it after the first, with `close`; with `reset`, it cuts
-    the connection with a TCP reset once a request's head came)."""
+    the connection with a TCP reset once it answered, if it answers at all)."""
 
     def __init__(self, certificate: pki.Issued | None, *chain: pki.Issued,
                  answer: bytes | None = None, close: bool = False, reset: bool = False
@@ -186,12 +186,12 @@ class TlsServer:
             await writer.start_tls(self._context, ssl_handshake_timeout=10)
         while self.answer is not None or self.reset:
             self.requests.append(await reader.readuntil(b"\r\n\r\n"))
-            if self.reset:  # a TCP reset, at once
+            writer.write(self.answer or b"")  # in one write: no Nagle stall
+            await writer.drain()
+            if self.reset:  # a TCP reset, once the answer (if any) is out
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
-            writer.write(self.answer or b"")  # in one write: no Nagle stall
-            await writer.drain()
             if self.close:
                 writer.close()
                 await writer.wait_closed()  # all of it sent before the abort

@@ -161,6 +161,15 @@ def test_a_body_that_stops_coming_is_kept_as_far_as_it_came() -> None:
     assert text is not None and text.startswith('{"message": "Ping [cut: ')
 
 
+def test_a_body_cut_by_the_servers_close_is_kept_as_far_as_it_came() -> None:
+    with TlsServer(leaf(), sandbox_intermediate(), answer=reply(
+            "200 OK", b'{"message": "Ping', length=1000), close=True) as api:
+        outcome = pinged(api, retries=0)
+    text = found(outcome).response_body
+    assert outcome.status is Status.PASS
+    assert text is not None and text.startswith('{"message": "Ping [cut: ')
+
+
 def test_a_redirect_names_where_to(caplog: pytest.LogCaptureFixture) -> None:
     with server(reply("302 Found", b"", "Location: https://login.example/portal",
                       "Location: /second")) as api, caplog.at_level(logging.WARNING):
@@ -244,6 +253,7 @@ def test_no_answer_in_time_is_a_read_timeout() -> None:
     assert outcome.condition is Condition.HTTP_TIMEOUT
     assert found(outcome).error == "ReadTimeout: no answer in time"
     assert outcome.summary == "ReadTimeout: no answer in time in 1 attempt"
+    assert outcome.facts["error"] == "ReadTimeout: no answer in time"
     assert found(outcome).status_code is None
     assert found(outcome).history == (PingAttempt(None, "ReadTimeout: no answer in time",
                                                   found(outcome).history[0].ms, None),)
@@ -287,6 +297,7 @@ def test_a_new_connection_that_speaks_no_tls_is_a_handshake_failure() -> None:
         connections = api.connections
     assert outcome.condition is Condition.TLS_HANDSHAKE_FAILED
     assert outcome.facts["kind"] is HandshakeKind.NOT_TLS
+    assert (found(outcome).error or "").startswith("ConnectError: ")
     assert connections == 2  # the tls stage's, and one new one: httpcore does not retry
 
 
@@ -295,6 +306,7 @@ def test_a_new_connection_whose_certificate_fails_is_a_certificate_error() -> No
         outcome = between(api, "untrusted")
     assert outcome.condition is Condition.TLS_CERTIFICATE_ERROR
     assert outcome.facts["kind"] is CertKind.UNKNOWN_ISSUER
+    assert (found(outcome).error or "").startswith("ConnectError: ")
 
 
 @pytest.mark.parametrize("answer", [b"garbage that is no HTTP\r\n\r\n", None])

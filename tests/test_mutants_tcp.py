@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
+import os
 import re
 import socket
 import time
@@ -25,6 +27,7 @@ from assure_doctor.probes.results import Attempt, DnsFound, TcpFound
 from assure_doctor.probes.stage import Context
 from assure_doctor.proxyconfig import load as load_proxy
 from assure_doctor.target import from_url
+from tests.waiting import until
 
 HOST = "api.uk2.sheassure.net"
 
@@ -108,8 +111,9 @@ def found(outcome: Outcome) -> TcpFound:
 
 
 # --- connected -----------------------------------------------------------------------------------
-def test_a_connection_is_made_and_handed_to_the_next_stage() -> None:
-    with sockets() as held:
+def test_a_connection_is_made_and_handed_to_the_next_stage(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with sockets() as held, caplog.at_level(logging.INFO, "assure_doctor.tcp"):
         port = listening(held, "127.0.0.1")
 
         async def go() -> tuple[Outcome, bool]:
@@ -136,6 +140,47 @@ def test_a_connection_is_made_and_handed_to_the_next_stage() -> None:
     assert attempt.stream is None  # the evidence holds no stream
     assert tcp_found.not_tried is None and tcp_found.other_port_answered is None
     assert tcp_found.failed_family is None
+    said = [r for r in caplog.records if r.getMessage().startswith(f"127.0.0.1 port {port}: ")]
+    assert [r.getMessage() for r in said] == [
+        f"127.0.0.1 port {port}: connected in {attempt.ms:.1f} ms"]
+    assert said[0].name == "assure_doctor.tcp"
+
+
+def test_cancelled_it_leaves_no_connection_open() -> None:
+    """One address connected, the other still silent: the check is cancelled (its deadline),
+    and the connection made is closed, not left to the next stage."""
+    with sockets() as held:
+        port = listening(held, "127.0.0.71")
+        silent(held, "127.0.0.72", port)
+        server = held[0]
+
+        async def go() -> None:
+            made = CheckOptions(timeout=10.0, proxy=load_proxy(None, True, {}))
+            ctx = Context(from_url(f"https://{HOST}:{port}/v1/ping"), made, None)
+            ctx.outcomes["dns"] = Outcome(Status.PASS, "resolved",
+                                          DnsFound(("127.0.0.71", "127.0.0.72")))
+            task = asyncio.create_task(tcp.run(ctx))
+            conn = await until(lambda: accept(server), 5, "the first connection")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            conn.settimeout(5)
+            try:
+                assert conn.recv(1) == b""  # closed by us
+            except ConnectionResetError:
+                pass  # aborted: closed too
+            finally:
+                conn.close()
+
+        asyncio.run(go())
+
+
+def accept(server: socket.socket) -> socket.socket | None:
+    server.setblocking(False)
+    try:
+        return server.accept()[0]
+    except BlockingIOError:
+        return None
 
 
 def test_without_an_answer_from_dns_the_name_itself_is_dialled() -> None:
@@ -179,10 +224,14 @@ def test_silence_answered_on_another_port_is_a_filtered_port() -> None:
     assert took < 1.8  # the side probe ran beside the attempt, within its timeout
 
 
+# Port 80 of an address of this process's own (two test processes may run at once).
+MINE = f"127.{1 + os.getpid() % 250}.{os.getpid() // 250 % 256}.80"
+
+
 def can_bind_port_80() -> bool:
     try:
         with socket.socket() as sock:
-            sock.bind(("127.0.0.12", 80))
+            sock.bind((MINE, 80))
     except OSError:
         return False
     return True
@@ -192,13 +241,26 @@ def can_bind_port_80() -> bool:
 @pytest.mark.parametrize("api_port", [0, 80])
 def test_silence_on_port_80_too_is_a_host_that_does_not_answer(api_port: int) -> None:
     """Side probe on port 80 (on 443 when the API is on 80), dropped too: unreachable."""
-    address = "127.0.0.12"
     with sockets() as held:
-        port = silent(held, address, api_port)
-        silent(held, address, 443 if api_port == 80 else 80)
-        outcome, _, _ = connect((address,), port, timeout=1.0)
+        port = silent(held, MINE, api_port)
+        silent(held, MINE, 443 if api_port == 80 else 80)
+        outcome, _, _ = connect((MINE,), port, timeout=1.0)
     assert outcome.facts["host_answers"] is False
     assert found(outcome).other_port_answered is False
+
+
+@pytest.mark.skipif(not can_bind_port_80(), reason="binding port 80 needs root here")
+def test_a_side_port_that_connects_is_a_host_that_answers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with sockets() as held:
+        port = silent(held, MINE)
+        listening(held, MINE, 80)
+        with caplog.at_level(logging.INFO, "assure_doctor.tcp"):
+            outcome, _, _ = connect((MINE,), port, timeout=1.0)
+    assert outcome.facts["host_answers"] is True
+    [said] = [r for r in caplog.records if r.getMessage().startswith("Side probe ")]
+    assert said.getMessage() == f"Side probe {MINE} port 80: connected"
+    assert said.name == "assure_doctor.tcp"
 
 
 # --- several addresses ---------------------------------------------------------------------------
@@ -245,6 +307,45 @@ def test_a_family_whose_every_address_fails_is_named(broken: Family) -> None:
     assert tcp_found.failed_family is broken
 
 
+@needs_ipv6
+def test_the_failed_familys_worst_address_is_named_not_the_other_familys() -> None:
+    """IPv4: one refuses, one connects; IPv6 is silent: IPv6 failed, and is what is named."""
+    with sockets() as held:
+        port = refusing(held, "127.0.0.83")
+        listening(held, "127.0.0.84", port)
+        silent(held, "::1", port)
+        outcome, _, _ = connect(("127.0.0.83", "127.0.0.84", "::1"), port, timeout=5.0)
+    facts = outcome.facts
+    assert facts["failed_family"] is Family.IPV6
+    assert (facts["address"], facts["kind"]) == ("::1", ConnectKind.TIMEOUT)
+    assert facts["error"] == next(a.error for a in found(outcome).attempts if a.address == "::1")
+    assert outcome.condition is Condition.CONNECT_TIMEOUT
+    assert outcome.summary.startswith(f"IPv6 to {HOST} timed out (")
+
+
+@needs_ipv6
+def test_of_several_failed_addresses_of_a_family_the_most_telling_is_named() -> None:
+    with sockets() as held:
+        port = listening(held, "::1")
+        refusing(held, "127.0.0.85", port)
+        silent(held, "127.0.0.86", port)
+        outcome, _, _ = connect(("127.0.0.86", "127.0.0.85", "::1"), port, timeout=5.0)
+    assert outcome.facts["failed_family"] is Family.IPV4
+    assert (outcome.facts["address"], outcome.facts["kind"]) == ("127.0.0.85",
+                                                                 ConnectKind.REFUSED)
+
+
+@needs_ipv6
+def test_a_family_failing_otherwise_is_said_to_have_failed() -> None:
+    """A link-local IPv6 address without its interface: the kernel refuses the connect
+    itself (EINVAL), before any packet."""
+    with sockets() as held:
+        port = listening(held, "127.0.0.1")
+        outcome, _, _ = connect(("fe80::1", "127.0.0.1"), port, timeout=3.0)
+    assert outcome.facts["kind"] is ConnectKind.ERROR
+    assert outcome.summary.startswith(f"IPv6 to {HOST} failed (")
+
+
 def test_many_failures_make_one_short_line() -> None:
     addresses = tuple(f"127.0.0.{n}" for n in range(31, 36))
     with sockets() as held:
@@ -281,6 +382,7 @@ def test_the_next_address_starts_after_the_stagger_and_the_loser_gets_a_grace() 
                           f"{fast.ms:.0f} ms")
     assert 1.1 < took < 1.9  # 0.25 s of stagger, then 1 s of grace for the silent one
     assert outcome.status is Status.WARN and outcome.condition is Condition.CONNECT_TIMEOUT
+    assert found(outcome).other_port_answered is True  # a slow one: the side probe asked
 
 
 def test_a_failure_starts_the_next_address_at_once() -> None:
@@ -301,6 +403,11 @@ def test_addresses_of_the_other_family_only_are_no_address_to_connect_to() -> No
                                "127.0.0.3 and 2 more")
     assert outcome.facts == {"kind": ConnectKind.ERROR, "error": "no IPv6 address"}
     assert (found(outcome).address, found(outcome).port) == ("127.0.0.1", 9)
+
+
+def test_three_addresses_of_the_other_family_are_all_named() -> None:
+    outcome, _, _ = connect(("127.0.0.1", "127.0.0.2", "127.0.0.3"), 9, family=Family.IPV6)
+    assert outcome.summary == "no IPv6 address to connect to: 127.0.0.1, 127.0.0.2, 127.0.0.3"
 
 
 def test_the_family_asked_for_is_the_one_connected_to() -> None:

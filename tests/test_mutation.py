@@ -73,23 +73,44 @@ def test_a_count_in_a_regular_expression_is_no_placeholder() -> None:
     assert not any(text.startswith("placeholder {4}") for text in descriptions)
 
 
-def test_equivalents_are_listed_apart_and_left_out_of_the_rate(
+def test_named_mutants_are_listed_apart_and_the_rates_say_how_they_count(
         monkeypatch: pytest.MonkeyPatch) -> None:
     path = "assure_doctor/x.py"
     same = Mutant(path, 3, "1 -> 2", "", "LIMIT = 1")
-    alive = Mutant(path, 4, "Eq -> NotEq", "", "if a == b:")
-    dead = Mutant(path, 5, "delete the branch `if c:` (line 5)", "", "if c:")
-    stale = Mutant(path, 6, "True -> False", "", "FLAG = True")
+    far = Mutant(path, 4, "Is -> IsNot", "", "if route is None:")
+    alive = Mutant(path, 5, "Eq -> NotEq", "", "if a == b:")
+    dead = Mutant(path, 6, "delete the branch `if c:` (line 6)", "", "if c:")
+    stale = Mutant(path, 7, "True -> False", "", "FLAG = True")
+    others = [Mutant(path, 8 + n, f"{n} -> {n + 1}", "", f"N = {n}") for n in range(5)]
     monkeypatch.setitem(mutation.EQUIVALENT, path, {
         same.key: "one more changes nothing", stale.key: "claimed, but the tests kill it",
         ("gone", "no such line"): "a mutant that no longer exists"})
+    monkeypatch.setitem(mutation.UNREACHED, path, {far.key: "needs a route loopback lacks"})
     assert dead.key == ("delete the branch `if c:`", "if c:")  # no line number in the key
-    text = mutation.report([path], [(same, False), (alive, False), (dead, True),
-                                    (stale, True)])
-    assert f"{path:36}:    4 mutants,    2 killed,   1 survived,   1 equivalent (33.3%)" in text
+    text = mutation.report([path], [(same, False), (far, False), (alive, False), (dead, True),
+                                    (stale, True), *((m, True) for m in others)])
+    # 10 mutants, 1 equivalent: 9 counted; 2 of them alive (strict), 1 of 8 in reach
+    assert (f"{path:36}:   10 mutants,    7 killed,   1 survived,  1 unreached,   1 "
+            "equivalent (22.2%, 12.5% in reach)") in text
     assert f"  survived    {alive}  [if a == b:]" in text
+    assert f"  unreached   {far}: needs a route loopback lacks" in text
     assert f"  equivalent  {same}: one more changes nothing" in text
-    assert f"stale: named equivalent, but the tests kill it: {stale}" in text
-    assert "stale: named equivalent, but no such mutant: assure_doctor/x.py ('gone'" in text
-    assert text.endswith("survival rate: 33.3% of 3 mutants not named equivalent "
+    assert f"stale: named, but the tests kill it: {stale}" in text
+    assert "stale: named, but no such mutant: assure_doctor/x.py ('gone'" in text
+    assert text.endswith("survival rate: 22.2%, 12.5% in reach of 9 mutants not equivalent "
                          "(aim: under 10%)")
+
+
+def test_the_same_change_written_twice_on_a_line_is_numbered() -> None:
+    keys = [m.key for m in mutants_of("assure_doctor/probes/ping.py")
+            if m.where == "for number in range(1, ctx.options.attempts + 1):"]
+    assert ("1 -> 2", "for number in range(1, ctx.options.attempts + 1):") in keys
+    assert ("1 -> 2 (#2)", "for number in range(1, ctx.options.attempts + 1):") in keys
+    assert len(keys) == len(set(keys))
+
+
+def test_every_named_mutant_exists() -> None:
+    for table in (mutation.EQUIVALENT, mutation.UNREACHED):
+        for path, named in table.items():
+            keys = {m.key for m in mutants_of(path)}
+            assert set(named) <= keys, (path, set(named) - keys)
