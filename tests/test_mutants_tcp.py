@@ -161,6 +161,7 @@ def test_cancelled_it_leaves_no_connection_open() -> None:
                                           DnsFound(("127.0.0.71", "127.0.0.72")))
             task = asyncio.create_task(tcp.run(ctx))
             conn = await until(lambda: accept(server), 5, "the first connection")
+            assert conn is not None
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

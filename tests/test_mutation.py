@@ -7,7 +7,7 @@ import re
 import pytest
 
 from assure_doctor.kinds import CauseId, Condition
-from bench import mutation
+from bench import equivalents, mutation
 from bench.mutation import ROOT, Mutant, Workspace, mutants_of
 
 pytestmark = pytest.mark.slow  # the mutation runner: every mutant of three modules, and test runs
@@ -82,10 +82,10 @@ def test_named_mutants_are_listed_apart_and_the_rates_say_how_they_count(
     dead = Mutant(path, 6, "delete the branch `if c:` (line 6)", "", "if c:")
     stale = Mutant(path, 7, "True -> False", "", "FLAG = True")
     others = [Mutant(path, 8 + n, f"{n} -> {n + 1}", "", f"N = {n}") for n in range(5)]
-    monkeypatch.setitem(mutation.EQUIVALENT, path, {
+    monkeypatch.setitem(equivalents.EQUIVALENT, path, {
         same.key: "one more changes nothing", stale.key: "claimed, but the tests kill it",
         ("gone", "no such line"): "a mutant that no longer exists"})
-    monkeypatch.setitem(mutation.UNREACHED, path, {far.key: "needs a route loopback lacks"})
+    monkeypatch.setitem(equivalents.UNREACHED, path, {far.key: "needs a route loopback lacks"})
     assert dead.key == ("delete the branch `if c:`", "if c:")  # no line number in the key
     text = mutation.report([path], [(same, False), (far, False), (alive, False), (dead, True),
                                     (stale, True), *((m, True) for m in others)])
@@ -110,7 +110,7 @@ def test_the_same_change_written_twice_on_a_line_is_numbered() -> None:
 
 
 def test_every_named_mutant_exists() -> None:
-    for table in (mutation.EQUIVALENT, mutation.UNREACHED):
+    for table in (equivalents.EQUIVALENT, equivalents.UNREACHED):
         for path, named in table.items():
             keys = {m.key for m in mutants_of(path)}
             assert set(named) <= keys, (path, set(named) - keys)
