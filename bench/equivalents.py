@@ -253,6 +253,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                            for description in (
                                "a is not None and a.kind is ConnectKind.TIMEOUT: And -> Or",
                                "a.kind is ConnectKind.TIMEOUT: Is -> IsNot",
+                               "a is not None: IsNot -> Is",
                                "ConnectKind.TIMEOUT -> ConnectKind.REFUSED")),
                          ("delete the branch `if slow is None:`", "if slow is None:")],
                         "unreachable: when the side probe wakes (after half the timeout, 1 s "
@@ -261,9 +262,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                         "race has ended and cancelled the probe in the same loop turn"),
         ("swap ConnectKind.REFUSED and ConnectKind.RESET", "if result.ok or result.kind in "
          "(ConnectKind.REFUSED, ConnectKind.RESET):"): _MEMBERS,
+        ("swap ConnectKind.TIMEOUT and ConnectKind.UNREACHABLE", "return False if result.kind "
+         "in (ConnectKind.TIMEOUT, ConnectKind.UNREACHABLE) else None"): _MEMBERS,
         **dict.fromkeys(((description, 'return float("inf") if when is None else when')
                          for description in (
                              "float('inf') if when is None else when: always the if branch",
+                             "float('inf') if when is None else when: always the else branch",
                              "when is None: Is -> IsNot", "'inf' -> 'infX'")),
                         "every scope is an asyncio.timeout with a deadline: when() is never "
                         "None"),
@@ -363,6 +367,14 @@ UNREACHED: dict[str, dict[tuple[str, str], str]] = {
          "None"): _NEEDS_ROUTE,
         ("ConnectKind.UNREACHABLE -> ConnectKind.RESET", "return False if result.kind in "
          "(ConnectKind.TIMEOUT, ConnectKind.UNREACHABLE) else None"): _NEEDS_ROUTE,
+        ("delete ConnectKind.UNREACHABLE", "return False if result.kind in "
+         "(ConnectKind.TIMEOUT, ConnectKind.UNREACHABLE) else None"): _NEEDS_ROUTE,
+        ("delete entry ConnectKind.RESET: 'was reset'", '_VERBS = {ConnectKind.TIMEOUT: '
+         '"timed out", ConnectKind.REFUSED: "was refused",'): "a family whose every connect is "
+        "reset while being made: a race tests/test_reset_after_accept.py drives for one "
+        "address only, by blocking the loop",
+        ("ConnectKind.BLOCKED_LOCALLY -> ConnectKind.UNREACHABLE",
+         'ConnectKind.BLOCKED_LOCALLY: "is blocked on this machine"}'): _NEEDS_ROUTE,
         ("delete entry ConnectKind.UNREACHABLE: 'is unreachable'", '_VERBS = {'
          'ConnectKind.TIMEOUT: "timed out", ConnectKind.REFUSED: "was refused",'): _NEEDS_ROUTE,
         ("delete entry ConnectKind.BLOCKED_LOCALLY: 'is blocked on this machine'", '_VERBS = {'

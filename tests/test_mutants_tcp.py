@@ -251,6 +251,20 @@ def test_silence_on_port_80_too_is_a_host_that_does_not_answer(api_port: int) ->
 
 
 @pytest.mark.skipif(not can_bind_port_80(), reason="binding port 80 needs root here")
+def test_a_slow_address_beside_a_winner_is_still_probed_on_its_other_port() -> None:
+    """The silent address's port 80 is silent too: that answer is waited for (until the
+    timeout), though another address connected."""
+    winner = MINE.rsplit(".", 1)[0] + ".81"
+    with sockets() as held:
+        port = silent(held, MINE)
+        silent(held, MINE, 80)
+        listening(held, winner, port)
+        outcome, _, took = connect((MINE, winner), port, timeout=3.0)
+    assert outcome.status is Status.WARN and found(outcome).other_port_answered is False
+    assert took > 2.5
+
+
+@pytest.mark.skipif(not can_bind_port_80(), reason="binding port 80 needs root here")
 def test_a_side_port_that_connects_is_a_host_that_answers(
         caplog: pytest.LogCaptureFixture) -> None:
     with sockets() as held:
@@ -322,6 +336,18 @@ def test_the_failed_familys_worst_address_is_named_not_the_other_familys() -> No
     assert facts["error"] == next(a.error for a in found(outcome).attempts if a.address == "::1")
     assert outcome.condition is Condition.CONNECT_TIMEOUT
     assert outcome.summary.startswith(f"IPv6 to {HOST} timed out (")
+
+
+@needs_ipv6
+def test_a_family_with_one_address_working_has_not_failed() -> None:
+    with sockets() as held:
+        port = refusing(held, "127.0.0.87")
+        listening(held, "127.0.0.88", port)
+        listening(held, "::1", port)
+        outcome, _, _ = connect(("127.0.0.87", "127.0.0.88", "::1"), port, timeout=5.0)
+    assert outcome.status is Status.WARN and "failed_family" not in outcome.facts
+    assert found(outcome).failed_family is None
+    assert ", but 127.0.0.87:" in outcome.summary
 
 
 @needs_ipv6
