@@ -10,6 +10,17 @@ the tests fail on is killed; one they pass on survived: the tests would not have
 that wrong diagnosis. Prose (titles, advice sentences) is not mutated; the placeholders in it
 are.
 
+Decorators are not mutated: their options (a dataclass's `frozen`, a cache's size) are
+declarations that mypy holds the code to, not behaviour. A number or a boolean given as a
+keyword argument is described with its keyword (`timeout=1.0 -> 2.0`).
+
+Some mutants cannot change behaviour (the order of a cache key's parts, a branch no input
+takes); some change what the fast tests cannot reach (a route loopback lacks, a race no test
+can hold still). bench/equivalents.py names each (EQUIVALENT, UNREACHED), by module,
+description and source line, with the reason. They are listed apart; the equivalent are left
+out of the survival rate, the unreached count as survivors in its strict figure. A named one
+that the tests kill, or that no longer exists, is reported as stale.
+
 The worktree is never written: each worker has its own copy of the package and the tests.
 """
 
@@ -29,23 +40,63 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.equivalents import EQUIVALENT, UNREACHED
+
 ROOT = Path(__file__).resolve().parent.parent
-# Each module and the fast unit tests of it (a mutant runs only its module's tests).
+# Each module and the fast unit tests of it (a mutant runs only its module's tests): test
+# files or pytest node ids (`file::test`), in-process only, so that a mutant takes seconds.
 RANKING_TESTS = ("tests/test_ranking_full.py", "tests/test_ranking.py", "tests/test_advice.py")
 TESTS: dict[str, tuple[str, ...]] = {
     "assure_doctor/ranking.py": RANKING_TESTS,
     "assure_doctor/causes.py": RANKING_TESTS,
     "assure_doctor/probes/netclass.py": ("tests/test_netclass.py", "tests/test_pure.py"),
     "assure_doctor/probes/certinfo.py": ("tests/test_certinfo.py", "tests/test_pure.py"),
+    "assure_doctor/probes/dns.py": ("tests/test_dns_diagnosis.py", "tests/test_mutants_dns.py"),
+    "assure_doctor/probes/tcp.py": (
+        "tests/test_mutants_tcp.py", "tests/test_reset_after_accept.py",
+        *(f"tests/test_families.py::{name}" for name in (
+            "test_ipv6_refused_while_ipv4_works_is_a_warning_naming_ipv6",
+            "test_happy_order_interleaves_and_caps_each_family", "test_one_family_only",
+            "test_five_hundred_addresses_are_reported_but_only_a_few_connected_to"))),
+    "assure_doctor/probes/proxy.py": (
+        "tests/test_proxy_pure.py", "tests/test_mutants_proxy.py",
+        "tests/test_http1.py::test_connect_answers_are_read_by_the_codec",
+        "tests/test_http1.py::test_a_superscript_status_is_not_http_not_a_crash",
+        "tests/test_http1.py::test_five_thousand_schemes_are_cut_to_a_readable_few",
+        "tests/test_http1.py::test_an_error_page_title_is_read_within_its_caps"),
+    "assure_doctor/probes/tls.py": ("tests/test_mutants_tls.py",
+                                    "tests/test_reset_after_accept.py"),
+    "assure_doctor/probes/clock.py": (
+        "tests/test_pure.py", "tests/test_mutants_clock.py",
+        "tests/test_parsers.py::test_any_date_gives_a_clock_sample_or_none"),
+    "assure_doctor/probes/ping.py": (
+        "tests/test_pure.py", "tests/test_mutants_ping.py",
+        *(f"tests/test_parsers.py::{name}" for name in (
+            "test_retry_after_of_the_ping_survives_hostile_values",
+            "test_malformed_locations_still_classify", "test_any_response_classifies"))),
+    "assure_doctor/monitor/budget.py": ("tests/test_budget.py", "tests/test_budget_state.py",
+                                        "tests/test_mutants_budget.py"),
+    "assure_doctor/monitor/ledger.py": (
+        "tests/test_mutants_ledger.py",
+        *(f"tests/test_fleet.py::{name}" for name in (
+            "test_a_good_answer_is_read", "test_a_bad_answer_is_an_error_never_a_number",
+            "test_any_answer_is_read_or_refused_never_crashes",
+            "test_the_cap_is_the_customer_budget_less_the_other_sites",
+            "test_an_oversized_answer_is_refused", "test_the_spender_id_survives_a_restart")),
+        *(f"tests/test_ledger_answers.py::{name}" for name in (
+            "test_a_hostile_answer_is_a_ledger_error",
+            "test_brackets_inside_strings_are_no_nesting",
+            "test_any_bytes_are_rows_or_a_ledger_error",
+            "test_the_cap_falls_back_to_the_local_budget"))),
 }
 TIMEOUT = 60.0  # seconds for one mutant's test run; longer counts as killed (a hang)
 
 _ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum", "Flag", "IntFlag"})
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")  # a name, not a count (\d{4})
 _FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
     ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot,
@@ -61,9 +112,25 @@ class Mutant:
     line: int
     description: str
     source: str
+    where: str = ""  # the (first) source line it changes, stripped
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.description}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What names it in EQUIVALENT, whatever line it moves to: (description, where)."""
+        return re.sub(r" \(line \d+\)\Z", "", self.description), self.where
+
+    @property
+    def equivalent(self) -> str | None:
+        """Why it cannot change behaviour, when it is named as equivalent."""
+        return EQUIVALENT.get(self.path, {}).get(self.key)
+
+    @property
+    def unreached(self) -> str | None:
+        """Why the fast tests cannot reach what it changes, when it is named so."""
+        return UNREACHED.get(self.path, {}).get(self.key)
 
 
 # A mutation replaces fields of the node it was found on: field name -> new value.
@@ -121,6 +188,9 @@ def _skipped(tree: ast.AST) -> set[int]:
             under(node.annotation)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             under(node.returns)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:  # declarations (frozen, maxsize)
+                under(decorator)
         if isinstance(node, ast.JoinedStr):
             under(node)
         if isinstance(node, ast.Tuple | ast.List) and len(node.elts) > 1 \
@@ -270,15 +340,20 @@ def _branch_edits(node: ast.AST) -> Iterator[tuple[str, Edit]]:
 def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
     """Every mutant of one module, in source order."""
     source = (root / path).read_text()
+    lines = source.splitlines()
     tree = ast.parse(source)
     skip = _skipped(tree)
     scope = scope_of(tree, root)
+    keywords = {id(node.value): node.arg for node in ast.walk(tree)
+                if isinstance(node, ast.keyword) and node.arg is not None}
     unchanged = ast.unparse(tree)
     found: list[Mutant] = []
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         for description, edit in list(_edits(node, scope)):
+            if isinstance(node, ast.Constant) and id(node) in keywords:
+                description = f"{keywords[id(node)]}={description}"
             saved = {field: getattr(node, field) for field in edit}
             for field, value in edit.items():
                 setattr(node, field, value)
@@ -287,9 +362,17 @@ def mutants_of(path: str, root: Path = ROOT) -> list[Mutant]:
                 setattr(node, field, value)
             if text != unchanged:
                 line = re.search(r"\(line (\d+)\)\Z", description)
-                found.append(Mutant(path, int(line[1]) if line else getattr(node, "lineno", 0),
-                                    description, text))
-    return sorted(found, key=lambda mutant: mutant.line)
+                number = int(line[1]) if line else getattr(node, "lineno", 0)
+                where = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+                found.append(Mutant(path, number, description, text, where))
+    found.sort(key=lambda mutant: mutant.line)  # stable: a line's mutants in walk order
+    # The same change written the same way twice (`range(1, n + 1)`): the second is "(#2)".
+    seen: dict[tuple[str, str], int] = {}
+    for index, mutant in enumerate(found):
+        seen[mutant.key] = count = seen.get(mutant.key, 0) + 1
+        if count > 1:
+            found[index] = replace(mutant, description=f"{mutant.description} (#{count})")
+    return found
 
 
 class Workspace:
@@ -300,7 +383,10 @@ class Workspace:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(root / "assure_doctor", self.dir / "assure_doctor", ignore=ignore)
         (self.dir / "tests").mkdir()
-        for test in tests:
+        # The tests' helpers (tests.waiting, tests.conftest's functions), then the tests.
+        helpers = [p.relative_to(root).as_posix() for p in (root / "tests").glob("*.py")
+                   if not p.name.startswith("test_")]
+        for test in {*helpers, *(test.split("::")[0] for test in tests)}:
             shutil.copy2(root / test, self.dir / test)
 
     def passes(self, tests: Sequence[str], mutant: Mutant | None = None) -> bool:
@@ -314,7 +400,7 @@ class Workspace:
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                 "--noconftest", "--rootdir", str(self.dir), *tests],
+                 "--noconftest", "-m", "not slow", "--rootdir", str(self.dir), *tests],
                 cwd=self.dir, env=env, capture_output=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             return False
@@ -389,36 +475,69 @@ def main() -> None:
     everything = [mutant for path in args.files for mutant in mutants_of(path)]
     if args.list:
         for mutant in everything:
-            print(mutant)
+            print(f"{mutant}  [{mutant.where}]")
         return
     start = time.perf_counter()
     progress = Progress(len(everything))
 
-    def tests_of(mutant: Mutant) -> Sequence[str]:
-        return args.tests or TESTS.get(mutant.path) or everything_tests
+    def tests_of(path: str) -> Sequence[str]:
+        return args.tests or TESTS.get(path) or sorted(
+            {test for tests in TESTS.values() for test in tests})
 
     def run(mutant: Mutant) -> bool:
-        dead = killed(pool, mutant, tests_of(mutant))
+        dead = killed(pool, mutant, tests_of(mutant.path))
         progress.tick()
         return dead
 
-    everything_tests = args.tests or sorted({test for tests in TESTS.values() for test in tests})
-    with workspaces(args.workers, everything_tests) as pool, \
+    needed = sorted({test for path in args.files for test in tests_of(path)})
+    with workspaces(args.workers, needed) as pool, \
             ThreadPoolExecutor(args.workers) as executor:
         outcomes = list(executor.map(run, everything))
     seconds = time.perf_counter() - start
-    survivors = [mutant for mutant, dead in zip(everything, outcomes, strict=True) if not dead]
-    for path in args.files:
-        mine = [dead for mutant, dead in zip(everything, outcomes, strict=True)
-                if mutant.path == path]
-        print(f"{path:36}: {len(mine):4} mutants, {len(mine) - sum(mine):3} survived")
-    print(f"mutants {len(everything)}, killed {len(everything) - len(survivors)}, "
-          f"survived {len(survivors)}")
-    for mutant in survivors:
-        print(f"  survived  {mutant}")
-    rate = len(survivors) / len(everything) if everything else 0.0
-    print(f"survival rate: {rate:.1%} (aim: under 10%) in {seconds:.0f} s "
-          f"with {args.workers} workers")
+    print(report(args.files, list(zip(everything, outcomes, strict=True))))
+    print(f"in {seconds:.0f} s with {args.workers} workers")
+
+
+def report(files: Sequence[str], outcomes: Sequence[tuple[Mutant, bool]]) -> str:
+    """Per module: mutants, killed, survived, unreached and equivalent (bench/equivalents.py);
+    the survivors, the named ones with their reasons, stale names, and the survival rate of the
+    mutants not equivalent, strict (the unreached survive too) and of the tests' reach."""
+    def tally(mine: Sequence[tuple[Mutant, bool]]) -> tuple[int, int, int, int, str]:
+        alive = sum(1 for m, dead in mine if not dead and not (m.equivalent or m.unreached))
+        unreached = sum(1 for m, dead in mine if not dead and m.unreached)
+        same = sum(1 for m, dead in mine if not dead and m.equivalent)
+        counted = len(mine) - same
+        strict = (alive + unreached) / counted if counted else 0.0
+        reach = alive / (counted - unreached) if counted - unreached else 0.0
+        return (len(mine) - alive - unreached - same, alive, unreached, same,
+                f"{strict:.1%}, {reach:.1%} in reach")
+
+    lines = []
+    for path in files:
+        killed, alive, unreached, same, rates = tally([o for o in outcomes if o[0].path == path])
+        lines.append(f"{path:36}: {killed + alive + unreached + same:4} mutants, {killed:4} "
+                     f"killed, {alive:3} survived, {unreached:2} unreached, {same:3} "
+                     f"equivalent ({rates})")
+    killed, alive, unreached, same, rates = tally(outcomes)
+    lines.append(f"mutants {len(outcomes)}, killed {killed}, survived {alive}, unreached "
+                 f"{unreached}, equivalent {same}")
+    for m, dead in outcomes:
+        if not dead and not (m.equivalent or m.unreached):
+            lines.append(f"  survived    {m}  [{m.where}]")
+    lines.extend(f"  unreached   {m}: {m.unreached}" for m, dead in outcomes
+                 if not dead and m.unreached)
+    lines.extend(f"  equivalent  {m}: {m.equivalent}" for m, dead in outcomes
+                 if not dead and m.equivalent)
+    lines.extend(f"  stale: named, but the tests kill it: {m}" for m, dead in outcomes
+                 if dead and (m.equivalent or m.unreached))
+    seen = {(m.path, m.key) for m, _ in outcomes}
+    for path in files:
+        for key in (*EQUIVALENT.get(path, {}), *UNREACHED.get(path, {})):
+            if (path, key) not in seen:
+                lines.append(f"  stale: named, but no such mutant: {path} {key}")
+    lines.append(f"survival rate: {rates} of {len(outcomes) - same} mutants not equivalent "
+                 "(aim: under 10%)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -123,10 +123,15 @@ def test_a_reset_right_after_accept_is_the_tls_stages_in_every_run(
         assert tls.status == "fail", (run, tls.summary)
         assert tls.condition == "tls_handshake_failed", (run, tls.summary)
         assert tls.evidence["handshake"] == "reset", (run, tls.evidence)
+        # no certificate came: no anchor set verified it
+        assert tls.evidence["trust"] == {"certifi": False, "system": False, "ca_bundle": None}
         assert tls.causes[0].id == "firewall"
         assert report.diagnosis is not None and report.diagnosis.name == "tls"
         attempts = stages["tcp"].evidence["attempts"]
-        reset_at_connect += any("reset" in (a["error"] or "") for a in attempts)
+        reset = any("reset" in (a["error"] or "") for a in attempts)
+        reset_at_connect += reset
+        # the tcp stage names a reset it saw, leaving it to the tls stage's verdict
+        assert (", then reset right after connecting" in stages["tcp"].summary) is reset
     # The test drove the race it meant to: the connect itself saw the reset every time, or
     # never did.
     assert reset_at_connect == (RUNS if moment == "during_connect" else 0)
