@@ -277,17 +277,18 @@ def der_answer(issued: pki.Issued) -> bytes:
             + str(len(der)).encode() + b"\r\n\r\n" + der)
 
 
+@pytest.mark.parametrize("bundle", [True, False])
 def test_an_issuer_fetched_that_does_not_complete_the_chain_is_named(
-        caplog: pytest.LogCaptureFixture) -> None:
-    """It issued the certificate, but no store trusts the root above it."""
+        caplog: pytest.LogCaptureFixture, bundle: bool) -> None:
+    """It issued the certificate, but no store trusts the root above it (nor a bundle)."""
     root = pki.make_ca("Nobody's Root")
     issuing = pki.make_ca("Nobody's Issuing CA", root)
     with TlsServer(None, answer=der_answer(issuing)) as aia:
         url = f"http://127.0.0.1:{aia.port}/issuer.crt"
         with TlsServer(leaf(issuer=issuing, ca_issuers=url)) as server, \
                 caplog.at_level(logging.INFO, "assure_doctor.tls"):
-            outcome = asyncio.run(tls.run(tls_context(server.port,
-                                                      trust.load(str(server.bundle)))))
+            anchors = trust.load(str(server.bundle)) if bundle else trust.NO_BUNDLE
+            outcome = asyncio.run(tls.run(tls_context(server.port, anchors)))
     assert outcome.facts["kind"] is CertKind.UNKNOWN_ISSUER
     assert found(outcome).aia_url == url
     assert found(outcome).aia_error == "the chain completed with it does not verify either"
