@@ -31,15 +31,8 @@ _VERIFIED = ("a handshake that completed has its ssl_object, a certificate (whic
 _NO_ANCHOR = ("only the machine's store verified: certifi (+ --ca-bundle), which the links are "
               "judged against, holds no anchor for this chain, so its anchor is None either way")
 _READABLE = "certificates that were read once are read again: the None branch is never taken"
-_ANY = "whether any store verifies: the order they are asked in does not matter"
 _UNDATED = ("only a dated answer's times are read, and every dated answer is made with both "
             "set")
-_HTTPCORE_DEFAULT = "httpcore's default is the very value given"
-_ALPN = ("the verified connection negotiated http/1.1 (ALPN): httpcore speaks HTTP/1.1 over it "
-         "whatever it would otherwise allow")
-_DEADLINE_FIRST = ("the attempt's asyncio deadline starts first and lasts as long as httpcore's "
-                   "own timeouts, so it always ends a stalled connect or read before them: "
-                   "httpcore's ConnectTimeout and ReadTimeout are never raised here")
 _LAYOUT = ("the file's layout: JSON reads back the same however it is indented or ordered, and "
            "the check for a change renders both sides with the same to_json")
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
@@ -123,8 +116,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("ssl_object and ssl_object.cipher(): And -> Or",
          "cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else None"):
             _VERIFIED,
-        ("certinfo.describe(der) if der else None: always the if branch",
-         "info = certinfo.describe(der) if der else None"): _VERIFIED,
         ("drop anchor=judged.anchor if judged else None from TlsFound()",
          "found = TlsFound(verified=True, certificate=info, address=ctx.address,"): _NO_ANCHOR,
         ("judged.anchor if judged else None: always the else branch",
@@ -147,14 +138,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         ("relinked.anchor if relinked else None: always the if branch",
          "anchor=relinked.anchor if relinked else None,"): _READABLE,
         # (#2): the loop of _verifies_anywhere; _offline_verdicts's, written the same, comes first
-        ("swap anchors.certifi and anchors.system (#2)",
-         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
-        ("swap anchors.system and anchors.bundle (#2)",
-         "for context in (anchors.certifi, anchors.system, anchors.bundle):"): _ANY,
-        ("ssl_object.getpeercert(binary_form=True) if ssl...: always the if branch (#2)",
-         "der = ssl_object.getpeercert(binary_form=True) if ssl_object else None"): _VERIFIED,
-        ("certinfo.describe(der) if der else None: always the if branch",
-         "return (certinfo.describe(der) if der else None), chain"): _VERIFIED,
     },
     "assure_doctor/probes/ping.py": {
         ("500 -> 501", "LOCATION_LIMIT = 500"): _CAP,
@@ -170,65 +153,6 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
          "for connection in (ctx.found(ClockFound).connection, "
          "ctx.found(TlsFound).connection):"): "at most one of them is still live (the clock "
         "takes the tls stage's): the order they are tried in does not matter",
-        **dict.fromkeys(((description, "return httpcore.AsyncConnectionPool("
-                          "ssl_context=verified_with, max_connections=1,")
-                         for description in ("drop max_connections=1 from ()",
-                                             "max_connections=1 -> 2")),
-                        "one request at a time: the pool never holds a second connection"),
-        ("drop http1=True from ()", "return httpcore.AsyncConnectionPool("
-         "ssl_context=verified_with, max_connections=1,"): _HTTPCORE_DEFAULT,
-        ("drop http2=False from ()", "return httpcore.AsyncConnectionPool("
-         "ssl_context=verified_with, max_connections=1,"): _HTTPCORE_DEFAULT,
-        ("drop retries=0 from ()", "return httpcore.AsyncConnectionPool("
-         "ssl_context=verified_with, max_connections=1,"): _HTTPCORE_DEFAULT,
-        ("http1=True -> False", "http1=True, http2=False, retries=0,"): _ALPN,
-        ("http2=False -> True", "http1=True, http2=False, retries=0,"): _ALPN,
-        **dict.fromkeys([
-            ("drop extensions={'timeout': dict.fromkeys(('connect', 'read', '... from ()",
-             'async with pool.stream("GET", target.url, headers=_headers(ctx, key), '
-             "extensions={"),
-            ("delete entry 'timeout': dict.fromkeys(('connect', 'read', 'write', 'poo...",
-             'async with pool.stream("GET", target.url, headers=_headers(ctx, key), '
-             "extensions={"),
-            *((description, '"timeout": dict.fromkeys(("connect", "read", "write", "pool"), '
-               "timeout)},") for description in (
-                "'timeout' -> 'timeoutX'", "swap 'connect' and 'read'",
-                "swap 'read' and 'write'", "swap 'write' and 'pool'", "delete 'connect'",
-                "delete 'read'", "delete 'write'", "delete 'pool'")),
-            ("delete httpcore.TimeoutException", "except (httpcore.NetworkError, "
-             "httpcore.TimeoutException, httpcore.ProtocolError,"),
-            ("delete the branch `if isinstance(exc, httpcore.TimeoutException):`",
-             "if isinstance(exc, httpcore.TimeoutException):"),
-            ("drop error=error from Answer()",
-             "return Answer(ms, error=error, condition=Condition.HTTP_TIMEOUT)"),
-            ("drop condition=Condition.HTTP_TIMEOUT from Answer()",
-             "return Answer(ms, error=error, condition=Condition.HTTP_TIMEOUT)"),
-            ("Condition.HTTP_TIMEOUT -> Condition.HTTP_UNEXPECTED",
-             "return Answer(ms, error=error, condition=Condition.HTTP_TIMEOUT)"),
-            ("delete the branch `if isinstance(exc, httpcore.ConnectTimeout):`",
-             "if isinstance(exc, httpcore.ConnectTimeout):"),
-            *((description, "return Answer(ms, error=error, condition=Condition.CONNECT_TIMEOUT,")
-              for description in ("drop error=error from Answer()",
-                                  "drop condition=Condition.CONNECT_TIMEOUT from Answer()",
-                                  "drop facts=Facts(kind=ConnectKind.TIMEOUT) from Answer()",
-                                  "Condition.CONNECT_TIMEOUT -> Condition.TLS_CERTIFICATE_ERROR")),
-            *((description, "facts=Facts(kind=ConnectKind.TIMEOUT))")
-              for description in ("drop kind=ConnectKind.TIMEOUT from Facts()",
-                                  "ConnectKind.TIMEOUT -> ConnectKind.REFUSED")),
-        ], _DEADLINE_FIRST),
-        **dict.fromkeys(((description, "except (httpcore.NetworkError, "
-                          "httpcore.TimeoutException, httpcore.ProtocolError,")
-                         for description in (
-                             "swap httpcore.NetworkError and httpcore.TimeoutException",
-                             "swap httpcore.TimeoutException and httpcore.ProtocolError",
-                             "swap httpcore.ProtocolError and httpcore.UnsupportedProtocol")),
-                        _MEMBERS),
-        ("delete httpcore.UnsupportedProtocol", "except (httpcore.NetworkError, "
-         "httpcore.TimeoutException, httpcore.ProtocolError,"): "unreachable: the URL is "
-        "always https, which httpcore supports",
-        ("delete (b'Host', ctx.target.host_header.encode('ascii'))",
-         'return [(b"Host", ctx.target.host_header.encode("ascii")),'): "httpcore then sends "
-        "the URL's own Host, the very same value",
         ("1000 -> 1001", "return (time.perf_counter() - start) * 1000"): _MS,
         ("swap 401 and 403", "if status in (401, 403):"): _MEMBERS,
         ("swap 502 and 503", "gateway = status in (502, 503, 504)"): _MEMBERS,

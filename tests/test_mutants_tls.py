@@ -55,7 +55,7 @@ def fresh_trust_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 def unreadable_stores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Anchor stores that cannot be read as a list (Windows, macOS): each set is asked with a
     handshake of its own."""
-    monkeypatch.setattr(chaincheck, "store_of", lambda context: None)
+    monkeypatch.setattr(chaincheck, "store_of_pem", lambda pem: None)
 
 
 def found(outcome: Outcome) -> TlsFound:
@@ -594,8 +594,10 @@ def certifi_trusting(*anchors: pki.Issued) -> trust.Trust:
     """A trust whose certifi holds these anchors, as the real certifi holds the public
     roots that sign the API's certificate."""
     made = trust.Trust()
-    context = ssl.create_default_context(cafile=pem_file(*anchors))
-    made.__dict__["certifi"] = context  # the cached property, set before its first use
+    path = pem_file(*anchors)
+    context = ssl.create_default_context(cafile=path)
+    made.__dict__["certifi"] = context  # the cached properties, set before their first use
+    made.__dict__["certifi_pem"] = Path(path).read_bytes()
     return made
 
 
@@ -658,6 +660,7 @@ def test_a_bundle_that_does_not_verify_the_api_alone_is_said_so(
             leaf(), sandbox_intermediate()) as server, caplog.at_level(logging.INFO):
         anchors = trust.load(pem_file(inspection_ca()))
         anchors.__dict__["certifi"] = certifi_trusting(sandbox_ca()).certifi
+        anchors.__dict__["certifi_pem"] = certifi_trusting(sandbox_ca()).certifi_pem
         anchors.__dict__["strict"] = ssl.create_default_context(
             cafile=pem_file(sandbox_ca(), inspection_ca()))
         outcome = asyncio.run(tls.run(tls_context(server.port, anchors)))
@@ -675,10 +678,10 @@ def test_a_bundle_that_cannot_be_read_as_a_list_is_asked_by_a_handshake(
             leaf(), sandbox_intermediate()) as server:
         anchors = trust.load(str(server.bundle))
         anchors.__dict__["certifi"] = certifi_trusting(sandbox_ca()).certifi
-        readable = chaincheck.store_of
-        monkeypatch.setattr(chaincheck, "store_of",
-                            lambda context: None if context is anchors.bundle else readable(
-                                context))
+        anchors.__dict__["certifi_pem"] = certifi_trusting(sandbox_ca()).certifi_pem
+        readable = chaincheck.store_of_pem
+        monkeypatch.setattr(chaincheck, "store_of_pem",
+                            lambda pem: None if pem is anchors.ca_pem else readable(pem))
         outcome = asyncio.run(tls.run(tls_context(server.port, anchors)))
     assert found(outcome).trust == TrustVerdicts(certifi=True, system=False, ca_bundle=True)
 
