@@ -43,6 +43,7 @@ from assure_doctor.sandbox.stack import (
     sandbox_intermediate,
 )
 from tests.stages import TlsServer, context, leaf, run, sandbox, stages, tls_context
+from tests.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -707,7 +708,9 @@ def test_through_a_proxy_the_handshake_upgrades_the_proxy_stages_tunnel(
         with caplog.at_level(logging.INFO, "assure_doctor.tls"):
             outcome = run(ctx, "dns", "tcp", "proxy", "tls")
         tunnels = len(api.proxy.log.connects)
-        connections = api.traffic.connections
+        # The server counts a connection once its side of the handshake is done, which may
+        # come after ours: wait for it, then for nothing more.
+        connections = wait_until(lambda: api.traffic.connections, 5, "the API's connection")
     assert outcome.status is Status.PASS
     assert connections == 1 and tunnels == 1  # the tunnel the proxy stage opened, upgraded
     assert any(f"via {proxy_url}" in r.getMessage() for r in caplog.records)
